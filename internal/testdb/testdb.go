@@ -1,0 +1,83 @@
+// Package testdb gives tests a fresh, empty app database on each engine.
+package testdb
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/handoff-telehealth/handoff/store"
+)
+
+// PostgresAdminEnv names the variable holding a DSN with the right to create
+// databases; the default is the machine's local PostgreSQL.
+const PostgresAdminEnv = "HANDOFF_TEST_POSTGRES"
+
+const defaultAdminDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// AdminDSN is the DSN tests use to create their databases.
+func AdminDSN() string {
+	if v := os.Getenv(PostgresAdminEnv); v != "" {
+		return v
+	}
+	return defaultAdminDSN
+}
+
+// PostgresDSN creates an empty database for this test and drops it after.
+func PostgresDSN(t testing.TB) string {
+	t.Helper()
+	ctx := context.Background()
+	admin, err := store.Open(ctx, AdminDSN())
+	if err != nil {
+		t.Fatalf("PostgreSQL for tests is not reachable (set %s): %v", PostgresAdminEnv, err)
+	}
+	name := "handoff_test_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
+	if err := admin.Exec(`CREATE DATABASE ` + name).Error; err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`).Error
+		_ = admin.Close()
+	})
+	u, err := url.Parse(AdminDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// SQLiteDSN is a SQLite file in the test's temporary directory.
+func SQLiteDSN(t testing.TB) string {
+	return "sqlite:" + filepath.Join(t.TempDir(), "handoff.db")
+}
+
+// Engines runs fn once per engine, as subtests named after it.
+func Engines(t *testing.T, fn func(t *testing.T, dsn string)) {
+	for _, e := range []struct {
+		name string
+		dsn  func(testing.TB) string
+	}{{"postgres", PostgresDSN}, {"sqlite", SQLiteDSN}} {
+		t.Run(e.name, func(t *testing.T) { fn(t, e.dsn(t)) })
+	}
+}
+
+// Open opens and migrates a fresh database on the given DSN.
+func Open(t testing.TB, dsn string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(fmt.Errorf("migrate: %w", err))
+	}
+	return db
+}

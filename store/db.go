@@ -1,0 +1,127 @@
+// Package store holds Handoff's own data: clinics, users, rooms, the visit
+// projection, calls, app sessions, the audit trail and the event outbox.
+// The same schema runs on PostgreSQL (production, tests) and on a pure-Go
+// SQLite file (the embedded default of `handoff dev`).
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Dialect names the SQL engine behind a DSN.
+type Dialect string
+
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// DB is the app database with the dialect it speaks.
+type DB struct {
+	*gorm.DB
+	Dialect Dialect
+}
+
+// ParseDSN tells which engine a DSN is for and the driver-level DSN to open.
+// Accepted: postgres://… or postgresql://…, and sqlite:PATH.
+func ParseDSN(dsn string) (Dialect, string, error) {
+	switch {
+	case dsn == "":
+		return "", "", errors.New("no database configured: set --db or HANDOFF_DB")
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		if _, err := url.Parse(dsn); err != nil {
+			return "", "", fmt.Errorf("database DSN is not a valid URL: %w", err)
+		}
+		return Postgres, dsn, nil
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		if path == "" {
+			return "", "", errors.New("sqlite DSN names no file: use sqlite:PATH")
+		}
+		// Foreign keys are off by default in SQLite; WAL lets readers run beside
+		// the writer; busy_timeout turns lock contention into waiting, not errors.
+		return SQLite, "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)", nil
+	default:
+		return "", "", fmt.Errorf("database DSN %q is neither postgres://… nor sqlite:PATH", Redact(dsn))
+	}
+}
+
+// Redact hides the password of a DSN so it can be printed.
+func Redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// Open connects to the database named by dsn and checks that it answers.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	dialect, driverDSN, err := ParseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	var dialector gorm.Dialector
+	switch dialect {
+	case Postgres:
+		dialector = postgres.Open(driverDSN)
+	case SQLite:
+		dir := filepath.Dir(strings.TrimPrefix(dsn, "sqlite:"))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("cannot create the directory of the SQLite database: %w", err)
+		}
+		dialector = sqlite.Open(driverDSN)
+	}
+	gdb, err := gorm.Open(dialector, &gorm.Config{
+		Logger:                 logger.Discard, // queries carry patient data; never log them
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+		TranslateError:         true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect to %s database %s: %w", dialect, Redact(dsn), err)
+	}
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		return nil, err
+	}
+	if dialect == SQLite {
+		// One writer at a time is all SQLite allows; a single connection keeps
+		// writers from failing with SQLITE_BUSY under load.
+		sqlDB.SetMaxOpenConns(1)
+	} else {
+		sqlDB.SetMaxOpenConns(20)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := sqlDB.PingContext(pingCtx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("cannot connect to %s database %s: %w", dialect, Redact(dsn), err)
+	}
+	return &DB{DB: gdb, Dialect: dialect}, nil
+}
+
+// Close releases the connection pool.
+func (db *DB) Close() error {
+	sqlDB, err := db.DB.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}

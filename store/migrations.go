@@ -1,0 +1,228 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// migration is one versioned step of the schema. Statements are written once
+// for both engines: {{serial}} and {{ts}} become each engine's own types.
+// Engine-only statements (triggers) go in postgres / sqlite.
+type migration struct {
+	version  int
+	name     string
+	both     []string
+	postgres []string
+	sqlite   []string
+}
+
+var migrations = []migration{
+	{
+		version: 1,
+		name:    "clinics, users, rooms, visits, calls, apps, audit, outbox",
+		both: []string{
+			`CREATE TABLE clinics (
+				id VARCHAR(36) PRIMARY KEY,
+				name VARCHAR(200) NOT NULL UNIQUE,
+				plan VARCHAR(16) NOT NULL CHECK (plan IN ('free', 'pro', 'premium')),
+				created_at {{ts}} NOT NULL
+			)`,
+			`CREATE TABLE users (
+				id VARCHAR(36) PRIMARY KEY,
+				clinic_id VARCHAR(36) NOT NULL REFERENCES clinics (id),
+				email VARCHAR(320) NOT NULL UNIQUE,
+				display_name VARCHAR(200) NOT NULL,
+				role VARCHAR(16) NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'staff')),
+				password_hash VARCHAR(200) NOT NULL,
+				created_at {{ts}} NOT NULL,
+				UNIQUE (id, clinic_id)
+			)`,
+			// A personal room has an owner, a shared room has members instead.
+			// (id, clinic_id) is unique so that rows pointing at a room can also
+			// prove, in the database, that the room is of their clinic.
+			`CREATE TABLE rooms (
+				id VARCHAR(36) PRIMARY KEY,
+				clinic_id VARCHAR(36) NOT NULL REFERENCES clinics (id),
+				kind VARCHAR(16) NOT NULL CHECK (kind IN ('personal', 'shared')),
+				name VARCHAR(200) NOT NULL,
+				slug VARCHAR(80) NOT NULL UNIQUE CHECK (slug <> ''),
+				owner_id VARCHAR(36),
+				created_at {{ts}} NOT NULL,
+				deleted_at {{ts}},
+				UNIQUE (id, clinic_id),
+				FOREIGN KEY (owner_id, clinic_id) REFERENCES users (id, clinic_id),
+				CHECK ((kind = 'personal' AND owner_id IS NOT NULL) OR (kind = 'shared' AND owner_id IS NULL))
+			)`,
+			`CREATE UNIQUE INDEX rooms_one_personal_room_per_owner ON rooms (owner_id) WHERE kind = 'personal'`,
+			`CREATE TABLE room_members (
+				room_id VARCHAR(36) NOT NULL REFERENCES rooms (id),
+				user_id VARCHAR(36) NOT NULL REFERENCES users (id),
+				PRIMARY KEY (room_id, user_id)
+			)`,
+			`CREATE TABLE calls (
+				id VARCHAR(36) PRIMARY KEY,
+				clinic_id VARCHAR(36) NOT NULL,
+				room_id VARCHAR(36) NOT NULL,
+				kind VARCHAR(16) NOT NULL CHECK (kind IN ('one_to_one', 'group')),
+				media_node VARCHAR(200) NOT NULL DEFAULT '',
+				started_at {{ts}} NOT NULL,
+				ended_at {{ts}},
+				FOREIGN KEY (room_id, clinic_id) REFERENCES rooms (id, clinic_id)
+			)`,
+			// One row per visit with a single room_id: a visit is in exactly one
+			// room at any time, and that room is of the visit's clinic.
+			`CREATE TABLE visits (
+				id VARCHAR(36) PRIMARY KEY,
+				clinic_id VARCHAR(36) NOT NULL,
+				room_id VARCHAR(36) NOT NULL,
+				state VARCHAR(16) NOT NULL CHECK (state IN ('waiting', 'in_call', 'transferring', 'ended')),
+				patient_name VARCHAR(200) NOT NULL CHECK (patient_name <> ''),
+				token_hash VARCHAR(64) NOT NULL UNIQUE,
+				checked_in_at {{ts}} NOT NULL,
+				call_id VARCHAR(36) REFERENCES calls (id),
+				transferred_by_id VARCHAR(36) REFERENCES users (id),
+				transferred_from_room_id VARCHAR(36) REFERENCES rooms (id),
+				transfer_note VARCHAR(500) NOT NULL DEFAULT '',
+				transfers INTEGER NOT NULL DEFAULT 0 CHECK (transfers >= 0),
+				ended_at {{ts}},
+				end_reason VARCHAR(32) NOT NULL DEFAULT '',
+				updated_at {{ts}} NOT NULL,
+				FOREIGN KEY (room_id, clinic_id) REFERENCES rooms (id, clinic_id),
+				CHECK (state <> 'in_call' OR call_id IS NOT NULL),
+				CHECK ((state = 'ended') = (ended_at IS NOT NULL))
+			)`,
+			`CREATE INDEX visits_waiting_by_room ON visits (room_id, checked_in_at) WHERE state <> 'ended'`,
+			`CREATE TABLE app_sessions (
+				id VARCHAR(36) PRIMARY KEY,
+				call_id VARCHAR(36) NOT NULL REFERENCES calls (id),
+				app VARCHAR(40) NOT NULL,
+				data TEXT,
+				opened_by_id VARCHAR(36) NOT NULL REFERENCES users (id),
+				opened_at {{ts}} NOT NULL,
+				closed_at {{ts}},
+				CHECK (closed_at IS NULL OR data IS NULL)
+			)`,
+			`CREATE INDEX app_sessions_open_by_call ON app_sessions (call_id) WHERE closed_at IS NULL`,
+			`CREATE TABLE audit_events (
+				id {{serial}},
+				clinic_id VARCHAR(36) NOT NULL REFERENCES clinics (id),
+				at {{ts}} NOT NULL,
+				actor_kind VARCHAR(16) NOT NULL CHECK (actor_kind IN ('user', 'patient', 'system')),
+				actor_id VARCHAR(36) NOT NULL,
+				action VARCHAR(64) NOT NULL,
+				visit_id VARCHAR(36),
+				room_id VARCHAR(36),
+				target_room_id VARCHAR(36),
+				detail TEXT NOT NULL DEFAULT ''
+			)`,
+			`CREATE INDEX audit_events_by_clinic ON audit_events (clinic_id, id)`,
+			`CREATE TABLE events (
+				id {{serial}},
+				clinic_id VARCHAR(36) NOT NULL REFERENCES clinics (id),
+				type VARCHAR(64) NOT NULL,
+				visit_id VARCHAR(36),
+				room_id VARCHAR(36),
+				payload TEXT NOT NULL,
+				created_at {{ts}} NOT NULL
+			)`,
+			`CREATE INDEX events_by_clinic ON events (clinic_id, id)`,
+		},
+		postgres: []string{
+			`CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				RAISE EXCEPTION 'audit_events is append-only: % refused', TG_OP;
+			END
+			$$`,
+			`CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
+				FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()`,
+			`CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+				FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()`,
+		},
+		sqlite: []string{
+			`CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+				BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: UPDATE refused'); END`,
+			`CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+				BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: DELETE refused'); END`,
+		},
+	},
+}
+
+// LatestVersion is the schema version this build expects.
+func LatestVersion() int { return migrations[len(migrations)-1].version }
+
+func (m migration) statements(d Dialect) []string {
+	serial, ts := "BIGSERIAL PRIMARY KEY", "TIMESTAMPTZ"
+	extra := m.postgres
+	if d == SQLite {
+		// AUTOINCREMENT: ids are never reused, so event ids only grow.
+		serial, ts, extra = "INTEGER PRIMARY KEY AUTOINCREMENT", "TIMESTAMP", m.sqlite
+	}
+	r := strings.NewReplacer("{{serial}}", serial, "{{ts}}", ts)
+	out := make([]string, 0, len(m.both)+len(extra))
+	for _, s := range m.both {
+		out = append(out, r.Replace(s))
+	}
+	return append(out, extra...)
+}
+
+// SchemaVersion reports the highest applied migration (0 on an empty database).
+func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
+	if !db.Migrator().HasTable("schema_migrations") {
+		return 0, nil
+	}
+	var v int
+	err := db.WithContext(ctx).Raw(`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v).Error
+	return v, err
+}
+
+// Migrate applies every migration not yet applied, each in its own
+// transaction, and returns the versions it applied. Several processes may
+// call it at once: on Postgres an advisory lock lets one of them do the work.
+func (db *DB) Migrate(ctx context.Context) ([]int, error) {
+	var applied []int
+	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if db.Dialect == Postgres {
+			if err := tx.Exec(`SELECT pg_advisory_xact_lock(7283461)`).Error; err != nil {
+				return fmt.Errorf("taking the migration lock: %w", err)
+			}
+		}
+		if err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+			version INTEGER PRIMARY KEY,
+			name VARCHAR(200) NOT NULL,
+			applied_at ` + map[Dialect]string{Postgres: "TIMESTAMPTZ", SQLite: "TIMESTAMP"}[db.Dialect] + ` NOT NULL
+		)`).Error; err != nil {
+			return fmt.Errorf("creating schema_migrations: %w", err)
+		}
+		var current int
+		if err := tx.Raw(`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current).Error; err != nil {
+			return err
+		}
+		if current > LatestVersion() {
+			return fmt.Errorf("database schema is at version %d, newer than this build knows (%d): upgrade handoff", current, LatestVersion())
+		}
+		for _, m := range migrations {
+			if m.version <= current {
+				continue
+			}
+			for _, stmt := range m.statements(db.Dialect) {
+				if err := tx.Exec(stmt).Error; err != nil {
+					return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+				}
+			}
+			if err := tx.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+				m.version, m.name, time.Now().UTC()).Error; err != nil {
+				return err
+			}
+			applied = append(applied, m.version)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return applied, nil
+}

@@ -1,0 +1,157 @@
+package store
+
+import "time"
+
+// Plan is a clinic's subscription; transfer and shared rooms need Premium.
+type Plan string
+
+const (
+	PlanFree    Plan = "free"
+	PlanPro     Plan = "pro"
+	PlanPremium Plan = "premium"
+)
+
+// Role is what a user is in its clinic. Every role may transfer.
+type Role string
+
+const (
+	RoleOwner  Role = "owner"
+	RoleAdmin  Role = "admin"
+	RoleMember Role = "member"
+	RoleStaff  Role = "staff"
+)
+
+// RoomKind tells a provider's own room from a room shared by its members.
+type RoomKind string
+
+const (
+	RoomPersonal RoomKind = "personal"
+	RoomShared   RoomKind = "shared"
+)
+
+// VisitState is the projection of the visit workflow's state machine.
+type VisitState string
+
+const (
+	VisitWaiting      VisitState = "waiting"
+	VisitInCall       VisitState = "in_call"
+	VisitTransferring VisitState = "transferring"
+	VisitEnded        VisitState = "ended"
+)
+
+// CallKind is 1:1 or group.
+type CallKind string
+
+const (
+	CallOneToOne CallKind = "one_to_one"
+	CallGroup    CallKind = "group"
+)
+
+// Clinic is a tenant: users, rooms and visits all belong to exactly one.
+type Clinic struct {
+	ID        string `gorm:"primaryKey"`
+	Name      string
+	Plan      Plan
+	CreatedAt time.Time
+}
+
+// User is a provider or staff member who signs in to the dashboard.
+type User struct {
+	ID           string `gorm:"primaryKey"`
+	ClinicID     string
+	Email        string
+	DisplayName  string
+	Role         Role
+	PasswordHash string
+	CreatedAt    time.Time
+}
+
+// Room is a place patients wait in and are seen from: a provider's personal
+// room, or a shared room whose members act for it.
+type Room struct {
+	ID        string `gorm:"primaryKey"`
+	ClinicID  string
+	Kind      RoomKind
+	Name      string
+	Slug      string
+	OwnerID   *string
+	CreatedAt time.Time
+	DeletedAt *time.Time
+}
+
+// RoomMember gives a user access to a shared room.
+type RoomMember struct {
+	RoomID string `gorm:"primaryKey"`
+	UserID string `gorm:"primaryKey"`
+}
+
+// Visit is the database projection of one visit workflow: lists are read
+// from here, never from workflow queries. A visit has exactly one room.
+type Visit struct {
+	ID                    string `gorm:"primaryKey"`
+	ClinicID              string
+	RoomID                string
+	State                 VisitState
+	PatientName           string
+	TokenHash             string
+	CheckedInAt           time.Time
+	CallID                *string
+	TransferredByID       *string
+	TransferredFromRoomID *string
+	TransferNote          string
+	Transfers             int
+	EndedAt               *time.Time
+	EndReason             string
+	UpdatedAt             time.Time
+}
+
+// Call is a video call on one media node.
+type Call struct {
+	ID        string `gorm:"primaryKey"`
+	ClinicID  string
+	RoomID    string
+	Kind      CallKind
+	MediaNode string
+	StartedAt time.Time
+	EndedAt   *time.Time
+}
+
+// AppSession is an app (shared notes, payment request…) open in a call. Its
+// Data is the session's own data: discarded when the app closes, never handed
+// to another provider.
+type AppSession struct {
+	ID         string `gorm:"primaryKey"`
+	CallID     string
+	App        string
+	Data       *string
+	OpenedByID string
+	OpenedAt   time.Time
+	ClosedAt   *time.Time
+}
+
+// AuditEvent is one append-only row of the audit trail. The database refuses
+// updates and deletes of this table.
+type AuditEvent struct {
+	ID           int64 `gorm:"primaryKey;autoIncrement"`
+	ClinicID     string
+	At           time.Time
+	ActorKind    string
+	ActorID      string
+	Action       string
+	VisitID      *string
+	RoomID       *string
+	TargetRoomID *string
+	Detail       string
+}
+
+// Event is a row of the outbox: stored first, then fanned out to live
+// streams. Its ID increases monotonically and is the SSE event id.
+type Event struct {
+	ID        int64 `gorm:"primaryKey;autoIncrement"`
+	ClinicID  string
+	Type      string
+	VisitID   *string
+	RoomID    *string
+	Payload   string
+	CreatedAt time.Time
+}
