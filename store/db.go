@@ -14,10 +14,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/glebarez/sqlite"
 	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
 )
 
 // Dialect names the SQL engine behind a DSN.
@@ -85,7 +86,9 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("cannot create the directory of the SQLite database: %w", err)
 		}
-		dialector = sqlite.Open(driverDSN)
+		// GORM's SQLite dialect over modernc's pure-Go driver: the same driver the
+		// embedded Temporal server registers, so both share one registration.
+		dialector = sqlite.New(sqlite.Config{DriverName: "sqlite", DSN: driverDSN})
 	}
 	gdb, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 logger.Discard, // queries carry patient data; never log them
@@ -124,4 +127,13 @@ func (db *DB) Close() error {
 		return err
 	}
 	return sqlDB.Close()
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	sqlDB, err := db.DB.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
 }

@@ -1,0 +1,183 @@
+//go:build !production
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/handoff-telehealth/handoff/api"
+	"github.com/handoff-telehealth/handoff/config"
+	"github.com/handoff-telehealth/handoff/devserver"
+	"github.com/handoff-telehealth/handoff/internal/httpx"
+	"github.com/handoff-telehealth/handoff/media"
+	"github.com/handoff-telehealth/handoff/store"
+	"github.com/handoff-telehealth/handoff/temporalx"
+)
+
+const devSummary = "run all of Handoff in one process: embedded Temporal + UI, API, worker, media, demo data"
+
+type devSettings struct {
+	dataDir, host, namespace          string
+	apiPort, mediaPort, tPort, uiPort int
+	db                                config.Database
+}
+
+func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	started := time.Now()
+	fs := config.NewFlagSet("dev", devSummary, stdout)
+	var s devSettings
+	fs.StringVar(&s.dataDir, "data-dir", ".handoff", "directory for the Temporal and app SQLite files and logs; visits survive restarts")
+	fs.StringVar(&s.host, "host", "127.0.0.1", "address every server binds to")
+	fs.IntVar(&s.apiPort, "api-port", 8080, "port of the API and the web pages")
+	fs.IntVar(&s.mediaPort, "media-port", 8081, "port of the media server")
+	fs.IntVar(&s.tPort, "temporal-port", 7233, "port of the embedded Temporal frontend (gRPC)")
+	fs.IntVar(&s.uiPort, "ui-port", 8233, "port of the Temporal UI")
+	fs.StringVar(&s.namespace, "temporal-namespace", "default", "Temporal namespace of the visits")
+	s.db.Register(fs, "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+
+	dataDir, err := prepareDataDir(s.dataDir)
+	if err != nil {
+		return err
+	}
+	unlock, err := lockDataDir(dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if s.db.DSN == "" {
+		s.db.DSN = "sqlite:" + filepath.Join(dataDir, "handoff.db")
+	}
+
+	// Take our own ports now, and check Temporal's, so that a port in use is
+	// one clear message before anything starts.
+	apiL, err := httpx.Listen(hostPort(s.host, s.apiPort), "--api-port / "+config.EnvName("api-port"))
+	if err != nil {
+		return err
+	}
+	defer apiL.Close()
+	mediaL, err := httpx.Listen(hostPort(s.host, s.mediaPort), "--media-port / "+config.EnvName("media-port"))
+	if err != nil {
+		return err
+	}
+	defer mediaL.Close()
+	for port, setting := range map[int]string{s.tPort: "temporal-port", s.uiPort: "ui-port"} {
+		l, err := httpx.Listen(hostPort(s.host, port), "--"+setting+" / "+config.EnvName(setting))
+		if err != nil {
+			return err
+		}
+		_ = l.Close()
+	}
+
+	db, err := store.Open(ctx, s.db.DSN)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		return err
+	}
+	if _, err := db.SeedDemo(ctx); err != nil {
+		return fmt.Errorf("seeding demo data: %w", err)
+	}
+
+	apiURL := "http://" + hostPort(s.host, s.apiPort)
+	temporal, err := devserver.Start(ctx, devserver.Options{
+		DataDir: dataDir, Host: s.host, Port: s.tPort, UIPort: s.uiPort, Namespace: s.namespace,
+	})
+	if err != nil {
+		return err
+	}
+	defer temporal.Stop()
+
+	c, err := temporalx.Dial(ctx, config.Temporal{Address: temporal.Address(), Namespace: s.namespace}, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := temporalx.EnsureSearchAttributes(ctx, c, s.namespace); err != nil {
+		return err
+	}
+
+	printDevBanner(stdout, s, dataDir, apiURL, temporal, time.Since(started))
+	err = runAll(ctx,
+		func(ctx context.Context) error {
+			return httpx.Serve(ctx, apiL, api.NewRouter(api.Deps{DB: db, Temporal: c, Logger: logger}))
+		},
+		func(ctx context.Context) error { return httpx.Serve(ctx, mediaL, media.NewServer().Handler()) },
+		func(ctx context.Context) error { return runVisitWorker(ctx, c, db, logger) },
+	)
+	fmt.Fprintln(stdout, "Handoff stopped.")
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
+
+// prepareDataDir makes the directory and proves it writable.
+func prepareDataDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return "", fmt.Errorf("data directory %s cannot be created: %w (choose another with --data-dir / %s)", abs, err, config.EnvName("data-dir"))
+	}
+	probe, err := os.CreateTemp(abs, ".write-check-*")
+	if err != nil {
+		return "", fmt.Errorf("data directory %s is not writable: %w (choose another with --data-dir / %s)", abs, err, config.EnvName("data-dir"))
+	}
+	_ = probe.Close()
+	_ = os.Remove(probe.Name())
+	return abs, nil
+}
+
+// lockDataDir keeps a second `handoff dev` off the same SQLite files.
+func lockDataDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "handoff.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("data directory %s is not writable: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("data directory %s is in use by another handoff dev; stop it or choose another --data-dir", dir)
+	}
+	return func() { _ = f.Close() }, nil
+}
+
+func printDevBanner(w io.Writer, s devSettings, dataDir, apiURL string, t *devserver.Server, took time.Duration) {
+	fmt.Fprintf(w, "\nHandoff is running (ready in %s; data in %s)\n\n", took.Round(10*time.Millisecond), dataDir)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  Web pages\t%s/\n", apiURL)
+	fmt.Fprintf(tw, "  API\t%s/api/v1\n", apiURL)
+	fmt.Fprintf(tw, "  Health\t%s/healthz  %s/readyz\n", apiURL, apiURL)
+	fmt.Fprintf(tw, "  Media server\thttp://%s\n", hostPort(s.host, s.mediaPort))
+	fmt.Fprintf(tw, "  Temporal UI\t%s\n", t.UIURL())
+	fmt.Fprintf(tw, "  Temporal gRPC\t%s (namespace %s)\n", t.Address(), s.namespace)
+	fmt.Fprintf(tw, "  App database\t%s\n", store.Redact(s.db.DSN))
+	_ = tw.Flush()
+	fmt.Fprintf(w, "\nDemo logins (password %q):\n", store.DemoPassword)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range store.Demo {
+		for _, u := range c.Users {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s (%s)\n", u.Email, u.Name, u.Role, c.Name, c.Plan)
+		}
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "\nPress Ctrl-C to stop.\n")
+}

@@ -1,0 +1,68 @@
+// Command handoff runs Handoff: `handoff dev` for everything in one process,
+// or `handoff api|worker|media` as separate processes of a real cluster.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error
+}
+
+var commands = []command{
+	{"dev", devSummary, runDev},
+	{"api", apiSummary, runAPI},
+	{"worker", workerSummary, runWorker},
+	{"media", mediaSummary, runMedia},
+	{"migrate", migrateSummary, runMigrate},
+	{"temporal-setup", temporalSetupSummary, runTemporalSetup},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "Handoff: virtual visits with live transfer of patients between providers.\n\nUsage: handoff <command> [flags]\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-15s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun `handoff <command> --help` for the settings of a command.\n")
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		err := c.run(ctx, args[1:], stdout, logger)
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case err != nil:
+			fmt.Fprintf(stderr, "handoff %s: %v\n", c.name, err)
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(stderr, "handoff: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}

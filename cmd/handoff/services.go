@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/handoff-telehealth/handoff/api"
+	"github.com/handoff-telehealth/handoff/config"
+	"github.com/handoff-telehealth/handoff/internal/httpx"
+	"github.com/handoff-telehealth/handoff/media"
+	"github.com/handoff-telehealth/handoff/store"
+	"github.com/handoff-telehealth/handoff/temporalx"
+)
+
+const (
+	apiSummary           = "serve the REST API and the web pages (needs Temporal and PostgreSQL)"
+	workerSummary        = "run the Temporal worker: visit workflows and transfer activities"
+	mediaSummary         = "run a media node (the pion SFU) with its control API"
+	migrateSummary       = "apply the app database's migrations and exit"
+	temporalSetupSummary = "register Handoff's search attributes on a Temporal namespace and exit"
+	productionDBDefault  = "postgres://handoff@127.0.0.1:5432/handoff?sslmode=disable"
+)
+
+func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	fs := config.NewFlagSet("api", apiSummary, stdout)
+	var db config.Database
+	var tc config.Temporal
+	db.Register(fs, productionDBDefault)
+	tc.Register(fs)
+	listen := fs.String("listen", "0.0.0.0:8080", "address the API and web pages listen on")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	l, err := httpx.Listen(*listen, "--listen / "+config.EnvName("listen"))
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	d, err := store.Open(ctx, db.DSN)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := requireSchema(ctx, d); err != nil {
+		return err
+	}
+	c, err := temporalx.Dial(ctx, tc, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	logger.Info("api listening", "addr", l.Addr().String())
+	return httpx.Serve(ctx, l, api.NewRouter(api.Deps{DB: d, Temporal: c, Logger: logger}))
+}
+
+func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	fs := config.NewFlagSet("worker", workerSummary, stdout)
+	var db config.Database
+	var tc config.Temporal
+	db.Register(fs, productionDBDefault)
+	tc.Register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	d, err := store.Open(ctx, db.DSN)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := requireSchema(ctx, d); err != nil {
+		return err
+	}
+	c, err := temporalx.Dial(ctx, tc, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return runVisitWorker(ctx, c, d, logger)
+}
+
+func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	fs := config.NewFlagSet("media", mediaSummary, stdout)
+	listen := fs.String("listen", "0.0.0.0:8081", "address of the media node's signaling and control endpoints")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	l, err := httpx.Listen(*listen, "--listen / "+config.EnvName("listen"))
+	if err != nil {
+		return err
+	}
+	logger.Info("media listening", "addr", l.Addr().String())
+	return httpx.Serve(ctx, l, media.NewServer().Handler())
+}
+
+func runMigrate(ctx context.Context, args []string, stdout io.Writer, _ *slog.Logger) error {
+	fs := config.NewFlagSet("migrate", migrateSummary, stdout)
+	var db config.Database
+	db.Register(fs, productionDBDefault)
+	seed := fs.Bool("seed-demo", false, "also write the demo clinics, users and rooms (idempotent)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	d, err := store.Open(ctx, db.DSN)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	applied, err := d.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "schema at version %d (applied now: %v)\n", store.LatestVersion(), applied)
+	if *seed {
+		n, err := d.SeedDemo(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "demo data: %d rows created\n", n)
+	}
+	return nil
+}
+
+func runTemporalSetup(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	fs := config.NewFlagSet("temporal-setup", temporalSetupSummary, stdout)
+	var tc config.Temporal
+	tc.Register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := temporalx.Dial(ctx, tc, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	added, err := temporalx.EnsureSearchAttributes(ctx, c, tc.Namespace)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "namespace %q: search attributes added %v, all present\n", tc.Namespace, added)
+	return nil
+}
+
+// requireSchema stops a process that would run against an unmigrated
+// database, pointing at the command that fixes it.
+func requireSchema(ctx context.Context, d *store.DB) error {
+	v, err := d.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if v != store.LatestVersion() {
+		return fmt.Errorf("database schema is at version %d, this build needs %d: run `handoff migrate` first", v, store.LatestVersion())
+	}
+	return nil
+}
+
+// runAll runs fns until the first fails or ctx ends, then stops the rest.
+func runAll(ctx context.Context, fns ...func(ctx context.Context) error) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, fn := range fns {
+		g.Go(func() error { return fn(ctx) })
+	}
+	return g.Wait()
+}

@@ -1,0 +1,10 @@
+// Package workflows holds the visit workflow: one long-running workflow per
+// patient visit that owns its state machine and runs transfers.
+package workflows
+
+// TaskQueue is the queue the visit workflow and its activities run on.
+const TaskQueue = "handoff-visits"
+
+// VisitWorkflowID is the workflow id of a visit. Visit ids are opaque UUIDs,
+// so no patient data reaches Temporal's ids.
+func VisitWorkflowID(visitID string) string { return "visit/" + visitID }
