@@ -1,0 +1,102 @@
+// Package deploy checks what can be checked of the deployment files on a
+// machine without a Docker engine: the compose file parses, names every
+// service, publishes the ports the README gives, and passes Handoff only
+// settings its commands know.
+package deploy
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+)
+
+type composeFile struct {
+	Services map[string]struct {
+		Image       string         `yaml:"image"`
+		Build       any            `yaml:"build"`
+		Command     []string       `yaml:"command"`
+		Environment map[string]any `yaml:"environment"`
+		Ports       []string       `yaml:"ports"`
+		DependsOn   any            `yaml:"depends_on"`
+	} `yaml:"services"`
+}
+
+func readCompose(t *testing.T) composeFile {
+	raw, err := os.ReadFile("../docker-compose.yml")
+	require.NoError(t, err)
+	var c composeFile
+	require.NoError(t, yaml.Unmarshal(raw, &c), "docker-compose.yml parses")
+	return c
+}
+
+func TestComposeHasTheWholeTopology(t *testing.T) {
+	c := readCompose(t)
+	for _, name := range []string{"postgres", "temporal", "temporal-ui", "temporal-setup", "migrate", "api", "worker", "media"} {
+		require.Contains(t, c.Services, name)
+	}
+	require.Contains(t, c.Services["temporal"].Environment["DB"], "postgres", "Temporal persists to PostgreSQL")
+	for _, name := range []string{"api", "worker", "media", "migrate", "temporal-setup"} {
+		require.NotNil(t, c.Services[name].Build, "%s is built from the Dockerfile", name)
+	}
+}
+
+func TestComposePublishesTheREADMEPorts(t *testing.T) {
+	c := readCompose(t)
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	// The README's table of the real-cluster topology: | service | host port | …
+	row := regexp.MustCompile(`(?m)^\|\s*` + "`" + `([a-z-]+)` + "`" + `\s*\|\s*(\d+)\s*\|`)
+	readmePorts := map[string]string{}
+	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
+		readmePorts[m[1]] = m[2]
+	}
+	require.NotEmpty(t, readmePorts, "README has the ports table")
+	published := map[string]string{}
+	for name, s := range c.Services {
+		for _, p := range s.Ports {
+			published[name] = strings.Split(p, ":")[0]
+		}
+	}
+	require.Equal(t, readmePorts, published)
+}
+
+func TestComposeGivesHandoffOnlySettingsItKnows(t *testing.T) {
+	c := readCompose(t)
+	bin := filepath.Join(t.TempDir(), "handoff")
+	out, err := exec.Command("go", "build", "-tags", "production", "-o", bin, "../cmd/handoff").CombinedOutput()
+	require.NoError(t, err, string(out))
+	for name, s := range c.Services {
+		if s.Build == nil {
+			continue
+		}
+		require.Len(t, s.Command, 1, name)
+		help, err := exec.Command(bin, s.Command[0], "--help").CombinedOutput()
+		require.NoError(t, err, "%s: %s", name, help)
+		for key := range s.Environment {
+			if strings.HasPrefix(key, "HANDOFF_") {
+				require.Contains(t, string(help), key, "service %s sets %s, which `handoff %s` does not read", name, key, s.Command[0])
+			}
+		}
+	}
+}
+
+func TestDockerfileBuildsTheProductionBinary(t *testing.T) {
+	raw, err := os.ReadFile("../Dockerfile")
+	require.NoError(t, err)
+	require.Contains(t, string(raw), "-tags production")
+	bin := filepath.Join(t.TempDir(), "handoff")
+	// The Dockerfile's build line, run here: static, no cgo, no dev server.
+	cmd := exec.Command("go", "build", "-tags", "production", "-trimpath", "-o", bin, "../cmd/handoff")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	help, err := exec.Command(bin, "dev").CombinedOutput()
+	require.Error(t, err, "the production binary has no dev server")
+	require.Contains(t, string(help), "no embedded Temporal server")
+}
