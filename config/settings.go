@@ -4,12 +4,15 @@ package config
 type Temporal struct {
 	Address   string
 	Namespace string
+	// CodecKeys encrypt every payload: "id:base64key[,id:base64key…]".
+	CodecKeys string
 }
 
 // Register adds the Temporal flags to fs.
 func (t *Temporal) Register(fs *FlagSet) {
 	fs.StringVar(&t.Address, "temporal-address", "127.0.0.1:7233", "host:port of the Temporal frontend (gRPC)")
 	fs.StringVar(&t.Namespace, "temporal-namespace", "default", "Temporal namespace that holds the visits")
+	fs.StringVar(&t.CodecKeys, "codec-keys", "", "payload encryption keys, id:base64(32 bytes)[,…]; the first encrypts, all decrypt (rotate by prepending)")
 }
 
 // Database says where the app's own data lives.

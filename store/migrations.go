@@ -124,10 +124,13 @@ var migrations = []migration{
 				id {{serial}},
 				clinic_id VARCHAR(36) NOT NULL REFERENCES clinics (id),
 				type VARCHAR(64) NOT NULL,
+				audience VARCHAR(16) NOT NULL CHECK (audience IN ('patient', 'room')),
 				visit_id VARCHAR(36),
 				room_id VARCHAR(36),
 				payload TEXT NOT NULL,
-				created_at {{ts}} NOT NULL
+				created_at {{ts}} NOT NULL,
+				CHECK (audience <> 'patient' OR visit_id IS NOT NULL),
+				CHECK (audience <> 'room' OR room_id IS NOT NULL)
 			)`,
 			`CREATE INDEX events_by_clinic ON events (clinic_id, id)`,
 		},

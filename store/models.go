@@ -144,12 +144,23 @@ type AuditEvent struct {
 	Detail       string
 }
 
+// Audience says who an event is for: the patient of VisitID, or the
+// providers with access to RoomID. One happening can write a row for each
+// audience, each with the text that side must see.
+type Audience string
+
+const (
+	AudiencePatient Audience = "patient"
+	AudienceRoom    Audience = "room"
+)
+
 // Event is a row of the outbox: stored first, then fanned out to live
 // streams. Its ID increases monotonically and is the SSE event id.
 type Event struct {
 	ID        int64 `gorm:"primaryKey;autoIncrement"`
 	ClinicID  string
 	Type      string
+	Audience  Audience
 	VisitID   *string
 	RoomID    *string
 	Payload   string

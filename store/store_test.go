@@ -159,14 +159,14 @@ func TestOutboxIDsOnlyGrow(t *testing.T) {
 		f := newFixture(t, dsn)
 		var last int64
 		for i := 0; i < 5; i++ {
-			e := store.Event{ClinicID: f.riverside.ID, Type: "visit.checked_in", Payload: `{}`, CreatedAt: time.Now().UTC()}
+			e := store.Event{ClinicID: f.riverside.ID, Type: "visit.checked_in", Audience: store.AudienceRoom, RoomID: &f.leeRoom.ID, Payload: `{}`, CreatedAt: time.Now().UTC()}
 			require.NoError(t, f.db.Create(&e).Error)
 			require.Greater(t, e.ID, last)
 			last = e.ID
 		}
 		// Deleting the newest event must not let its id be handed out again.
 		require.NoError(t, f.db.Exec(`DELETE FROM events WHERE id = ?`, last).Error)
-		e := store.Event{ClinicID: f.riverside.ID, Type: "visit.left", Payload: `{}`, CreatedAt: time.Now().UTC()}
+		e := store.Event{ClinicID: f.riverside.ID, Type: "visit.left", Audience: store.AudienceRoom, RoomID: &f.leeRoom.ID, Payload: `{}`, CreatedAt: time.Now().UTC()}
 		require.NoError(t, f.db.Create(&e).Error)
 		require.Greater(t, e.ID, last)
 	})

@@ -17,13 +17,24 @@ import (
 	"github.com/handoff-telehealth/handoff/workflows"
 )
 
-// Dial connects to the Temporal frontend named by cfg.
+// Dial connects to the Temporal frontend named by cfg, with the payload
+// codec on: nothing this client sends reaches Temporal unencrypted.
 func Dial(ctx context.Context, cfg config.Temporal, logger *slog.Logger) (client.Client, error) {
-	c, err := client.DialContext(ctx, client.Options{
-		HostPort:  cfg.Address,
-		Namespace: cfg.Namespace,
-		Logger:    sdklog.NewStructuredLogger(logger),
-	})
+	codec, err := ParseKeys(cfg.CodecKeys)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.DialContext(ctx, ClientOptions(cfg, codec, logger))
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach Temporal at %s (namespace %q): %w", cfg.Address, cfg.Namespace, err)
+	}
+	return c, nil
+}
+
+// DialAdmin connects without the codec, for namespace administration that
+// carries no payloads (registering search attributes).
+func DialAdmin(ctx context.Context, cfg config.Temporal, logger *slog.Logger) (client.Client, error) {
+	c, err := client.DialContext(ctx, client.Options{HostPort: cfg.Address, Namespace: cfg.Namespace, Logger: sdklog.NewStructuredLogger(logger)})
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach Temporal at %s (namespace %q): %w", cfg.Address, cfg.Namespace, err)
 	}
@@ -60,4 +71,15 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 	}
 	sort.Strings(added)
 	return added, nil
+}
+
+// ClientOptions are the options of every Handoff client and worker.
+func ClientOptions(cfg config.Temporal, codec *Codec, logger *slog.Logger) client.Options {
+	return client.Options{
+		HostPort:         cfg.Address,
+		Namespace:        cfg.Namespace,
+		Logger:           sdklog.NewStructuredLogger(logger),
+		DataConverter:    codec.DataConverter(),
+		FailureConverter: codec.FailureConverter(),
+	}
 }

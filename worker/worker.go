@@ -7,18 +7,36 @@ import (
 	"log/slog"
 
 	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
 
+	"github.com/handoff-telehealth/handoff/activities"
 	"github.com/handoff-telehealth/handoff/store"
+	"github.com/handoff-telehealth/handoff/workflows"
 )
 
 // Deps are what the activities need.
 type Deps struct {
 	DB     *store.DB
+	Media  activities.Media
 	Logger *slog.Logger
 }
 
-// Run polls the visit task queue until ctx ends.
+// New makes a worker for the visit task queue with everything registered.
+func New(c client.Client, d Deps) sdkworker.Worker {
+	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
+	w.RegisterWorkflow(workflows.Visit)
+	w.RegisterActivity(&activities.Activities{DB: d.DB, Media: d.Media})
+	return w
+}
+
+// Run polls the visit task queue until ctx ends, then stops, letting running
+// activities finish.
 func Run(ctx context.Context, c client.Client, d Deps) error {
+	w := New(c, d)
+	if err := w.Start(); err != nil {
+		return err
+	}
 	<-ctx.Done()
+	w.Stop()
 	return nil
 }

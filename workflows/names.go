@@ -8,3 +8,14 @@ const TaskQueue = "handoff-visits"
 // VisitWorkflowID is the workflow id of a visit. Visit ids are opaque UUIDs,
 // so no patient data reaches Temporal's ids.
 func VisitWorkflowID(visitID string) string { return "visit/" + visitID }
+
+// Message names of the visit workflow, shared by the API, worker and tests.
+const (
+	UpdateCheckIn  = "checkin"
+	UpdateAdmit    = "admit"
+	UpdateTransfer = "transfer"
+	UpdateLeave    = "leave"
+	UpdateEnd      = "end"
+	SignalPresence = "presence"
+	QueryStatus    = "status"
+)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -28,9 +29,9 @@ import (
 const devSummary = "run all of Handoff in one process: embedded Temporal + UI, API, worker, media, demo data"
 
 type devSettings struct {
-	dataDir, host, namespace          string
-	apiPort, mediaPort, tPort, uiPort int
-	db                                config.Database
+	dataDir, host, namespace, codecKeys string
+	apiPort, mediaPort, tPort, uiPort   int
+	db                                  config.Database
 }
 
 func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
@@ -44,6 +45,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	fs.IntVar(&s.tPort, "temporal-port", 7233, "port of the embedded Temporal frontend (gRPC)")
 	fs.IntVar(&s.uiPort, "ui-port", 8233, "port of the Temporal UI")
 	fs.StringVar(&s.namespace, "temporal-namespace", "default", "Temporal namespace of the visits")
+	fs.StringVar(&s.codecKeys, "codec-keys", "", "payload encryption keys (id:base64[,…]); default: a key made once and kept in the data directory")
 	s.db.Register(fs, "")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -103,7 +105,12 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	}
 	defer temporal.Stop()
 
-	c, err := temporalx.Dial(ctx, config.Temporal{Address: temporal.Address(), Namespace: s.namespace}, logger)
+	if s.codecKeys == "" {
+		if s.codecKeys, err = devCodecKeys(dataDir); err != nil {
+			return err
+		}
+	}
+	c, err := temporalx.Dial(ctx, config.Temporal{Address: temporal.Address(), Namespace: s.namespace, CodecKeys: s.codecKeys}, logger)
 	if err != nil {
 		return err
 	}
@@ -145,6 +152,23 @@ func prepareDataDir(dir string) (string, error) {
 	_ = probe.Close()
 	_ = os.Remove(probe.Name())
 	return abs, nil
+}
+
+// devCodecKeys reads the data directory's payload key, making it on first
+// start: without the same key a restarted dev server could not read its own
+// visits.
+func devCodecKeys(dir string) (string, error) {
+	path := filepath.Join(dir, "codec.keys")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	spec, err := temporalx.NewKeySpec("dev1")
+	if err != nil {
+		return "", err
+	}
+	return spec, os.WriteFile(path, []byte(spec+"\n"), 0o600)
 }
 
 // lockDataDir keeps a second `handoff dev` off the same SQLite files.

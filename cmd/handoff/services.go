@@ -128,13 +128,14 @@ func runMigrate(ctx context.Context, args []string, stdout io.Writer, _ *slog.Lo
 func runTemporalSetup(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	fs := config.NewFlagSet("temporal-setup", temporalSetupSummary, stdout)
 	var tc config.Temporal
-	tc.Register(fs)
+	fs.StringVar(&tc.Address, "temporal-address", "127.0.0.1:7233", "host:port of the Temporal frontend (gRPC)")
+	fs.StringVar(&tc.Namespace, "temporal-namespace", "default", "Temporal namespace that holds the visits")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := temporalx.Dial(ctx, tc, logger)
+	c, err := temporalx.DialAdmin(ctx, tc, logger)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,444 @@
+// Package activities holds the durable steps of a visit: check-in, admit,
+// the transfer's steps and their compensation, and ending. Each runs as one
+// database transaction guarded by the visit's current state, so running it
+// twice (a retry, a worker restarted mid-step) has the effect of running it
+// once.
+package activities
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/handoff-telehealth/handoff/store"
+)
+
+// Media is the media server's control API as the activities use it. Every
+// method is idempotent: attaching an attached participant, detaching a
+// detached one or ending an ended call succeeds and changes nothing.
+type Media interface {
+	CreateCall(ctx context.Context, callID string) error
+	Attach(ctx context.Context, callID, participantID string) error
+	Detach(ctx context.Context, callID, participantID string) error
+	EndCall(ctx context.Context, callID string) error
+}
+
+// Activities are the visit's activities with what they depend on.
+type Activities struct {
+	DB    *store.DB
+	Media Media
+	// Now is the clock; tests may set it.
+	Now func() time.Time
+}
+
+func (a *Activities) now() time.Time {
+	if a.Now != nil {
+		return a.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// PatientParticipant is the media participant id of a visit's patient.
+func PatientParticipant(visitID string) string { return "visit:" + visitID }
+
+// ProviderParticipant is the media participant id of a user.
+func ProviderParticipant(userID string) string { return "user:" + userID }
+
+// RecordCheckIn writes the visit's projection row, its event and audit row.
+func (a *Activities) RecordCheckIn(ctx context.Context, p CheckInParams) error {
+	return a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		room, err := loadRoom(tx, p.RoomID)
+		if err != nil {
+			return err
+		}
+		if room.ClinicID != p.ClinicID || room.DeletedAt != nil {
+			return reject(ErrNotFound, "room not found")
+		}
+		now := a.now()
+		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&store.Visit{
+			ID: p.VisitID, ClinicID: p.ClinicID, RoomID: p.RoomID, State: store.VisitWaiting,
+			PatientName: p.PatientName, TokenHash: p.TokenHash, CheckedInAt: p.CheckedInAt.UTC(), UpdatedAt: now,
+		})
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error // 0 rows: an earlier attempt did it all
+		}
+		var v store.Visit
+		if err := tx.Take(&v, "id = ?", p.VisitID).Error; err != nil {
+			return err
+		}
+		w := writer{tx: tx, clinicID: p.ClinicID, visitID: p.VisitID, now: now}
+		return w.all(
+			w.toRoom(p.RoomID, "visit.checked_in", cardPayload(v, "")),
+			w.audit("patient", p.VisitID, "visit.checked_in", &p.RoomID, nil, ""),
+		)
+	})
+}
+
+// Admit puts a waiting patient into a call: a new 1:1 call with the actor, or
+// an existing call of the room, which becomes a group call.
+func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, error) {
+	var res AdmitResult
+	var created bool
+	err := a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		v, err := loadVisit(tx, p.VisitID)
+		if err != nil {
+			return err
+		}
+		if v.State == store.VisitInCall && v.CallID != nil {
+			// Done by an earlier attempt.
+			var call store.Call
+			if err := tx.Take(&call, "id = ?", *v.CallID).Error; err != nil {
+				return err
+			}
+			res = AdmitResult{CallID: call.ID, Kind: call.Kind}
+			return nil
+		}
+		if v.State != store.VisitWaiting {
+			return reject(ErrConflict, "the patient is not waiting")
+		}
+		actor, err := loadUser(tx, p.ActorID, v.ClinicID)
+		if err != nil {
+			return err
+		}
+		room, err := loadRoom(tx, v.RoomID)
+		if err != nil {
+			return err
+		}
+		if ok, err := hasAccess(tx, actor, room); err != nil || !ok {
+			return errors.Join(err, reject(ErrForbidden, "you do not have access to this room"))
+		}
+		now := a.now()
+		var call store.Call
+		if p.CallID == "" {
+			call = store.Call{ID: uuid.NewString(), ClinicID: v.ClinicID, RoomID: v.RoomID, Kind: store.CallOneToOne, MediaNode: "local", StartedAt: now}
+			if err := tx.Create(&call).Error; err != nil {
+				return err
+			}
+			created = true
+		} else {
+			err := tx.Take(&call, "id = ? AND clinic_id = ?", p.CallID, v.ClinicID).Error
+			if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && call.RoomID != v.RoomID) {
+				return reject(ErrNotFound, "call not found in this room")
+			} else if err != nil {
+				return err
+			}
+			if call.EndedAt != nil {
+				return reject(ErrConflict, "that call has ended")
+			}
+			if call.Kind != store.CallGroup {
+				if err := tx.Model(&call).Update("kind", store.CallGroup).Error; err != nil {
+					return err
+				}
+				call.Kind = store.CallGroup
+			}
+		}
+		if err := tx.Model(&store.Visit{}).Where("id = ?", v.ID).
+			Updates(map[string]any{"state": store.VisitInCall, "call_id": call.ID, "updated_at": now}).Error; err != nil {
+			return err
+		}
+		res = AdmitResult{CallID: call.ID, Kind: call.Kind}
+		w := writer{tx: tx, clinicID: v.ClinicID, visitID: v.ID, now: now}
+		return w.all(
+			w.toPatient("visit.admitted", map[string]any{"visitId": v.ID, "callId": call.ID, "message": actor.DisplayName + " is ready to see you"}),
+			w.toRoom(v.RoomID, "visit.admitted", map[string]any{"visitId": v.ID, "callId": call.ID, "kind": call.Kind, "admittedBy": actor.DisplayName}),
+			w.audit("user", actor.ID, "visit.admitted", &v.RoomID, nil, "call "+call.ID),
+		)
+	})
+	if err != nil {
+		return AdmitResult{}, err
+	}
+	// Media after the commit: the call exists in the database before anyone
+	// can be bound into it; each call below is idempotent.
+	if created {
+		if err := a.Media.CreateCall(ctx, res.CallID); err != nil {
+			return AdmitResult{}, err
+		}
+		if err := a.Media.Attach(ctx, res.CallID, ProviderParticipant(p.ActorID)); err != nil {
+			return AdmitResult{}, err
+		}
+	}
+	if err := a.Media.Attach(ctx, res.CallID, PatientParticipant(p.VisitID)); err != nil {
+		return AdmitResult{}, err
+	}
+	return res, nil
+}
+
+// BeginTransfer checks every rule that a database fact decides, then marks
+// the visit as transferring and tells the patient where they are going.
+// It changes nothing when a rule is broken.
+func (a *Activities) BeginTransfer(ctx context.Context, p TransferParams) (TransferPlan, error) {
+	var plan TransferPlan
+	err := a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		v, err := loadVisit(tx, p.VisitID)
+		if err != nil {
+			return err
+		}
+		plan, err = planTransfer(tx, v, p)
+		if err != nil {
+			return err
+		}
+		switch v.State {
+		case store.VisitTransferring:
+			return nil // an earlier attempt of this transfer got here
+		case store.VisitWaiting, store.VisitInCall:
+		default:
+			return reject(ErrConflict, "the visit has ended")
+		}
+		now := a.now()
+		if err := tx.Model(&store.Visit{}).Where("id = ? AND state = ?", v.ID, v.State).
+			Updates(map[string]any{"state": store.VisitTransferring, "updated_at": now}).Error; err != nil {
+			return err
+		}
+		w := writer{tx: tx, clinicID: v.ClinicID, visitID: v.ID, now: now}
+		return w.all(
+			w.toPatient("visit.transfer_started", map[string]any{"visitId": v.ID, "message": plan.PatientMessageStarting()}),
+			w.toRoom(v.RoomID, "visit.transfer_started", map[string]any{"visitId": v.ID, "targetRoomId": p.TargetRoomID}),
+			w.audit("user", p.ActorID, "transfer.started", &p.SourceRoomID, &p.TargetRoomID, "transfer "+p.TransferID),
+		)
+	})
+	return plan, err
+}
+
+// planTransfer applies the spec's rules to the database's facts.
+func planTransfer(tx *gorm.DB, v store.Visit, p TransferParams) (TransferPlan, error) {
+	var clinic store.Clinic
+	if err := tx.Take(&clinic, "id = ?", v.ClinicID).Error; err != nil {
+		return TransferPlan{}, err
+	}
+	actor, err := loadUser(tx, p.ActorID, v.ClinicID)
+	if err != nil {
+		return TransferPlan{}, err
+	}
+	if clinic.Plan != store.PlanPremium {
+		return TransferPlan{}, reject(ErrPlanRequired, "transferring patients requires the Premium plan")
+	}
+	source, err := loadRoom(tx, p.SourceRoomID)
+	if err != nil {
+		return TransferPlan{}, err
+	}
+	if ok, err := hasAccess(tx, actor, source); err != nil || !ok {
+		return TransferPlan{}, errors.Join(err, reject(ErrForbidden, "you do not have access to the patient's room"))
+	}
+	target, err := loadRoom(tx, p.TargetRoomID)
+	if err != nil {
+		return TransferPlan{}, err
+	}
+	if target.ClinicID != v.ClinicID || target.DeletedAt != nil {
+		return TransferPlan{}, reject(ErrNotFound, "target room not found")
+	}
+	if target.ID == v.RoomID && v.State != store.VisitTransferring {
+		return TransferPlan{}, reject(ErrSameRoom, "the patient is already in that room")
+	}
+	display, err := displayName(tx, target)
+	if err != nil {
+		return TransferPlan{}, err
+	}
+	plan := TransferPlan{ClinicID: v.ClinicID, ActorName: actor.DisplayName, TargetDisplayName: display, TargetRoomName: target.Name}
+	if p.CallID != "" {
+		var call store.Call
+		if err := tx.Take(&call, "id = ?", p.CallID).Error; err != nil {
+			return TransferPlan{}, err
+		}
+		plan.CallKind = call.Kind
+	}
+	return plan, nil
+}
+
+// CloseApps closes every app open in the patient's call and discards its
+// session data, so none of it reaches the receiving provider.
+func (a *Activities) CloseApps(ctx context.Context, p TransferParams) (int, error) {
+	var closed int
+	err := a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var apps []store.AppSession
+		if err := tx.Where("call_id = ? AND closed_at IS NULL", p.CallID).Find(&apps).Error; err != nil {
+			return err
+		}
+		if len(apps) == 0 {
+			return nil
+		}
+		v, err := loadVisit(tx, p.VisitID)
+		if err != nil {
+			return err
+		}
+		now := a.now()
+		ids := make([]string, len(apps))
+		for i, app := range apps {
+			ids[i] = app.ID
+		}
+		if err := tx.Model(&store.AppSession{}).Where("id IN ?", ids).
+			Updates(map[string]any{"closed_at": now, "data": nil}).Error; err != nil {
+			return err
+		}
+		w := writer{tx: tx, clinicID: v.ClinicID, visitID: v.ID, now: now}
+		for _, app := range apps {
+			if err := w.all(
+				w.toRoom(p.SourceRoomID, "app.closed", map[string]any{"callId": p.CallID, "appId": app.ID, "app": app.App, "reason": "transfer"}),
+				w.audit("system", "transfer", "app.closed", &p.SourceRoomID, nil, app.App+" "+app.ID),
+			); err != nil {
+				return err
+			}
+		}
+		closed = len(apps)
+		return nil
+	})
+	return closed, err
+}
+
+// DetachMedia takes the patient out of the call. A 1:1 call ends, for the
+// sender too; in a group call only the patient leaves.
+func (a *Activities) DetachMedia(ctx context.Context, p TransferParams) (DetachResult, error) {
+	var call store.Call
+	if err := a.DB.WithContext(ctx).Take(&call, "id = ?", p.CallID).Error; err != nil {
+		return DetachResult{}, err
+	}
+	if err := a.Media.Detach(ctx, p.CallID, PatientParticipant(p.VisitID)); err != nil {
+		return DetachResult{}, err
+	}
+	oneToOne := call.Kind == store.CallOneToOne
+	if oneToOne {
+		if err := a.Media.EndCall(ctx, p.CallID); err != nil {
+			return DetachResult{}, err
+		}
+	}
+	err := a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		now := a.now()
+		// A visit still in_call keeps its call id until the step that moves
+		// it on (EndVisit) clears both together.
+		if err := tx.Model(&store.Visit{}).Where("id = ? AND call_id = ? AND state <> ?", p.VisitID, p.CallID, store.VisitInCall).
+			Updates(map[string]any{"call_id": nil, "updated_at": now}).Error; err != nil {
+			return err
+		}
+		if !oneToOne {
+			return nil
+		}
+		res := tx.Model(&store.Call{}).Where("id = ? AND ended_at IS NULL", p.CallID).Update("ended_at", now)
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		w := writer{tx: tx, clinicID: call.ClinicID, visitID: p.VisitID, now: now}
+		return w.toRoom(call.RoomID, "call.ended", map[string]any{"callId": call.ID, "reason": "transfer"})()
+	})
+	return DetachResult{CallEnded: oneToOne}, err
+}
+
+// RetargetRoom moves the patient into the target waiting room and, in the
+// same transaction, writes the three sides' events and the audit row: the
+// move and its notification commit together or not at all.
+func (a *Activities) RetargetRoom(ctx context.Context, p TransferParams, plan TransferPlan) error {
+	return a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		v, err := loadVisit(tx, p.VisitID)
+		if err != nil {
+			return err
+		}
+		if v.RoomID == p.TargetRoomID && v.State == store.VisitWaiting {
+			return nil // an earlier attempt did it
+		}
+		if v.State != store.VisitTransferring || v.RoomID != p.SourceRoomID {
+			return reject(ErrConflict, "the visit is not being transferred")
+		}
+		target, err := loadRoom(tx, p.TargetRoomID)
+		if err != nil && !isRejection(err, ErrNotFound) {
+			return err
+		}
+		if err != nil || target.DeletedAt != nil {
+			return reject(ErrTargetRoomGone, "the target room no longer exists")
+		}
+		now := a.now()
+		if err := tx.Model(&store.Visit{}).Where("id = ? AND state = ?", v.ID, store.VisitTransferring).Updates(map[string]any{
+			"room_id": p.TargetRoomID, "state": store.VisitWaiting, "call_id": nil,
+			"transferred_by_id": p.ActorID, "transferred_from_room_id": p.SourceRoomID,
+			"transfer_note": p.Note, "transfers": gorm.Expr("transfers + 1"), "updated_at": now,
+		}).Error; err != nil {
+			return err
+		}
+		moved := v
+		moved.RoomID, moved.TransferNote = p.TargetRoomID, p.Note
+		card := cardPayload(moved, plan.ReceiverMessage())
+		card["transferredFromRoomId"] = p.SourceRoomID
+		w := writer{tx: tx, clinicID: v.ClinicID, visitID: v.ID, now: now}
+		return w.all(
+			w.toPatient("visit.transferred", map[string]any{"visitId": v.ID, "roomId": p.TargetRoomID, "message": plan.PatientMessageDone()}),
+			w.toRoom(p.SourceRoomID, "visit.transferred", map[string]any{"visitId": v.ID, "targetRoomId": p.TargetRoomID, "message": plan.SenderMessage()}),
+			w.toRoom(p.TargetRoomID, "visit.transferred", card),
+			w.audit("user", p.ActorID, "transfer.completed", &p.SourceRoomID, &p.TargetRoomID, "transfer "+p.TransferID),
+		)
+	})
+}
+
+// ReturnToSource is the transfer's compensation: the patient waits in the
+// source room again, and both sides are told why.
+func (a *Activities) ReturnToSource(ctx context.Context, p TransferParams, reason string) error {
+	return a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		v, err := loadVisit(tx, p.VisitID)
+		if err != nil {
+			return err
+		}
+		if v.State != store.VisitTransferring {
+			return nil // done by an earlier attempt
+		}
+		source, err := loadRoom(tx, v.RoomID)
+		if err != nil {
+			return err
+		}
+		display, err := displayName(tx, source)
+		if err != nil {
+			return err
+		}
+		now := a.now()
+		if err := tx.Model(&store.Visit{}).Where("id = ? AND state = ?", v.ID, store.VisitTransferring).
+			Updates(map[string]any{"state": store.VisitWaiting, "call_id": nil, "updated_at": now}).Error; err != nil {
+			return err
+		}
+		w := writer{tx: tx, clinicID: v.ClinicID, visitID: v.ID, now: now}
+		return w.all(
+			w.toPatient("visit.transfer_failed", map[string]any{"visitId": v.ID, "roomId": v.RoomID,
+				"message": "We could not transfer you. You are back in " + display + "'s waiting room"}),
+			w.toRoom(v.RoomID, "visit.transfer_failed", map[string]any{"visitId": v.ID, "targetRoomId": p.TargetRoomID,
+				"message": "Transfer failed: " + reason + ". The patient is back in your waiting room"}),
+			w.audit("user", p.ActorID, "transfer.failed", &p.SourceRoomID, &p.TargetRoomID, "transfer "+p.TransferID+": "+reason),
+		)
+	})
+}
+
+// EndVisit ends the visit: out of any call, projection ended, events, audit.
+func (a *Activities) EndVisit(ctx context.Context, p EndParams) error {
+	if p.CallID != "" {
+		if _, err := a.DetachMedia(ctx, TransferParams{VisitID: p.VisitID, CallID: p.CallID}); err != nil {
+			return err
+		}
+	}
+	return a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		v, err := loadVisit(tx, p.VisitID)
+		if err != nil {
+			return err
+		}
+		if v.State == store.VisitEnded {
+			return nil
+		}
+		now := a.now()
+		if err := tx.Model(&store.Visit{}).Where("id = ? AND state <> ?", v.ID, store.VisitEnded).Updates(map[string]any{
+			"state": store.VisitEnded, "call_id": nil, "ended_at": now, "end_reason": p.Reason, "updated_at": now,
+		}).Error; err != nil {
+			return err
+		}
+		typ := "visit.ended"
+		if p.Reason == "left" {
+			typ = "visit.left"
+		}
+		w := writer{tx: tx, clinicID: v.ClinicID, visitID: v.ID, now: now}
+		return w.all(
+			w.toPatient(typ, map[string]any{"visitId": v.ID, "reason": p.Reason}),
+			w.toRoom(v.RoomID, typ, map[string]any{"visitId": v.ID, "reason": p.Reason}),
+			w.audit(p.ActorKind, p.ActorID, typ, &v.RoomID, nil, p.Reason),
+		)
+	})
+}
+
+func isRejection(err error, errType string) bool {
+	var appErr interface{ Type() string }
+	return errors.As(err, &appErr) && appErr.Type() == errType
+}

@@ -1,0 +1,130 @@
+package activities
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/handoff-telehealth/handoff/store"
+)
+
+func loadVisit(tx *gorm.DB, id string) (store.Visit, error) {
+	var v store.Visit
+	err := tx.Take(&v, "id = ?", id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return v, reject(ErrNotFound, "visit not found")
+	}
+	return v, err
+}
+
+// loadUser finds a user of the clinic; users of other clinics are unknown.
+func loadUser(tx *gorm.DB, id, clinicID string) (store.User, error) {
+	var u store.User
+	err := tx.Take(&u, "id = ? AND clinic_id = ?", id, clinicID).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return u, reject(ErrNotFound, "user not found")
+	}
+	return u, err
+}
+
+func loadRoom(tx *gorm.DB, id string) (store.Room, error) {
+	var r store.Room
+	err := tx.Take(&r, "id = ?", id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return r, reject(ErrNotFound, "room not found")
+	}
+	return r, err
+}
+
+// hasAccess: a user acts for its own personal room and the shared rooms it
+// is a member of, whatever its role.
+func hasAccess(tx *gorm.DB, u store.User, r store.Room) (bool, error) {
+	if r.ClinicID != u.ClinicID || r.DeletedAt != nil {
+		return false, nil
+	}
+	if r.Kind == store.RoomPersonal {
+		return r.OwnerID != nil && *r.OwnerID == u.ID, nil
+	}
+	var n int64
+	err := tx.Model(&store.RoomMember{}).Where("room_id = ? AND user_id = ?", r.ID, u.ID).Count(&n).Error
+	return n > 0, err
+}
+
+// displayName is the <name> of the patient's messages: the owner's name for
+// a personal room, the room's name for a shared room.
+func displayName(tx *gorm.DB, r store.Room) (string, error) {
+	if r.Kind != store.RoomPersonal || r.OwnerID == nil {
+		return r.Name, nil
+	}
+	var owner store.User
+	if err := tx.Take(&owner, "id = ?", *r.OwnerID).Error; err != nil {
+		return "", err
+	}
+	return owner.DisplayName, nil
+}
+
+// cardPayload is the Patient Information Card as a room's providers see it.
+func cardPayload(v store.Visit, transferredBy string) map[string]any {
+	card := map[string]any{
+		"visitId":     v.ID,
+		"roomId":      v.RoomID,
+		"patientName": v.PatientName,
+		"checkedInAt": v.CheckedInAt.UTC().Format(time.RFC3339Nano),
+	}
+	if transferredBy != "" {
+		card["message"] = transferredBy
+	}
+	if v.TransferNote != "" {
+		card["note"] = v.TransferNote
+	}
+	return card
+}
+
+// writer appends outbox events and audit rows inside one transaction.
+type writer struct {
+	tx       *gorm.DB
+	clinicID string
+	visitID  string
+	now      time.Time
+}
+
+type step func() error
+
+func (w writer) all(steps ...step) error {
+	for _, s := range steps {
+		if err := s(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w writer) event(aud store.Audience, roomID *string, typ string, payload map[string]any) step {
+	return func() error {
+		body, err := json.Marshal(payload)
+		if err != nil {
+			return err
+		}
+		visitID := w.visitID
+		return w.tx.Create(&store.Event{ClinicID: w.clinicID, Type: typ, Audience: aud, VisitID: &visitID,
+			RoomID: roomID, Payload: string(body), CreatedAt: w.now}).Error
+	}
+}
+
+func (w writer) toPatient(typ string, payload map[string]any) step {
+	return w.event(store.AudiencePatient, nil, typ, payload)
+}
+
+func (w writer) toRoom(roomID, typ string, payload map[string]any) step {
+	return w.event(store.AudienceRoom, &roomID, typ, payload)
+}
+
+func (w writer) audit(actorKind, actorID, action string, roomID, targetRoomID *string, detail string) step {
+	return func() error {
+		visitID := w.visitID
+		return w.tx.Create(&store.AuditEvent{ClinicID: w.clinicID, At: w.now, ActorKind: actorKind, ActorID: actorID,
+			Action: action, VisitID: &visitID, RoomID: roomID, TargetRoomID: targetRoomID, Detail: detail}).Error
+	}
+}

@@ -1,0 +1,89 @@
+package activities
+
+import (
+	"time"
+
+	"github.com/handoff-telehealth/handoff/store"
+)
+
+// CheckInParams create the visit's projection row.
+type CheckInParams struct {
+	VisitID, ClinicID, RoomID string
+	PatientName               string
+	TokenHash                 string
+	CheckedInAt               time.Time
+}
+
+// AdmitParams bring a waiting patient into a call: a new 1:1 call, or the
+// group call CallID.
+type AdmitParams struct {
+	VisitID, ActorID string
+	CallID           string
+}
+
+// AdmitResult is the call the patient is now in.
+type AdmitResult struct {
+	CallID string
+	Kind   store.CallKind
+}
+
+// TransferParams describe one transfer; TransferID makes every step of it
+// idempotent and ties its audit rows together.
+type TransferParams struct {
+	TransferID   string
+	VisitID      string
+	ActorID      string
+	SourceRoomID string
+	TargetRoomID string
+	Note         string
+	CallID       string
+}
+
+// TransferPlan is what BeginTransfer learned from the database and the
+// later steps need: names for the messages, the call to leave.
+type TransferPlan struct {
+	ClinicID string
+	// ActorName goes on the receiving card: "Transferred by <ActorName>".
+	ActorName string
+	// TargetDisplayName is the patient's "<name>": the owner's name for a
+	// personal room, the room's name for a shared room.
+	TargetDisplayName string
+	// TargetRoomName is the sender's "Transferred to <TargetRoomName>".
+	TargetRoomName string
+	CallKind       store.CallKind
+	// TargetOnline is false when no provider of the target room has been seen
+	// recently; the transfer still happens.
+	TargetOnline bool
+}
+
+// PatientMessageStarting is what the patient reads on the loading page.
+func (p TransferPlan) PatientMessageStarting() string {
+	return "Taking you to " + p.TargetDisplayName + "'s room now"
+}
+
+// PatientMessageDone is what the patient reads in the new waiting room.
+func (p TransferPlan) PatientMessageDone() string {
+	return "You have been transferred to " + p.TargetDisplayName + "'s room"
+}
+
+// SenderMessage is shown on the sender's card for a few seconds.
+func (p TransferPlan) SenderMessage() string { return "Transferred to " + p.TargetRoomName }
+
+// ReceiverMessage is the note on the receiving card.
+func (p TransferPlan) ReceiverMessage() string { return "Transferred by " + p.ActorName }
+
+// DetachResult says what detaching did to the call.
+type DetachResult struct {
+	// CallEnded is true for a 1:1 call: it ends for the sender too.
+	CallEnded bool
+}
+
+// EndParams end a visit: the patient left, a provider ended it, or it was
+// abandoned in the waiting room.
+type EndParams struct {
+	VisitID   string
+	ActorKind string // user, patient or system
+	ActorID   string
+	Reason    string // left, ended, abandoned
+	CallID    string
+}

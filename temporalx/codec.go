@@ -1,0 +1,176 @@
+package temporalx
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"google.golang.org/protobuf/proto"
+)
+
+const (
+	metadataEncoding  = "encoding"
+	metadataKeyID     = "encryption-key-id"
+	encodingEncrypted = "binary/encrypted"
+	keySize           = 32 // AES-256
+)
+
+// Codec encrypts every payload with AES-256-GCM before it leaves the process,
+// so patient data is never stored in Temporal in plaintext. Each payload
+// names the key that sealed it: keys rotate by putting a new key first and
+// keeping the old ones for decoding.
+type Codec struct {
+	activeID string
+	aeads    map[string]cipher.AEAD
+}
+
+// ParseKeys reads "id:base64key[,id:base64key…]"; the first key encrypts,
+// all of them decrypt. Keys are 32 random bytes, base64 (std) encoded.
+func ParseKeys(spec string) (*Codec, error) {
+	c := &Codec{aeads: map[string]cipher.AEAD{}}
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, b64, ok := strings.Cut(part, ":")
+		if !ok || id == "" {
+			return nil, errors.New("codec keys: each key is id:base64, e.g. k1:" + strings.Repeat("A", 43) + "=")
+		}
+		raw, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || len(raw) != keySize {
+			return nil, fmt.Errorf("codec key %q: want %d bytes in base64", id, keySize)
+		}
+		block, err := aes.NewCipher(raw)
+		if err != nil {
+			return nil, err
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := c.aeads[id]; dup {
+			return nil, fmt.Errorf("codec key %q given twice", id)
+		}
+		c.aeads[id] = aead
+		if c.activeID == "" {
+			c.activeID = id
+		}
+	}
+	if c.activeID == "" {
+		return nil, errors.New("no codec key configured: set --codec-keys or HANDOFF_CODEC_KEYS (id:base64 of 32 random bytes)")
+	}
+	return c, nil
+}
+
+// NewKeySpec makes a fresh key spec with one random key.
+func NewKeySpec(id string) (string, error) {
+	key := make([]byte, keySize)
+	if _, err := rand.Read(key); err != nil {
+		return "", err
+	}
+	return id + ":" + base64.StdEncoding.EncodeToString(key), nil
+}
+
+// Encode implements converter.PayloadCodec.
+func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	aead := c.aeads[c.activeID]
+	out := make([]*commonpb.Payload, len(payloads))
+	for i, p := range payloads {
+		plain, err := proto.Marshal(p)
+		if err != nil {
+			return nil, err
+		}
+		nonce := make([]byte, aead.NonceSize())
+		if _, err := rand.Read(nonce); err != nil {
+			return nil, err
+		}
+		out[i] = &commonpb.Payload{
+			Metadata: map[string][]byte{metadataEncoding: []byte(encodingEncrypted), metadataKeyID: []byte(c.activeID)},
+			Data:     aead.Seal(nonce, nonce, plain, []byte(c.activeID)),
+		}
+	}
+	return out, nil
+}
+
+// Decode implements converter.PayloadCodec; payloads that are not encrypted
+// pass through unchanged.
+func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	out := make([]*commonpb.Payload, len(payloads))
+	for i, p := range payloads {
+		if string(p.GetMetadata()[metadataEncoding]) != encodingEncrypted {
+			out[i] = p
+			continue
+		}
+		id := string(p.GetMetadata()[metadataKeyID])
+		aead, ok := c.aeads[id]
+		if !ok {
+			return nil, fmt.Errorf("payload sealed with codec key %q, which is not configured", id)
+		}
+		if len(p.GetData()) < aead.NonceSize() {
+			return nil, errors.New("encrypted payload too short")
+		}
+		nonce, sealed := p.GetData()[:aead.NonceSize()], p.GetData()[aead.NonceSize():]
+		plain, err := aead.Open(nil, nonce, sealed, []byte(id))
+		if err != nil {
+			return nil, fmt.Errorf("decrypting payload with key %q: %w", id, err)
+		}
+		var decoded commonpb.Payload
+		if err := proto.Unmarshal(plain, &decoded); err != nil {
+			return nil, err
+		}
+		out[i] = &decoded
+	}
+	return out, nil
+}
+
+// DataConverter encrypts payloads with c.
+func (c *Codec) DataConverter() converter.DataConverter {
+	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c)
+}
+
+// FailureConverter encodes failure messages and stack traces too: they may
+// quote patient data.
+func (c *Codec) FailureConverter() converter.FailureConverter {
+	return temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+		DataConverter: c.DataConverter(), EncodeCommonAttributes: true,
+	})
+}
+
+// CodecServer lets the Temporal UI show decoded payloads to an operator who
+// holds the token; everyone else keeps seeing ciphertext. origins are the UI
+// addresses allowed to call it from a browser.
+func (c *Codec) CodecServer(token string, origins []string) http.Handler {
+	inner := converter.NewPayloadCodecHTTPHandler(c)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if origin := r.Header.Get("Origin"); origin != "" && slices.Contains(origins, origin) {
+			w.Header().Set("Access-Control-Allow-Origin", origin)
+			w.Header().Set("Access-Control-Allow-Credentials", "true")
+			w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Namespace")
+			w.Header().Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+			w.Header().Add("Vary", "Origin")
+		}
+		if r.Method == http.MethodOptions {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			http.Error(w, `{"error":{"code":"unauthorized","message":"codec token required"}}`, http.StatusUnauthorized)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	})
+}
+
+var _ converter.PayloadCodec = (*Codec)(nil)

@@ -1,0 +1,82 @@
+package workflows
+
+import (
+	"time"
+
+	"github.com/handoff-telehealth/handoff/activities"
+	"github.com/handoff-telehealth/handoff/store"
+)
+
+// VisitInput starts a visit. Patient data in it (the name) is encrypted by
+// the payload codec before it reaches Temporal.
+type VisitInput struct {
+	VisitID     string
+	ClinicID    string
+	RoomID      string
+	PatientName string
+	TokenHash   string
+	CheckedInAt time.Time
+	// AbandonAfter ends a visit whose patient has been disconnected from the
+	// waiting room this long; zero never does.
+	AbandonAfter time.Duration
+	// Resume carries the state across continue-as-new.
+	Resume *VisitState
+}
+
+// VisitState is everything the workflow knows of its visit.
+type VisitState struct {
+	VisitID   string
+	ClinicID  string
+	RoomID    string
+	State     store.VisitState
+	CallID    string
+	CheckedIn bool
+	Transfers int
+	EndReason string
+	// PatientConnected and DisconnectedAt drive the abandonment timer.
+	PatientConnected bool
+	DisconnectedAt   time.Time
+	// Transfers already done, by update id, so a repeated Idempotency-Key
+	// gets the same answer even after continue-as-new.
+	DoneTransfers map[string]TransferResult
+}
+
+// CheckInRequest is the check-in update (sent with Update-with-Start).
+type CheckInRequest struct{}
+
+// AdmitRequest admits the patient: into a new 1:1 call, or into CallID.
+type AdmitRequest struct {
+	ActorID string
+	CallID  string
+}
+
+// TransferRequest moves the patient to another room of the clinic.
+type TransferRequest struct {
+	ActorID      string
+	TargetRoomID string
+	Note         string
+}
+
+// MaxNoteLength bounds the optional hand-off note.
+const MaxNoteLength = 500
+
+// TransferResult is the transfer's outcome as the sender sees it.
+type TransferResult struct {
+	VisitID       string
+	FromRoomID    string
+	ToRoomID      string
+	SenderMessage string
+	// CallEnded is true when the transfer ended the sender's 1:1 call.
+	CallEnded bool
+	Plan      activities.TransferPlan
+}
+
+// EndRequest ends the visit: the patient leaves, or a provider ends it.
+type EndRequest struct {
+	ActorID string
+}
+
+// PresenceSignal reports the patient's connection to the waiting room.
+type PresenceSignal struct {
+	Connected bool
+}

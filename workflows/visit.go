@@ -1,0 +1,419 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/handoff-telehealth/handoff/activities"
+	"github.com/handoff-telehealth/handoff/store"
+)
+
+// a names the activities for ExecuteActivity; it is never called through.
+var a *activities.Activities
+
+// Visit is the workflow of one patient visit, from check-in to its end.
+func Visit(ctx workflow.Context, in VisitInput) error {
+	v := &visit{in: in}
+	if err := v.setup(ctx); err != nil {
+		return err
+	}
+	return v.run(ctx)
+}
+
+type visit struct {
+	in VisitInput
+	st VisitState
+	// busy names the handler running (checkin, admit, transfer, leave, end):
+	// one at a time, the others are refused with a reason.
+	busy string
+}
+
+// setup registers every handler before the workflow blocks on anything, so
+// the Update-with-Start check-in always finds its handler.
+func (v *visit) setup(ctx workflow.Context) error {
+	if v.in.Resume != nil {
+		v.st = *v.in.Resume
+	} else {
+		v.st = VisitState{VisitID: v.in.VisitID, ClinicID: v.in.ClinicID, RoomID: v.in.RoomID,
+			State: store.VisitWaiting, PatientConnected: true}
+	}
+	if v.st.DoneTransfers == nil {
+		v.st.DoneTransfers = map[string]TransferResult{}
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (VisitState, error) { return v.st, nil }); err != nil {
+		return err
+	}
+	handlers := []struct {
+		name      string
+		fn        any
+		validator any
+	}{
+		{UpdateCheckIn, v.checkIn, func(workflow.Context, CheckInRequest) error { return nil }},
+		{UpdateAdmit, v.admit, v.validateAdmit},
+		{UpdateTransfer, v.transfer, v.validateTransfer},
+		{UpdateLeave, v.leave, v.validateEnd},
+		{UpdateEnd, v.end, v.validateEnd},
+	}
+	for _, h := range handlers {
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, h.name, h.fn, workflow.UpdateHandlerOptions{Validator: h.validator}); err != nil {
+			return err
+		}
+	}
+	presence := workflow.GetSignalChannel(ctx, SignalPresence)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var s PresenceSignal
+			presence.Receive(ctx, &s)
+			v.setPresence(ctx, s)
+		}
+	})
+	return v.publish(ctx)
+}
+
+func (v *visit) run(ctx workflow.Context) error {
+	for v.st.State != store.VisitEnded {
+		if v.abandonable() {
+			wait := v.st.DisconnectedAt.Add(v.in.AbandonAfter).Sub(workflow.Now(ctx))
+			changed, err := workflow.AwaitWithTimeout(ctx, max(wait, 0), func() bool { return !v.abandonable() || v.shouldContinueAsNew(ctx) })
+			if err != nil {
+				return err
+			}
+			if !changed && v.abandonable() {
+				v.busy = "end"
+				err := v.finish(ctx, activities.EndParams{VisitID: v.st.VisitID, ActorKind: "system", ActorID: "handoff", Reason: "abandoned", CallID: v.st.CallID})
+				v.busy = ""
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		} else if err := workflow.Await(ctx, func() bool {
+			return v.st.State == store.VisitEnded || v.abandonable() || v.shouldContinueAsNew(ctx)
+		}); err != nil {
+			return err
+		}
+		if v.shouldContinueAsNew(ctx) {
+			return v.continueAsNew(ctx)
+		}
+	}
+	// Let handlers that are finishing reply before the workflow closes.
+	return workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+}
+
+func (v *visit) abandonable() bool {
+	return v.in.AbandonAfter > 0 && v.busy == "" && v.st.CheckedIn &&
+		v.st.State == store.VisitWaiting && !v.st.PatientConnected
+}
+
+func (v *visit) shouldContinueAsNew(ctx workflow.Context) bool {
+	return v.busy == "" && v.st.State != store.VisitEnded && workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+}
+
+// continueAsNew carries the state into a fresh run once no handler runs and
+// every pending presence signal is applied, so nothing is dropped.
+func (v *visit) continueAsNew(ctx workflow.Context) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	presence := workflow.GetSignalChannel(ctx, SignalPresence)
+	for {
+		var s PresenceSignal
+		if !presence.ReceiveAsync(&s) {
+			break
+		}
+		v.setPresence(ctx, s)
+	}
+	next := v.in
+	st := v.st
+	next.Resume = &st
+	return workflow.NewContinueAsNewError(ctx, Visit, next)
+}
+
+func (v *visit) setPresence(ctx workflow.Context, s PresenceSignal) {
+	if s.Connected == v.st.PatientConnected {
+		return
+	}
+	v.st.PatientConnected = s.Connected
+	if !s.Connected {
+		v.st.DisconnectedAt = workflow.Now(ctx)
+	}
+}
+
+// publish keeps the search attributes ops filter on current. They hold
+// opaque ids, the state and a count: never patient data.
+func (v *visit) publish(ctx workflow.Context) error {
+	return workflow.UpsertTypedSearchAttributes(ctx,
+		ClinicIDAttr.ValueSet(v.st.ClinicID),
+		RoomIDAttr.ValueSet(v.st.RoomID),
+		VisitStateAttr.ValueSet(string(v.st.State)),
+		TransfersAttr.ValueSet(int64(v.st.Transfers)),
+	)
+}
+
+func (v *visit) setState(ctx workflow.Context, s store.VisitState) error {
+	v.st.State = s
+	return v.publish(ctx)
+}
+
+// Activity options. Business rejections are non-retryable errors; anything
+// else (database or media down, a worker lost) is retried.
+func stepCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    10 * time.Second,
+		ScheduleToCloseTimeout: 2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second,
+		},
+	})
+}
+
+// compensationCtx runs steps that must finish however the handler ends:
+// detached from cancellation, retried without a deadline.
+func compensationCtx(ctx workflow.Context) workflow.Context {
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second,
+		},
+	})
+}
+
+func conflict(format string, args ...any) error {
+	return temporal.NewApplicationError(fmt.Sprintf(format, args...), activities.ErrConflict)
+}
+
+// busyError says what the visit is doing instead.
+func (v *visit) busyError() error {
+	switch v.busy {
+	case "transfer":
+		return conflict("the patient is being transferred right now")
+	case "admit":
+		return conflict("the patient is being admitted right now")
+	case "checkin":
+		return conflict("the patient is still checking in")
+	default:
+		return conflict("the visit is ending")
+	}
+}
+
+func (v *visit) ready() error {
+	switch {
+	case v.busy != "":
+		return v.busyError()
+	case !v.st.CheckedIn:
+		return conflict("the patient has not checked in")
+	case v.st.State == store.VisitEnded:
+		return conflict("the visit has ended")
+	}
+	return nil
+}
+
+func (v *visit) checkIn(ctx workflow.Context, _ CheckInRequest) (VisitState, error) {
+	if v.st.CheckedIn {
+		return v.st, nil // a repeated check-in resumes the same visit
+	}
+	if v.busy != "" {
+		return VisitState{}, v.busyError()
+	}
+	v.busy = "checkin"
+	defer func() { v.busy = "" }()
+	err := workflow.ExecuteActivity(stepCtx(ctx), a.RecordCheckIn, activities.CheckInParams{
+		VisitID: v.in.VisitID, ClinicID: v.in.ClinicID, RoomID: v.in.RoomID,
+		PatientName: v.in.PatientName, TokenHash: v.in.TokenHash, CheckedInAt: v.in.CheckedInAt,
+	}).Get(ctx, nil)
+	if err != nil {
+		return VisitState{}, err
+	}
+	v.st.CheckedIn = true
+	return v.st, nil
+}
+
+func (v *visit) validateAdmit(_ workflow.Context, req AdmitRequest) error {
+	if req.ActorID == "" {
+		return temporal.NewApplicationError("an admit needs the provider's id", activities.ErrInvalid)
+	}
+	if err := v.ready(); err != nil {
+		return err
+	}
+	if v.st.State != store.VisitWaiting {
+		return conflict("the patient is not in the waiting room")
+	}
+	return nil
+}
+
+func (v *visit) admit(ctx workflow.Context, req AdmitRequest) (activities.AdmitResult, error) {
+	// Validators and handlers of updates delivered together may interleave:
+	// check again now that this handler runs.
+	if err := v.validateAdmit(ctx, req); err != nil {
+		return activities.AdmitResult{}, err
+	}
+	v.busy = "admit"
+	defer func() { v.busy = "" }()
+	var res activities.AdmitResult
+	if err := workflow.ExecuteActivity(stepCtx(ctx), a.Admit, activities.AdmitParams{
+		VisitID: v.st.VisitID, ActorID: req.ActorID, CallID: req.CallID,
+	}).Get(ctx, &res); err != nil {
+		return activities.AdmitResult{}, err
+	}
+	v.st.CallID = res.CallID
+	return res, v.setState(ctx, store.VisitInCall)
+}
+
+func (v *visit) validateTransfer(ctx workflow.Context, req TransferRequest) error {
+	if _, done := v.st.DoneTransfers[updateID(ctx)]; done {
+		return nil // a repeat of a finished transfer: the handler answers it
+	}
+	switch {
+	case req.ActorID == "" || req.TargetRoomID == "":
+		return temporal.NewApplicationError("a transfer needs the provider's id and a target room", activities.ErrInvalid)
+	case len([]rune(req.Note)) > MaxNoteLength:
+		return temporal.NewApplicationError(fmt.Sprintf("the note is longer than %d characters", MaxNoteLength), activities.ErrInvalid)
+	}
+	if err := v.ready(); err != nil {
+		return err
+	}
+	if req.TargetRoomID == v.st.RoomID {
+		return temporal.NewApplicationError("the patient is already in that room", activities.ErrSameRoom)
+	}
+	return nil
+}
+
+// transfer runs the transfer's steps. Up to BeginTransfer nothing has
+// changed if a rule says no; after it the patient is leaving the source room,
+// so any failure puts them back there (ReturnToSource) and says so.
+func (v *visit) transfer(ctx workflow.Context, req TransferRequest) (TransferResult, error) {
+	id := updateID(ctx)
+	if done, ok := v.st.DoneTransfers[id]; ok {
+		return done, nil
+	}
+	if err := v.validateTransfer(ctx, req); err != nil {
+		return TransferResult{}, err
+	}
+	v.busy = "transfer"
+	defer func() { v.busy = "" }()
+
+	p := activities.TransferParams{TransferID: id, VisitID: v.st.VisitID, ActorID: req.ActorID,
+		SourceRoomID: v.st.RoomID, TargetRoomID: req.TargetRoomID, Note: req.Note, CallID: v.st.CallID}
+	from := v.st.State
+	var plan activities.TransferPlan
+	if err := workflow.ExecuteActivity(stepCtx(ctx), a.BeginTransfer, p).Get(ctx, &plan); err != nil {
+		if isRejection(err) {
+			return TransferResult{}, err // a rule said no; nothing changed
+		}
+		// It may have committed before failing: make sure the patient waits.
+		return TransferResult{}, v.compensate(ctx, p, err)
+	}
+	if err := v.setState(ctx, store.VisitTransferring); err != nil {
+		return TransferResult{}, err
+	}
+
+	res := TransferResult{VisitID: v.st.VisitID, FromRoomID: p.SourceRoomID, ToRoomID: p.TargetRoomID, SenderMessage: plan.SenderMessage(), Plan: plan}
+	err := v.leaveCall(ctx, p, from, &res)
+	if err == nil {
+		err = workflow.ExecuteActivity(stepCtx(ctx), a.RetargetRoom, p, plan).Get(ctx, nil)
+	}
+	if err != nil {
+		return TransferResult{}, v.compensate(ctx, p, err)
+	}
+	v.st.RoomID = p.TargetRoomID
+	v.st.CallID = ""
+	v.st.Transfers++
+	v.st.DoneTransfers[id] = res
+	return res, v.setState(ctx, store.VisitWaiting)
+}
+
+// leaveCall closes the session's apps and detaches the patient's media.
+func (v *visit) leaveCall(ctx workflow.Context, p activities.TransferParams, from store.VisitState, res *TransferResult) error {
+	if from != store.VisitInCall || p.CallID == "" {
+		return nil
+	}
+	if err := workflow.ExecuteActivity(stepCtx(ctx), a.CloseApps, p).Get(ctx, nil); err != nil {
+		return err
+	}
+	var d activities.DetachResult
+	if err := workflow.ExecuteActivity(stepCtx(ctx), a.DetachMedia, p).Get(ctx, &d); err != nil {
+		return err
+	}
+	v.st.CallID = ""
+	res.CallEnded = d.CallEnded
+	return nil
+}
+
+func (v *visit) compensate(ctx workflow.Context, p activities.TransferParams, cause error) error {
+	reason := "the transfer could not complete"
+	var appErr *temporal.ApplicationError
+	if errors.As(cause, &appErr) && appErr.Type() == activities.ErrTargetRoomGone {
+		reason = "the target room no longer exists"
+	}
+	if err := workflow.ExecuteActivity(compensationCtx(ctx), a.ReturnToSource, p, reason).Get(ctx, nil); err != nil {
+		return err
+	}
+	v.st.CallID = ""
+	if err := v.setState(ctx, store.VisitWaiting); err != nil {
+		return err
+	}
+	return temporal.NewNonRetryableApplicationError("transfer failed: "+reason+"; the patient is back in the waiting room", "TransferFailed", cause)
+}
+
+func (v *visit) validateEnd(_ workflow.Context, req EndRequest) error {
+	if req.ActorID == "" {
+		return temporal.NewApplicationError("ending a visit needs the actor's id", activities.ErrInvalid)
+	}
+	return v.ready()
+}
+
+func (v *visit) leave(ctx workflow.Context, req EndRequest) (VisitState, error) {
+	return v.endWith(ctx, req, activities.EndParams{ActorKind: "patient", Reason: "left"})
+}
+
+func (v *visit) end(ctx workflow.Context, req EndRequest) (VisitState, error) {
+	return v.endWith(ctx, req, activities.EndParams{ActorKind: "user", Reason: "ended"})
+}
+
+func (v *visit) endWith(ctx workflow.Context, req EndRequest, p activities.EndParams) (VisitState, error) {
+	if err := v.validateEnd(ctx, req); err != nil {
+		return VisitState{}, err
+	}
+	v.busy = p.Reason
+	defer func() { v.busy = "" }()
+	p.VisitID, p.ActorID, p.CallID = v.st.VisitID, req.ActorID, v.st.CallID
+	if err := v.finish(ctx, p); err != nil {
+		return VisitState{}, err
+	}
+	return v.st, nil
+}
+
+func (v *visit) finish(ctx workflow.Context, p activities.EndParams) error {
+	if err := workflow.ExecuteActivity(compensationCtx(ctx), a.EndVisit, p).Get(ctx, nil); err != nil {
+		return err
+	}
+	v.st.CallID = ""
+	v.st.EndReason = p.Reason
+	return v.setState(ctx, store.VisitEnded)
+}
+
+func updateID(ctx workflow.Context) string {
+	if info := workflow.GetCurrentUpdateInfo(ctx); info != nil {
+		return info.ID
+	}
+	return ""
+}
+
+// isRejection tells a business rule's "no" from a failure to carry it out.
+func isRejection(err error) bool {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		return false
+	}
+	switch appErr.Type() {
+	case activities.ErrInvalid, activities.ErrNotFound, activities.ErrForbidden,
+		activities.ErrPlanRequired, activities.ErrConflict, activities.ErrSameRoom:
+		return true
+	}
+	return false
+}
