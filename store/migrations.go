@@ -112,7 +112,7 @@ var migrations = []migration{
 				clinic_id VARCHAR(36) NOT NULL REFERENCES clinics (id),
 				at {{ts}} NOT NULL,
 				actor_kind VARCHAR(16) NOT NULL CHECK (actor_kind IN ('user', 'patient', 'system')),
-				actor_id VARCHAR(36) NOT NULL,
+				actor_id VARCHAR(64) NOT NULL,
 				action VARCHAR(64) NOT NULL,
 				visit_id VARCHAR(36),
 				room_id VARCHAR(36),
