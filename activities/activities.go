@@ -108,8 +108,8 @@ func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, err
 		if err != nil {
 			return err
 		}
-		if ok, err := hasAccess(tx, actor, room); err != nil || !ok {
-			return errors.Join(err, reject(ErrForbidden, "you do not have access to this room"))
+		if err := requireAccess(tx, actor, room, "you do not have access to this room"); err != nil {
+			return err
 		}
 		now := a.now()
 		var call store.Call
@@ -220,8 +220,8 @@ func planTransfer(tx *gorm.DB, v store.Visit, p TransferParams) (TransferPlan, e
 	if err != nil {
 		return TransferPlan{}, err
 	}
-	if ok, err := hasAccess(tx, actor, source); err != nil || !ok {
-		return TransferPlan{}, errors.Join(err, reject(ErrForbidden, "you do not have access to the patient's room"))
+	if err := requireAccess(tx, actor, source, "you do not have access to the patient's room"); err != nil {
+		return TransferPlan{}, err
 	}
 	target, err := loadRoom(tx, p.TargetRoomID)
 	if err != nil {

@@ -271,6 +271,11 @@ func TestRulesRefuseAndChangeNothing(t *testing.T) {
 		for _, tc := range cases {
 			_, err := w.acts.BeginTransfer(ctx, tc.p)
 			require.Equal(t, tc.want, errType(err), "%s: %v", tc.name, err)
+			// Temporal reads retryability off the returned error itself, not
+			// off errors it wraps: a rejection must be one, or it is retried.
+			appErr, ok := err.(*temporal.ApplicationError)
+			require.True(t, ok, "%s: %T is not an ApplicationError", tc.name, err)
+			require.True(t, appErr.NonRetryable(), tc.name)
 		}
 		_, err := w.acts.BeginTransfer(ctx, w.params(hillside, "dr.cho@hillside.example", "dr-park"))
 		require.ErrorContains(t, err, "requires the Premium plan")

@@ -52,6 +52,18 @@ func hasAccess(tx *gorm.DB, u store.User, r store.Room) (bool, error) {
 	return n > 0, err
 }
 
+// requireAccess rejects, non-retryably, an actor without access to r.
+func requireAccess(tx *gorm.DB, u store.User, r store.Room, msg string) error {
+	ok, err := hasAccess(tx, u, r)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return reject(ErrForbidden, msg)
+	}
+	return nil
+}
+
 // displayName is the <name> of the patient's messages: the owner's name for
 // a personal room, the room's name for a shared room.
 func displayName(tx *gorm.DB, r store.Room) (string, error) {

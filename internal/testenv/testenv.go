@@ -1,0 +1,118 @@
+// Package testenv runs Handoff's real parts for integration tests: the
+// embedded Temporal server, a fresh PostgreSQL database with the demo data,
+// a client and a worker, all with the payload codec on.
+package testenv
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/handoff-telehealth/handoff/activities"
+	"github.com/handoff-telehealth/handoff/config"
+	"github.com/handoff-telehealth/handoff/devserver"
+	"github.com/handoff-telehealth/handoff/internal/testdb"
+	"github.com/handoff-telehealth/handoff/media"
+	"github.com/handoff-telehealth/handoff/store"
+	"github.com/handoff-telehealth/handoff/temporalx"
+	"github.com/handoff-telehealth/handoff/worker"
+)
+
+// CodecKeys is the fixed, non-secret key of test runs; the recorded
+// histories in workflows/testdata are sealed with it.
+const CodecKeys = "test1:aGFuZG9mZi10ZXN0LWtleS0zMi1ieXRlcy1sb25nISE="
+
+// Env is one running Handoff back end.
+type Env struct {
+	t      testing.TB
+	DB     *store.DB
+	Client client.Client
+	Server *devserver.Server
+	Calls  *media.Calls
+	Codec  *temporalx.Codec
+	rooms  map[string]store.Room
+	users  map[string]store.User
+}
+
+// Start boots a Temporal server, a seeded Postgres database and a client.
+// Call StartWorker to run the worker.
+func Start(t testing.TB) *Env {
+	t.Helper()
+	ctx := context.Background()
+	db := testdb.Open(t, testdb.PostgresDSN(t))
+	_, err := db.SeedDemo(ctx)
+	require.NoError(t, err)
+
+	ports, err := devserver.FreePorts("127.0.0.1", 1)
+	require.NoError(t, err)
+	srv, err := devserver.Start(ctx, devserver.Options{DataDir: t.TempDir(), Host: "127.0.0.1", Port: ports[0], Namespace: "default"})
+	require.NoError(t, err)
+	t.Cleanup(srv.Stop)
+
+	codec, err := temporalx.ParseKeys(CodecKeys)
+	require.NoError(t, err)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c, err := client.Dial(temporalx.ClientOptions(config.Temporal{Address: srv.Address(), Namespace: "default"}, codec, logger))
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+
+	e := &Env{t: t, DB: db, Client: c, Server: srv, Calls: media.NewCalls(), Codec: codec,
+		rooms: map[string]store.Room{}, users: map[string]store.User{}}
+	var rooms []store.Room
+	require.NoError(t, db.Find(&rooms).Error)
+	for _, r := range rooms {
+		e.rooms[r.Slug] = r
+	}
+	var users []store.User
+	require.NoError(t, db.Find(&users).Error)
+	for _, u := range users {
+		e.users[u.Email] = u
+	}
+	return e
+}
+
+// StartWorker runs a worker whose activities use m for media (the env's
+// Calls when nil). The returned func stops it.
+func (e *Env) StartWorker(m activities.Media) (stop func()) {
+	if m == nil {
+		m = e.Calls
+	}
+	w := worker.New(e.Client, worker.Deps{DB: e.DB, Media: m})
+	require.NoError(e.t, w.Start())
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			w.Stop()
+		}
+	}
+	e.t.Cleanup(stop)
+	return stop
+}
+
+// Room is a demo room by slug; User a demo user by email.
+func (e *Env) Room(slug string) store.Room  { return e.rooms[slug] }
+func (e *Env) User(email string) store.User { return e.users[email] }
+
+// Visit reads a visit's projection row.
+func (e *Env) Visit(id string) store.Visit {
+	var v store.Visit
+	require.NoError(e.t, e.DB.Take(&v, "id = ?", id).Error)
+	return v
+}
+
+// Replayer returns a replayer with the visit workflow and the test codec.
+func (e *Env) Replayer() sdkworker.WorkflowReplayer {
+	return worker.NewReplayer(e.Codec)
+}
+
+// HistoryDir is where recorded histories live, relative to the module root.
+func HistoryDir(moduleRoot string) string {
+	return filepath.Join(moduleRoot, "workflows", "testdata", "histories")
+}

@@ -1,0 +1,86 @@
+package workflows
+
+import (
+	"context"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/handoff-telehealth/handoff/activities"
+	"github.com/handoff-telehealth/handoff/store"
+)
+
+// CheckIn starts the visit's workflow if it is not running and checks the
+// patient in, in one round trip (Update-with-Start). Calling it again for the
+// same visit resumes that visit instead of creating another.
+func CheckIn(ctx context.Context, c client.Client, in VisitInput) (VisitState, error) {
+	start := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       VisitWorkflowID(in.VisitID),
+		TaskQueue:                TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			ClinicIDAttr.ValueSet(in.ClinicID), RoomIDAttr.ValueSet(in.RoomID),
+			VisitStateAttr.ValueSet(string(store.VisitWaiting)), TransfersAttr.ValueSet(0),
+		),
+	}, Visit, in)
+	h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName: UpdateCheckIn, Args: []any{CheckInRequest{}}, WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if err != nil {
+		return VisitState{}, err
+	}
+	var st VisitState
+	return st, h.Get(ctx, &st)
+}
+
+// update sends one update and waits for its result. updateID makes it
+// idempotent: the same id gets the first call's answer.
+func update(ctx context.Context, c client.Client, visitID, name, updateID string, arg, out any) error {
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: VisitWorkflowID(visitID), UpdateID: updateID, UpdateName: name,
+		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return err
+	}
+	return h.Get(ctx, out)
+}
+
+// Transfer moves the patient; idempotencyKey becomes the update id.
+func Transfer(ctx context.Context, c client.Client, visitID, idempotencyKey string, req TransferRequest) (TransferResult, error) {
+	var res TransferResult
+	return res, update(ctx, c, visitID, UpdateTransfer, idempotencyKey, req, &res)
+}
+
+// Admit brings the patient into a call.
+func Admit(ctx context.Context, c client.Client, visitID, updateID string, req AdmitRequest) (activities.AdmitResult, error) {
+	var res activities.AdmitResult
+	return res, update(ctx, c, visitID, UpdateAdmit, updateID, req, &res)
+}
+
+// Leave ends the visit for the patient.
+func Leave(ctx context.Context, c client.Client, visitID, updateID string) (VisitState, error) {
+	var st VisitState
+	return st, update(ctx, c, visitID, UpdateLeave, updateID, EndRequest{ActorID: visitID}, &st)
+}
+
+// End ends the visit on a provider's word.
+func End(ctx context.Context, c client.Client, visitID, updateID, actorID string) (VisitState, error) {
+	var st VisitState
+	return st, update(ctx, c, visitID, UpdateEnd, updateID, EndRequest{ActorID: actorID}, &st)
+}
+
+// Status asks the workflow for its state (for one visit's details; lists
+// come from the database).
+func Status(ctx context.Context, c client.Client, visitID string) (VisitState, error) {
+	v, err := c.QueryWorkflow(ctx, VisitWorkflowID(visitID), "", QueryStatus)
+	if err != nil {
+		return VisitState{}, err
+	}
+	var st VisitState
+	return st, v.Get(&st)
+}
