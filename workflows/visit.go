@@ -74,7 +74,13 @@ func (v *visit) setup(ctx workflow.Context) error {
 	return v.publish(ctx)
 }
 
+// ndeProbe is only ever set by a test build (see nde_probe.go).
+var ndeProbe = false
+
 func (v *visit) run(ctx workflow.Context) error {
+	if ndeProbe {
+		_ = workflow.Sleep(ctx, time.Second)
+	}
 	for v.st.State != store.VisitEnded {
 		if v.abandonable() {
 			wait := v.st.DisconnectedAt.Add(v.in.AbandonAfter).Sub(workflow.Now(ctx))

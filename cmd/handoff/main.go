@@ -26,6 +26,7 @@ var commands = []command{
 	{"media", mediaSummary, runMedia},
 	{"migrate", migrateSummary, runMigrate},
 	{"temporal-setup", temporalSetupSummary, runTemporalSetup},
+	{"replay", replaySummary, runReplay},
 }
 
 func usage(w io.Writer) {
