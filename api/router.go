@@ -18,6 +18,8 @@ type Deps struct {
 	DB       *store.DB
 	Temporal client.Client
 	Logger   *slog.Logger
+	// CodecServer decodes payloads for the Temporal UI; nil leaves it off.
+	CodecServer http.Handler
 }
 
 // NewRouter builds the HTTP handler of the API and the web pages.
@@ -31,6 +33,11 @@ func NewRouter(d Deps) http.Handler {
 	// serve (database and Temporal answer).
 	r.GET("/healthz", h.live)
 	r.GET("/readyz", h.ready)
+
+	// Payload codec for the Temporal UI, behind its own token.
+	if d.CodecServer != nil {
+		r.Any("/codec/*path", gin.WrapH(http.StripPrefix("/codec", d.CodecServer)))
+	}
 
 	// Web pages.
 	r.NoRoute(gin.WrapH(http.FileServer(http.FS(web.Files()))))

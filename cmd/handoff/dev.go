@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -106,9 +108,17 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	defer temporal.Stop()
 
 	if s.codecKeys == "" {
-		if s.codecKeys, err = devCodecKeys(dataDir); err != nil {
+		if s.codecKeys, err = devSecret(dataDir, "codec.keys", func() (string, error) { return temporalx.NewKeySpec("dev1") }); err != nil {
 			return err
 		}
+	}
+	codec, err := temporalx.ParseKeys(s.codecKeys)
+	if err != nil {
+		return err
+	}
+	codecToken, err := devSecret(dataDir, "codec.token", randomToken)
+	if err != nil {
+		return err
 	}
 	c, err := temporalx.Dial(ctx, config.Temporal{Address: temporal.Address(), Namespace: s.namespace, CodecKeys: s.codecKeys}, logger)
 	if err != nil {
@@ -122,7 +132,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	printDevBanner(stdout, s, dataDir, apiURL, temporal, time.Since(started))
 	err = runAll(ctx,
 		func(ctx context.Context) error {
-			return httpx.Serve(ctx, apiL, api.NewRouter(api.Deps{DB: db, Temporal: c, Logger: logger}))
+			return httpx.Serve(ctx, apiL, api.NewRouter(api.Deps{DB: db, Temporal: c, Logger: logger,
+				CodecServer: codec.CodecServer(codecToken, []string{temporal.UIURL()})}))
 		},
 		func(ctx context.Context) error { return httpx.Serve(ctx, mediaL, media.NewServer().Handler()) },
 		func(ctx context.Context) error { return runVisitWorker(ctx, c, db, logger) },
@@ -154,21 +165,29 @@ func prepareDataDir(dir string) (string, error) {
 	return abs, nil
 }
 
-// devCodecKeys reads the data directory's payload key, making it on first
-// start: without the same key a restarted dev server could not read its own
-// visits.
-func devCodecKeys(dir string) (string, error) {
-	path := filepath.Join(dir, "codec.keys")
+// devSecret reads a secret kept in the data directory, making it on first
+// start: without the same payload key a restarted dev server could not read
+// its own visits.
+func devSecret(dir, name string, make func() (string, error)) (string, error) {
+	path := filepath.Join(dir, name)
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
-	spec, err := temporalx.NewKeySpec("dev1")
+	secret, err := make()
 	if err != nil {
 		return "", err
 	}
-	return spec, os.WriteFile(path, []byte(spec+"\n"), 0o600)
+	return secret, os.WriteFile(path, []byte(secret+"\n"), 0o600)
+}
+
+func randomToken() (string, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 // lockDataDir keeps a second `handoff dev` off the same SQLite files.
@@ -193,6 +212,7 @@ func printDevBanner(w io.Writer, s devSettings, dataDir, apiURL string, t *devse
 	fmt.Fprintf(tw, "  Media server\thttp://%s\n", hostPort(s.host, s.mediaPort))
 	fmt.Fprintf(tw, "  Temporal UI\t%s\n", t.UIURL())
 	fmt.Fprintf(tw, "  Temporal gRPC\t%s (namespace %s)\n", t.Address(), s.namespace)
+	fmt.Fprintf(tw, "  Codec server\t%s/codec (token in %s)\n", apiURL, filepath.Join(dataDir, "codec.token"))
 	fmt.Fprintf(tw, "  App database\t%s\n", store.Redact(s.db.DSN))
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nDemo logins (password %q):\n", store.DemoPassword)

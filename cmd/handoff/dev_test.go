@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -17,14 +18,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/handoff-telehealth/handoff/config"
 	"github.com/handoff-telehealth/handoff/devserver"
 	"github.com/handoff-telehealth/handoff/internal/testdb"
 	"github.com/handoff-telehealth/handoff/store"
+	"github.com/handoff-telehealth/handoff/temporalx"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
 
@@ -207,9 +211,55 @@ func TestDevRunsTheWholeServiceAndKeepsItsData(t *testing.T) {
 	require.NoError(t, err)
 	c.Close()
 
-	d.stop(t)
+	// The worker runs in the dev process: a visit checks in and is
+	// transferred, through Temporal, into the SQLite app database.
+	keys, err := os.ReadFile(filepath.Join(dataDir, "codec.keys"))
+	require.NoError(t, err)
+	codec, err := temporalx.ParseKeys(strings.TrimSpace(string(keys)))
+	require.NoError(t, err)
+	vc, err := client.Dial(temporalx.ClientOptions(config.Temporal{Address: fmt.Sprintf("127.0.0.1:%d", d.tPort), Namespace: "default"}, codec, slog.Default()))
+	require.NoError(t, err)
 	appDSN := "sqlite:" + filepath.Join(dataDir, "handoff.db")
+	demo, err := store.Open(ctx, appDSN)
+	require.NoError(t, err)
+	var leeRoom, patelRoom store.Room
+	var lee store.User
+	require.NoError(t, demo.Take(&leeRoom, "slug = ?", "dr-lee").Error)
+	require.NoError(t, demo.Take(&patelRoom, "slug = ?", "dr-patel").Error)
+	require.NoError(t, demo.Take(&lee, "email = ?", "dr.lee@riverside.example").Error)
+	require.NoError(t, demo.Close())
+	visitID := uuid.NewString()
+	_, err = workflows.CheckIn(ctx, vc, workflows.VisitInput{VisitID: visitID, ClinicID: leeRoom.ClinicID, RoomID: leeRoom.ID,
+		PatientName: "Pat Dev", TokenHash: uuid.NewString(), CheckedInAt: time.Now().UTC()})
+	require.NoError(t, err)
+	res, err := workflows.Transfer(ctx, vc, visitID, uuid.NewString(), workflows.TransferRequest{ActorID: lee.ID, TargetRoomID: patelRoom.ID})
+	require.NoError(t, err)
+	require.Equal(t, "Transferred to Dr. Arjun Patel", res.SenderMessage)
+	vc.Close()
+
+	// The codec server decodes for the holder of the token only.
+	token, err := os.ReadFile(filepath.Join(dataDir, "codec.token"))
+	require.NoError(t, err)
+	decode := func(tok string) int {
+		req, _ := http.NewRequest(http.MethodPost, d.url(d.apiPort, "/codec/decode"), strings.NewReader(`{"payloads":[]}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusUnauthorized, decode("guess"))
+	require.Equal(t, http.StatusOK, decode(strings.TrimSpace(string(token))))
+
+	d.stop(t)
 	require.Equal(t, demoCounts, countRows(t, appDSN))
+	db, err := store.Open(ctx, appDSN)
+	require.NoError(t, err)
+	var v store.Visit
+	require.NoError(t, db.Take(&v, "id = ?", visitID).Error)
+	require.Equal(t, patelRoom.ID, v.RoomID)
+	require.NoError(t, db.Close())
 
 	d = startDev(t, dataDir)
 	c, err = client.Dial(client.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", d.tPort), Namespace: "default"})

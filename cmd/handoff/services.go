@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -33,6 +34,8 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	db.Register(fs, productionDBDefault)
 	tc.Register(fs)
 	listen := fs.String("listen", "0.0.0.0:8080", "address the API and web pages listen on")
+	codecToken := fs.String("codec-token", "", "token an operator gives the Temporal UI to decode payloads at /codec; empty turns the codec server off")
+	codecOrigins := fs.String("codec-origins", "", "comma-separated Temporal UI origins allowed to call /codec from a browser")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,8 +57,16 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return err
 	}
 	defer c.Close()
+	deps := api.Deps{DB: d, Temporal: c, Logger: logger}
+	if *codecToken != "" {
+		codec, err := temporalx.ParseKeys(tc.CodecKeys)
+		if err != nil {
+			return err
+		}
+		deps.CodecServer = codec.CodecServer(*codecToken, splitList(*codecOrigins))
+	}
 	logger.Info("api listening", "addr", l.Addr().String())
-	return httpx.Serve(ctx, l, api.NewRouter(api.Deps{DB: d, Temporal: c, Logger: logger}))
+	return httpx.Serve(ctx, l, api.NewRouter(deps))
 }
 
 func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
@@ -168,4 +179,14 @@ func runAll(ctx context.Context, fns ...func(ctx context.Context) error) error {
 		g.Go(func() error { return fn(ctx) })
 	}
 	return g.Wait()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
