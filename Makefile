@@ -1,7 +1,7 @@
 # Handoff's two everyday commands are `make dev` and `make test`.
 GO ?= go
 
-.PHONY: dev test build build-production vet
+.PHONY: dev test build build-production vet bench
 
 ## dev: run all of Handoff in one process (embedded Temporal + UI, API, worker, media, demo data)
 dev:
@@ -21,3 +21,7 @@ build:
 ## build-production: the binary of the Docker image, without the Temporal server
 build-production:
 	CGO_ENABLED=0 $(GO) build -tags production -trimpath -o bin/handoff-production ./cmd/handoff
+
+## bench: latency of a transfer beside a bare Temporal update on the same server (see BENCHMARKS.md)
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/
