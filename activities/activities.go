@@ -42,6 +42,20 @@ func (a *Activities) now() time.Time {
 	return time.Now().UTC()
 }
 
+// tx runs fn in a transaction and, once it commits, wakes the live-event
+// streams of this process (other processes hear PostgreSQL's NOTIFY).
+func (a *Activities) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if err := a.DB.WithContext(ctx).Transaction(fn); err != nil {
+		return err
+	}
+	a.DB.EventsCommitted()
+	return nil
+}
+
+func (a *Activities) writer(tx *gorm.DB, clinicID, visitID string, now time.Time) writer {
+	return writer{db: a.DB, tx: tx, clinicID: clinicID, visitID: visitID, now: now, began: new(bool)}
+}
+
 // PatientParticipant is the media participant id of a visit's patient.
 func PatientParticipant(visitID string) string { return "visit:" + visitID }
 
@@ -50,7 +64,7 @@ func ProviderParticipant(userID string) string { return "user:" + userID }
 
 // RecordCheckIn writes the visit's projection row, its event and audit row.
 func (a *Activities) RecordCheckIn(ctx context.Context, p CheckInParams) error {
-	return a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return a.tx(ctx, func(tx *gorm.DB) error {
 		room, err := loadRoom(tx, p.RoomID)
 		if err != nil {
 			return err
@@ -70,7 +84,7 @@ func (a *Activities) RecordCheckIn(ctx context.Context, p CheckInParams) error {
 		if err := tx.Take(&v, "id = ?", p.VisitID).Error; err != nil {
 			return err
 		}
-		w := writer{tx: tx, clinicID: p.ClinicID, visitID: p.VisitID, now: now}
+		w := a.writer(tx, p.ClinicID, p.VisitID, now)
 		return w.all(
 			w.toRoom(p.RoomID, "visit.checked_in", cardPayload(v, "")),
 			w.audit("patient", p.VisitID, "visit.checked_in", &p.RoomID, nil, ""),
@@ -83,7 +97,7 @@ func (a *Activities) RecordCheckIn(ctx context.Context, p CheckInParams) error {
 func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, error) {
 	var res AdmitResult
 	var created bool
-	err := a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := a.tx(ctx, func(tx *gorm.DB) error {
 		v, err := loadVisit(tx, p.VisitID)
 		if err != nil {
 			return err
@@ -141,7 +155,7 @@ func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, err
 			return err
 		}
 		res = AdmitResult{CallID: call.ID, Kind: call.Kind}
-		w := writer{tx: tx, clinicID: v.ClinicID, visitID: v.ID, now: now}
+		w := a.writer(tx, v.ClinicID, v.ID, now)
 		return w.all(
 			w.toPatient("visit.admitted", map[string]any{"visitId": v.ID, "callId": call.ID, "message": actor.DisplayName + " is ready to see you"}),
 			w.toRoom(v.RoomID, "visit.admitted", map[string]any{"visitId": v.ID, "callId": call.ID, "kind": call.Kind, "admittedBy": actor.DisplayName}),
@@ -172,7 +186,7 @@ func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, err
 // It changes nothing when a rule is broken.
 func (a *Activities) BeginTransfer(ctx context.Context, p TransferParams) (TransferPlan, error) {
 	var plan TransferPlan
-	err := a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := a.tx(ctx, func(tx *gorm.DB) error {
 		v, err := loadVisit(tx, p.VisitID)
 		if err != nil {
 			return err
@@ -193,7 +207,7 @@ func (a *Activities) BeginTransfer(ctx context.Context, p TransferParams) (Trans
 			Updates(map[string]any{"state": store.VisitTransferring, "updated_at": now}).Error; err != nil {
 			return err
 		}
-		w := writer{tx: tx, clinicID: v.ClinicID, visitID: v.ID, now: now}
+		w := a.writer(tx, v.ClinicID, v.ID, now)
 		return w.all(
 			w.toPatient("visit.transfer_started", map[string]any{"visitId": v.ID, "message": plan.PatientMessageStarting()}),
 			w.toRoom(v.RoomID, "visit.transfer_started", map[string]any{"visitId": v.ID, "targetRoomId": p.TargetRoomID}),
@@ -252,7 +266,7 @@ func planTransfer(tx *gorm.DB, v store.Visit, p TransferParams) (TransferPlan, e
 // session data, so none of it reaches the receiving provider.
 func (a *Activities) CloseApps(ctx context.Context, p TransferParams) (int, error) {
 	var closed int
-	err := a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := a.tx(ctx, func(tx *gorm.DB) error {
 		var apps []store.AppSession
 		if err := tx.Where("call_id = ? AND closed_at IS NULL", p.CallID).Find(&apps).Error; err != nil {
 			return err
@@ -273,7 +287,7 @@ func (a *Activities) CloseApps(ctx context.Context, p TransferParams) (int, erro
 			Updates(map[string]any{"closed_at": now, "data": nil}).Error; err != nil {
 			return err
 		}
-		w := writer{tx: tx, clinicID: v.ClinicID, visitID: v.ID, now: now}
+		w := a.writer(tx, v.ClinicID, v.ID, now)
 		for _, app := range apps {
 			if err := w.all(
 				w.toRoom(p.SourceRoomID, "app.closed", map[string]any{"callId": p.CallID, "appId": app.ID, "app": app.App, "reason": "transfer"}),
@@ -304,7 +318,7 @@ func (a *Activities) DetachMedia(ctx context.Context, p TransferParams) (DetachR
 			return DetachResult{}, err
 		}
 	}
-	err := a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := a.tx(ctx, func(tx *gorm.DB) error {
 		now := a.now()
 		// A visit still in_call keeps its call id until the step that moves
 		// it on (EndVisit) clears both together.
@@ -319,7 +333,7 @@ func (a *Activities) DetachMedia(ctx context.Context, p TransferParams) (DetachR
 		if res.Error != nil || res.RowsAffected == 0 {
 			return res.Error
 		}
-		w := writer{tx: tx, clinicID: call.ClinicID, visitID: p.VisitID, now: now}
+		w := a.writer(tx, call.ClinicID, p.VisitID, now)
 		return w.toRoom(call.RoomID, "call.ended", map[string]any{"callId": call.ID, "reason": "transfer"})()
 	})
 	return DetachResult{CallEnded: oneToOne}, err
@@ -329,7 +343,7 @@ func (a *Activities) DetachMedia(ctx context.Context, p TransferParams) (DetachR
 // same transaction, writes the three sides' events and the audit row: the
 // move and its notification commit together or not at all.
 func (a *Activities) RetargetRoom(ctx context.Context, p TransferParams, plan TransferPlan) error {
-	return a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return a.tx(ctx, func(tx *gorm.DB) error {
 		v, err := loadVisit(tx, p.VisitID)
 		if err != nil {
 			return err
@@ -359,7 +373,7 @@ func (a *Activities) RetargetRoom(ctx context.Context, p TransferParams, plan Tr
 		moved.RoomID, moved.TransferNote = p.TargetRoomID, p.Note
 		card := cardPayload(moved, plan.ReceiverMessage())
 		card["transferredFromRoomId"] = p.SourceRoomID
-		w := writer{tx: tx, clinicID: v.ClinicID, visitID: v.ID, now: now}
+		w := a.writer(tx, v.ClinicID, v.ID, now)
 		return w.all(
 			w.toPatient("visit.transferred", map[string]any{"visitId": v.ID, "roomId": p.TargetRoomID, "message": plan.PatientMessageDone()}),
 			w.toRoom(p.SourceRoomID, "visit.transferred", map[string]any{"visitId": v.ID, "targetRoomId": p.TargetRoomID, "message": plan.SenderMessage()}),
@@ -372,7 +386,7 @@ func (a *Activities) RetargetRoom(ctx context.Context, p TransferParams, plan Tr
 // ReturnToSource is the transfer's compensation: the patient waits in the
 // source room again, and both sides are told why.
 func (a *Activities) ReturnToSource(ctx context.Context, p TransferParams, reason string) error {
-	return a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return a.tx(ctx, func(tx *gorm.DB) error {
 		v, err := loadVisit(tx, p.VisitID)
 		if err != nil {
 			return err
@@ -393,7 +407,7 @@ func (a *Activities) ReturnToSource(ctx context.Context, p TransferParams, reaso
 			Updates(map[string]any{"state": store.VisitWaiting, "call_id": nil, "updated_at": now}).Error; err != nil {
 			return err
 		}
-		w := writer{tx: tx, clinicID: v.ClinicID, visitID: v.ID, now: now}
+		w := a.writer(tx, v.ClinicID, v.ID, now)
 		return w.all(
 			w.toPatient("visit.transfer_failed", map[string]any{"visitId": v.ID, "roomId": v.RoomID,
 				"message": "We could not transfer you. You are back in " + display + "'s waiting room"}),
@@ -411,7 +425,7 @@ func (a *Activities) EndVisit(ctx context.Context, p EndParams) error {
 			return err
 		}
 	}
-	return a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return a.tx(ctx, func(tx *gorm.DB) error {
 		v, err := loadVisit(tx, p.VisitID)
 		if err != nil {
 			return err
@@ -429,7 +443,7 @@ func (a *Activities) EndVisit(ctx context.Context, p EndParams) error {
 		if p.Reason == "left" {
 			typ = "visit.left"
 		}
-		w := writer{tx: tx, clinicID: v.ClinicID, visitID: v.ID, now: now}
+		w := a.writer(tx, v.ClinicID, v.ID, now)
 		return w.all(
 			w.toPatient(typ, map[string]any{"visitId": v.ID, "reason": p.Reason}),
 			w.toRoom(v.RoomID, typ, map[string]any{"visitId": v.ID, "reason": p.Reason}),

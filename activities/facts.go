@@ -96,10 +96,12 @@ func cardPayload(v store.Visit, transferredBy string) map[string]any {
 
 // writer appends outbox events and audit rows inside one transaction.
 type writer struct {
+	db       *store.DB
 	tx       *gorm.DB
 	clinicID string
 	visitID  string
 	now      time.Time
+	began    *bool
 }
 
 type step func() error
@@ -115,6 +117,12 @@ func (w writer) all(steps ...step) error {
 
 func (w writer) event(aud store.Audience, roomID *string, typ string, payload map[string]any) step {
 	return func() error {
+		if !*w.began {
+			if err := w.db.BeginEvents(w.tx); err != nil {
+				return err
+			}
+			*w.began = true
+		}
 		body, err := json.Marshal(payload)
 		if err != nil {
 			return err

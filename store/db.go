@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/driver/postgres"
@@ -33,6 +34,9 @@ const (
 type DB struct {
 	*gorm.DB
 	Dialect Dialect
+
+	once   sync.Once
+	events *notifier
 }
 
 // ParseDSN tells which engine a DSN is for and the driver-level DSN to open.

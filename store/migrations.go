@@ -152,6 +152,29 @@ var migrations = []migration{
 				BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: DELETE refused'); END`,
 		},
 	},
+	{
+		version: 2,
+		name:    "provider sessions and presence",
+		both: []string{
+			`CREATE TABLE sessions (
+				id VARCHAR(36) PRIMARY KEY,
+				token_hash VARCHAR(64) NOT NULL UNIQUE,
+				user_id VARCHAR(36) NOT NULL REFERENCES users (id),
+				created_at {{ts}} NOT NULL,
+				expires_at {{ts}} NOT NULL,
+				last_seen_at {{ts}} NOT NULL,
+				revoked_at {{ts}}
+			)`,
+			// One row per open live-event stream of a provider, refreshed by its
+			// heartbeat: a room's providers are online while a fresh row exists.
+			`CREATE TABLE presence (
+				connection_id VARCHAR(36) PRIMARY KEY,
+				user_id VARCHAR(36) NOT NULL REFERENCES users (id),
+				last_seen_at {{ts}} NOT NULL
+			)`,
+			`CREATE INDEX presence_by_user ON presence (user_id, last_seen_at)`,
+		},
+	},
 }
 
 // LatestVersion is the schema version this build expects.

@@ -166,3 +166,24 @@ type Event struct {
 	Payload   string
 	CreatedAt time.Time
 }
+
+// Session is a provider's signed-in session; only the token's hash is kept.
+type Session struct {
+	ID         string `gorm:"primaryKey"`
+	TokenHash  string
+	UserID     string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	LastSeenAt time.Time
+	RevokedAt  *time.Time
+}
+
+// Presence is one open live-event stream of a provider.
+type Presence struct {
+	ConnectionID string `gorm:"primaryKey"`
+	UserID       string
+	LastSeenAt   time.Time
+}
+
+// TableName keeps the table name singular, as the migration has it.
+func (Presence) TableName() string { return "presence" }

@@ -26,7 +26,7 @@ func TestMigrateIsVersionedAndRepeatable(t *testing.T) {
 
 		applied, err := db.Migrate(ctx)
 		require.NoError(t, err)
-		require.Equal(t, []int{1}, applied)
+		require.Equal(t, []int{1, 2}, applied)
 
 		applied, err = db.Migrate(ctx)
 		require.NoError(t, err)
@@ -36,7 +36,7 @@ func TestMigrateIsVersionedAndRepeatable(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, store.LatestVersion(), v)
 
-		for _, table := range []string{"clinics", "users", "rooms", "room_members", "visits", "calls", "app_sessions", "audit_events", "events"} {
+		for _, table := range []string{"clinics", "users", "rooms", "room_members", "visits", "calls", "app_sessions", "audit_events", "events", "sessions", "presence"} {
 			require.True(t, db.Migrator().HasTable(table), table)
 		}
 	})

@@ -1,0 +1,69 @@
+package store
+
+import (
+	"sync"
+
+	"gorm.io/gorm"
+)
+
+// EventsChannel is the PostgreSQL NOTIFY channel that wakes every API
+// process when events are committed.
+const EventsChannel = "handoff_events"
+
+// BeginEvents is called in a transaction before it writes events. On
+// PostgreSQL it serializes event-writing transactions, so that ids commit in
+// the order they are handed out and a reader that has seen id N never later
+// finds a smaller id appear; and it asks for a NOTIFY at commit.
+func (db *DB) BeginEvents(tx *gorm.DB) error {
+	if db.Dialect != Postgres {
+		return nil // SQLite has one writer at a time already
+	}
+	if err := tx.Exec(`SELECT pg_advisory_xact_lock(7283462)`).Error; err != nil {
+		return err
+	}
+	return tx.Exec(`SELECT pg_notify(?, '')`, EventsChannel).Error
+}
+
+// EventsCommitted wakes this process's listeners after a commit that wrote
+// events (other processes hear the NOTIFY).
+func (db *DB) EventsCommitted() { db.notifier().notify() }
+
+// WatchEvents returns a channel that receives after events are committed in
+// this process, and a function to stop watching.
+func (db *DB) WatchEvents() (<-chan struct{}, func()) { return db.notifier().watch() }
+
+// Wake wakes this process's listeners, e.g. on a NOTIFY from another process.
+func (db *DB) Wake() { db.notifier().notify() }
+
+func (db *DB) notifier() *notifier {
+	db.once.Do(func() { db.events = &notifier{watchers: map[chan struct{}]struct{}{}} })
+	return db.events
+}
+
+type notifier struct {
+	mu       sync.Mutex
+	watchers map[chan struct{}]struct{}
+}
+
+func (n *notifier) watch() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	n.mu.Lock()
+	n.watchers[ch] = struct{}{}
+	n.mu.Unlock()
+	return ch, func() {
+		n.mu.Lock()
+		delete(n.watchers, ch)
+		n.mu.Unlock()
+	}
+}
+
+func (n *notifier) notify() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for ch := range n.watchers {
+		select {
+		case ch <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+}
