@@ -247,7 +247,7 @@ func planTransfer(tx *gorm.DB, v store.Visit, p TransferParams) (TransferPlan, e
 	if target.ID == v.RoomID && v.State != store.VisitTransferring {
 		return TransferPlan{}, reject(ErrSameRoom, "the patient is already in that room")
 	}
-	display, err := displayName(tx, target)
+	display, err := store.DisplayName(tx, target)
 	if err != nil {
 		return TransferPlan{}, err
 	}
@@ -398,7 +398,7 @@ func (a *Activities) ReturnToSource(ctx context.Context, p TransferParams, reaso
 		if err != nil {
 			return err
 		}
-		display, err := displayName(tx, source)
+		display, err := store.DisplayName(tx, source)
 		if err != nil {
 			return err
 		}

@@ -38,23 +38,9 @@ func loadRoom(tx *gorm.DB, id string) (store.Room, error) {
 	return r, err
 }
 
-// hasAccess: a user acts for its own personal room and the shared rooms it
-// is a member of, whatever its role.
-func hasAccess(tx *gorm.DB, u store.User, r store.Room) (bool, error) {
-	if r.ClinicID != u.ClinicID || r.DeletedAt != nil {
-		return false, nil
-	}
-	if r.Kind == store.RoomPersonal {
-		return r.OwnerID != nil && *r.OwnerID == u.ID, nil
-	}
-	var n int64
-	err := tx.Model(&store.RoomMember{}).Where("room_id = ? AND user_id = ?", r.ID, u.ID).Count(&n).Error
-	return n > 0, err
-}
-
 // requireAccess rejects, non-retryably, an actor without access to r.
 func requireAccess(tx *gorm.DB, u store.User, r store.Room, msg string) error {
-	ok, err := hasAccess(tx, u, r)
+	ok, err := store.CanActFor(tx, u, r)
 	if err != nil {
 		return err
 	}
@@ -62,19 +48,6 @@ func requireAccess(tx *gorm.DB, u store.User, r store.Room, msg string) error {
 		return reject(ErrForbidden, msg)
 	}
 	return nil
-}
-
-// displayName is the <name> of the patient's messages: the owner's name for
-// a personal room, the room's name for a shared room.
-func displayName(tx *gorm.DB, r store.Room) (string, error) {
-	if r.Kind != store.RoomPersonal || r.OwnerID == nil {
-		return r.Name, nil
-	}
-	var owner store.User
-	if err := tx.Take(&owner, "id = ?", *r.OwnerID).Error; err != nil {
-		return "", err
-	}
-	return owner.DisplayName, nil
 }
 
 // cardPayload is the Patient Information Card as a room's providers see it.

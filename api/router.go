@@ -5,6 +5,8 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/sdk/client"
@@ -20,26 +22,75 @@ type Deps struct {
 	Logger   *slog.Logger
 	// CodecServer decodes payloads for the Temporal UI; nil leaves it off.
 	CodecServer http.Handler
+	// SessionTTL and SessionIdle end provider sessions (defaults 12 h and
+	// 30 min); AbandonAfter ends a visit whose patient left the waiting room
+	// (0: never).
+	SessionTTL, SessionIdle, AbandonAfter time.Duration
+	// LoginRate and CheckInRate are requests per second per client address.
+	LoginRate, CheckInRate float64
 }
 
 // NewRouter builds the HTTP handler of the API and the web pages.
-func NewRouter(d Deps) http.Handler {
+func NewRouter(d Deps) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(gin.Recovery())
 	h := &handlers{Deps: d}
+	r.Use(gin.Recovery(), h.requestID, h.accessLog)
 
 	// Process health: liveness says the process runs, readiness says it can
 	// serve (database and Temporal answer).
 	r.GET("/healthz", h.live)
 	r.GET("/readyz", h.ready)
 
+	v1 := r.Group("/api/v1", h.errorsMiddleware, limitBody(64<<10), noStore, h.authenticate)
+	v1.GET("/openapi.json", openAPI)
+
+	// Providers sign in; patients check in by a room's link.
+	v1.POST("/auth/login", rateLimit(orDefault(d.LoginRate, 1), 5), h.login)
+	v1.POST("/auth/logout", requireProvider, h.logout)
+	v1.GET("/checkin/:slug", h.publicRoom)
+	v1.POST("/checkin/:slug", rateLimit(orDefault(d.CheckInRate, 2), 10), h.checkIn)
+
+	// The provider's clinic, rooms and waiting rooms.
+	v1.GET("/me", requireProvider, h.me)
+	v1.GET("/rooms", requireProvider, h.listRooms)
+	v1.GET("/rooms/:id/waiting", requireProvider, h.waitingRoom)
+
+	// A visit: its card (provider) or view (its patient), and what can happen to it.
+	v1.GET("/visits/:id", requireAnyone, h.getVisit)
+	v1.POST("/visits/:id/admit", requireProvider, h.admit)
+	v1.POST("/visits/:id/transfer", requireProvider, h.transfer)
+	v1.POST("/visits/:id/leave", requirePatient, h.leave)
+	v1.POST("/visits/:id/end", requireProvider, h.end)
+
+	// Apps in a call; their data never outlives them.
+	v1.POST("/calls/:id/apps", requireProvider, h.openApp)
+	v1.DELETE("/calls/:id/apps/:appId", requireProvider, h.closeApp)
+
+	// Live events, and the clinic's audit trail.
+	v1.GET("/events", requireAnyone, h.events)
+	v1.GET("/audit", requireProvider, h.listAudit)
+
 	// Payload codec for the Temporal UI, behind its own token.
 	if d.CodecServer != nil {
 		r.Any("/codec/*path", gin.WrapH(http.StripPrefix("/codec", d.CodecServer)))
 	}
 
-	// Web pages.
-	r.NoRoute(gin.WrapH(http.FileServer(http.FS(web.Files()))))
+	// Web pages; unknown API paths answer in the API's own error shape.
+	pages := http.FileServer(http.FS(web.Files()))
+	r.NoRoute(func(c *gin.Context) {
+		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
+			c.JSON(http.StatusNotFound, gin.H{"error": gin.H{"code": "not_found", "message": "no such API route"}})
+			return
+		}
+		pages.ServeHTTP(c.Writer, c.Request)
+	})
 	return r
+}
+
+func orDefault(v, def float64) float64 {
+	if v > 0 {
+		return v
+	}
+	return def
 }

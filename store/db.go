@@ -35,6 +35,7 @@ type DB struct {
 	*gorm.DB
 	Dialect Dialect
 
+	dsn    string
 	once   sync.Once
 	events *notifier
 }
@@ -121,7 +122,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("cannot connect to %s database %s: %w", dialect, Redact(dsn), err)
 	}
-	return &DB{DB: gdb, Dialect: dialect}, nil
+	return &DB{DB: gdb, Dialect: dialect, dsn: driverDSN}, nil
 }
 
 // Close releases the connection pool.

@@ -49,6 +49,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	fs.StringVar(&s.namespace, "temporal-namespace", "default", "Temporal namespace of the visits")
 	fs.StringVar(&s.codecKeys, "codec-keys", "", "payload encryption keys (id:base64[,…]); default: a key made once and kept in the data directory")
 	s.db.Register(fs, "")
+	var sess sessionSettings
+	sess.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -132,9 +134,11 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	printDevBanner(stdout, s, dataDir, apiURL, temporal, time.Since(started))
 	err = runAll(ctx,
 		func(ctx context.Context) error {
-			return httpx.Serve(ctx, apiL, api.NewRouter(api.Deps{DB: db, Temporal: c, Logger: logger,
-				CodecServer: codec.CodecServer(codecToken, []string{temporal.UIURL()})}))
+			deps := api.Deps{DB: db, Temporal: c, Logger: logger, CodecServer: codec.CodecServer(codecToken, []string{temporal.UIURL()})}
+			sess.apply(&deps)
+			return httpx.Serve(ctx, apiL, api.NewRouter(deps))
 		},
+		db.ListenForEvents,
 		func(ctx context.Context) error { return httpx.Serve(ctx, mediaL, media.NewServer().Handler()) },
 		func(ctx context.Context) error { return runVisitWorker(ctx, c, db, logger) },
 	)

@@ -36,6 +36,8 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	listen := fs.String("listen", "0.0.0.0:8080", "address the API and web pages listen on")
 	codecToken := fs.String("codec-token", "", "token an operator gives the Temporal UI to decode payloads at /codec; empty turns the codec server off")
 	codecOrigins := fs.String("codec-origins", "", "comma-separated Temporal UI origins allowed to call /codec from a browser")
+	var sess sessionSettings
+	sess.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -58,6 +60,7 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	}
 	defer c.Close()
 	deps := api.Deps{DB: d, Temporal: c, Logger: logger}
+	sess.apply(&deps)
 	if *codecToken != "" {
 		codec, err := temporalx.ParseKeys(tc.CodecKeys)
 		if err != nil {
@@ -66,7 +69,10 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		deps.CodecServer = codec.CodecServer(*codecToken, splitList(*codecOrigins))
 	}
 	logger.Info("api listening", "addr", l.Addr().String())
-	return httpx.Serve(ctx, l, api.NewRouter(deps))
+	return runAll(ctx,
+		func(ctx context.Context) error { return httpx.Serve(ctx, l, api.NewRouter(deps)) },
+		d.ListenForEvents,
+	)
 }
 
 func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
@@ -189,4 +195,19 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// sessionSettings are the API's timeouts, shared by `api` and `dev`.
+type sessionSettings struct {
+	ttl, idle, abandon time.Duration
+}
+
+func (s *sessionSettings) register(fs *config.FlagSet) {
+	fs.DurationVar(&s.ttl, "session-ttl", 12*time.Hour, "a provider's session ends this long after sign-in")
+	fs.DurationVar(&s.idle, "session-idle", 30*time.Minute, "a provider's session ends after this long without a request (automatic logoff)")
+	fs.DurationVar(&s.abandon, "abandon-after", 30*time.Minute, "a visit whose patient has left the waiting room for this long ends itself (0: never)")
+}
+
+func (s sessionSettings) apply(d *api.Deps) {
+	d.SessionTTL, d.SessionIdle, d.AbandonAfter = s.ttl, s.idle, s.abandon
 }

@@ -1,0 +1,110 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"gorm.io/gorm"
+
+	"github.com/handoff-telehealth/handoff/activities"
+)
+
+// apiError is an error with the status and code the client sees. Handlers
+// return these; the errors middleware writes them.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func newError(status int, code, msg string) *apiError {
+	return &apiError{Status: status, Code: code, Message: msg}
+}
+
+var (
+	errUnauthorized = newError(http.StatusUnauthorized, "unauthorized", "sign in first: send Authorization: Bearer <token>")
+	errNotFound     = func(what string) *apiError { return newError(http.StatusNotFound, "not_found", what+" not found") }
+	errForbidden    = func(msg string) *apiError { return newError(http.StatusForbidden, "forbidden", msg) }
+	errBadRequest   = func(msg string) *apiError { return newError(http.StatusBadRequest, "bad_request", msg) }
+)
+
+// ruleStatus maps the visit workflow's and activities' error types to HTTP.
+var ruleStatus = map[string]struct {
+	status int
+	code   string
+}{
+	activities.ErrInvalid:        {http.StatusBadRequest, "bad_request"},
+	activities.ErrNotFound:       {http.StatusNotFound, "not_found"},
+	activities.ErrForbidden:      {http.StatusForbidden, "forbidden"},
+	activities.ErrPlanRequired:   {http.StatusForbidden, "plan_required"},
+	activities.ErrConflict:       {http.StatusConflict, "conflict"},
+	activities.ErrSameRoom:       {http.StatusUnprocessableEntity, "same_room"},
+	activities.ErrTargetRoomGone: {http.StatusConflict, "transfer_failed"},
+	"TransferFailed":             {http.StatusConflict, "transfer_failed"},
+}
+
+// toAPIError turns any error into what the client may see: rule errors keep
+// their message; anything unexpected becomes a 500 or 503 with no details.
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		if m, ok := ruleStatus[appErr.Type()]; ok {
+			return newError(m.status, m.code, appErr.Message())
+		}
+	}
+	var notFound *serviceerror.NotFound
+	var timeout *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	var unavailable *serviceerror.Unavailable
+	switch {
+	case errors.As(err, &notFound):
+		return newError(http.StatusConflict, "visit_closed", "the visit is no longer active")
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return errNotFound("resource")
+	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded):
+		return newError(http.StatusGatewayTimeout, "timeout", "the visit did not answer in time; retry with the same Idempotency-Key")
+	case errors.As(err, &unavailable), isDatabaseDown(err):
+		return newError(http.StatusServiceUnavailable, "unavailable", "a service Handoff depends on is unavailable; retry shortly")
+	}
+	return newError(http.StatusInternalServerError, "internal", "something went wrong; it has been logged")
+}
+
+func isDatabaseDown(err error) bool {
+	var netErr interface{ Timeout() bool }
+	return errors.As(err, &netErr) || errors.Is(err, context.Canceled)
+}
+
+// errorsMiddleware writes the first error a handler recorded as
+// {"error": {"code", "message"}}, logging the unexpected ones without
+// request bodies (they can hold patient data).
+func (h *handlers) errorsMiddleware(c *gin.Context) {
+	c.Next()
+	if len(c.Errors) == 0 || c.Writer.Written() {
+		return
+	}
+	err := c.Errors[0].Err
+	ae := toAPIError(err)
+	if ae.Status >= 500 {
+		// Only the error's type: database errors quote rows, and rows hold
+		// patient names.
+		h.Logger.Error("request failed", "request_id", c.GetString(requestIDKey), "route", c.FullPath(), "status", ae.Status, "error_type", fmt.Sprintf("%T", errors.Unwrap(err)), "error_kind", fmt.Sprintf("%T", err))
+	}
+	c.AbortWithStatusJSON(ae.Status, gin.H{"error": gin.H{"code": ae.Code, "message": ae.Message}})
+}
+
+// fail records err for the errors middleware and stops the handler chain.
+func fail(c *gin.Context, err error) {
+	_ = c.Error(err)
+	c.Abort()
+}

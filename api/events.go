@@ -1,0 +1,156 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/handoff-telehealth/handoff/store"
+	"github.com/handoff-telehealth/handoff/workflows"
+)
+
+const (
+	heartbeatEvery = 15 * time.Second
+	// pollEvery bounds how late an event can be when a wake-up is lost (a
+	// dropped LISTEN connection): streams read the outbox at least this often.
+	pollEvery = 2 * time.Second
+	batchSize = 500
+)
+
+// events streams what the caller may see as Server-Sent Events. Each event's
+// id is its outbox id: a client that reconnects with Last-Event-ID gets
+// every event after it, in order, once.
+func (h *handlers) events(c *gin.Context) {
+	cl := callerOf(c)
+	last, err := h.resumeFrom(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	filter, err := h.eventFilter(c, cl)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	wake, stop := h.DB.WatchEvents()
+	defer stop()
+
+	ctx := c.Request.Context()
+	connID, leave := h.arrive(ctx, cl)
+	defer leave()
+
+	w := c.Writer
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "retry: 2000\n\n")
+	w.Flush()
+
+	heartbeat := time.NewTicker(heartbeatEvery)
+	defer heartbeat.Stop()
+	poll := time.NewTicker(pollEvery)
+	defer poll.Stop()
+	for {
+		for {
+			var batch []store.Event
+			if err := filter(h.DB.WithContext(ctx).Where("id > ?", last)).Order("id").Limit(batchSize).Find(&batch).Error; err != nil {
+				return // the client reconnects and resumes from its last id
+			}
+			for _, e := range batch {
+				fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, e.Payload)
+				last = e.ID
+			}
+			w.Flush()
+			if len(batch) < batchSize {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-poll.C:
+		case <-heartbeat.C:
+			fmt.Fprintf(w, ": heartbeat\n\n")
+			w.Flush()
+			h.stillHere(ctx, connID)
+		}
+	}
+}
+
+// resumeFrom is the id after which to send: Last-Event-ID, or the newest
+// event for a fresh stream (it starts with what happens next).
+func (h *handlers) resumeFrom(c *gin.Context) (int64, error) {
+	var newest int64
+	if err := h.DB.WithContext(c).Model(&store.Event{}).Select("COALESCE(MAX(id), 0)").Scan(&newest).Error; err != nil {
+		return 0, err
+	}
+	raw := c.GetHeader("Last-Event-ID")
+	if raw == "" {
+		raw = c.Query("lastEventId")
+	}
+	if raw == "" {
+		return newest, nil
+	}
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || id < 0 {
+		return 0, errBadRequest("Last-Event-ID must be an event id")
+	}
+	return min(id, newest), nil
+}
+
+// eventFilter narrows the outbox to what the caller may see: a patient its
+// own visit's patient events; a provider the events of the rooms it acts for.
+func (h *handlers) eventFilter(c *gin.Context, cl *caller) (func(*gorm.DB) *gorm.DB, error) {
+	if cl.Visit != nil {
+		v := *cl.Visit
+		return func(q *gorm.DB) *gorm.DB {
+			return q.Where("clinic_id = ? AND audience = ? AND visit_id = ?", v.ClinicID, store.AudiencePatient, v.ID)
+		}, nil
+	}
+	rooms, err := store.RoomsOf(h.DB.WithContext(c), *cl.User)
+	if err != nil {
+		return nil, err
+	}
+	clinicID := cl.Clinic.ID
+	return func(q *gorm.DB) *gorm.DB {
+		return q.Where("clinic_id = ? AND audience = ? AND room_id IN ?", clinicID, store.AudienceRoom, append(rooms, ""))
+	}, nil
+}
+
+// arrive records the caller as present: a provider becomes "online" for its
+// rooms; a patient's visit learns its patient is connected. It returns the
+// provider's presence row (empty for a patient) and a func that records the
+// departure.
+func (h *handlers) arrive(ctx context.Context, cl *caller) (string, func()) {
+	if cl.Visit != nil {
+		h.signalPresence(cl.Visit.ID, true)
+		return "", func() { h.signalPresence(cl.Visit.ID, false) }
+	}
+	conn := store.Presence{ConnectionID: uuid.NewString(), UserID: cl.User.ID, LastSeenAt: time.Now().UTC()}
+	_ = h.DB.WithContext(ctx).Create(&conn).Error
+	return conn.ConnectionID, func() {
+		_ = h.DB.WithContext(context.Background()).Delete(&store.Presence{}, "connection_id = ?", conn.ConnectionID).Error
+	}
+}
+
+func (h *handlers) stillHere(ctx context.Context, connID string) {
+	if connID == "" {
+		return
+	}
+	_ = h.DB.WithContext(ctx).Model(&store.Presence{}).Where("connection_id = ?", connID).Update("last_seen_at", time.Now().UTC()).Error
+}
+
+func (h *handlers) signalPresence(visitID string, connected bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Best effort: a visit that has ended has nobody to tell.
+	_ = h.Temporal.SignalWorkflow(ctx, workflows.VisitWorkflowID(visitID), "", workflows.SignalPresence, workflows.PresenceSignal{Connected: connected})
+}
