@@ -18,9 +18,9 @@ func (h *handlers) me(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"user": userView(*cl.User),
-		"clinic": gin.H{"id": cl.Clinic.ID, "name": cl.Clinic.Name, "plan": cl.Clinic.Plan},
+		"clinic":   gin.H{"id": cl.Clinic.ID, "name": cl.Clinic.Name, "plan": cl.Clinic.Plan},
 		"features": gin.H{"transfer": cl.Clinic.Plan == store.PlanPremium, "sharedRooms": cl.Clinic.Plan == store.PlanPremium},
-		"roomIds": rooms})
+		"roomIds":  rooms})
 }
 
 // listAudit is the clinic's audit trail, newest first, for admins and

@@ -238,12 +238,19 @@ func (h *handlers) transfer(c *gin.Context) {
 		fail(c, errBadRequest("note is longer than 500 characters"))
 		return
 	}
+	cl := callerOf(c)
+	key := idempotencyKey(c)
 	v, idx, err := h.visitForProvider(c)
 	if err != nil {
+		// A retry of a transfer that went through: the patient is no longer
+		// in the sender's room, but the sender gets the first answer again.
+		if done, ok := h.finishedTransfer(c, key); ok {
+			h.respondTransfer(c, done)
+			return
+		}
 		fail(c, err)
 		return
 	}
-	cl := callerOf(c)
 	if cl.Clinic.Plan != store.PlanPremium {
 		fail(c, newError(http.StatusForbidden, "plan_required", "transferring patients requires the Premium plan"))
 		return
@@ -253,14 +260,40 @@ func (h *handlers) transfer(c *gin.Context) {
 		fail(c, errNotFound("target room"))
 		return
 	}
-	res, err := workflows.Transfer(c, h.Temporal, v.ID, idempotencyKey(c),
+	res, err := workflows.Transfer(c, h.Temporal, v.ID, key,
 		workflows.TransferRequest{ActorID: cl.User.ID, TargetRoomID: target.ID, Note: strings.TrimSpace(req.Note)})
 	if err != nil {
 		fail(c, err)
 		return
 	}
+	h.respondTransfer(c, res)
+}
+
+// finishedTransfer finds the caller's finished transfer with this key.
+func (h *handlers) finishedTransfer(c *gin.Context, key string) (workflows.TransferResult, bool) {
+	if c.GetHeader("Idempotency-Key") == "" {
+		return workflows.TransferResult{}, false
+	}
+	if _, err := uuid.Parse(c.Param("id")); err != nil {
+		return workflows.TransferResult{}, false
+	}
+	st, err := workflows.Status(c, h.Temporal, c.Param("id"))
+	if err != nil || st.ClinicID != callerOf(c).Clinic.ID {
+		return workflows.TransferResult{}, false
+	}
+	done, ok := st.DoneTransfers[key]
+	return done, ok && done.ActorID == callerOf(c).User.ID
+}
+
+func (h *handlers) respondTransfer(c *gin.Context, res workflows.TransferResult) {
+	idx, err := h.loadClinic(c, callerOf(c).Clinic.ID)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	target := idx.rooms[res.ToRoomID]
 	var moved store.Visit
-	if err := h.DB.WithContext(c).Take(&moved, "id = ?", v.ID).Error; err != nil {
+	if err := h.DB.WithContext(c).Take(&moved, "id = ?", res.VisitID).Error; err != nil {
 		fail(c, err)
 		return
 	}

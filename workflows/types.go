@@ -63,6 +63,7 @@ const MaxNoteLength = 500
 // TransferResult is the transfer's outcome as the sender sees it.
 type TransferResult struct {
 	VisitID       string
+	ActorID       string
 	FromRoomID    string
 	ToRoomID      string
 	SenderMessage string

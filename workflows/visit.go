@@ -318,7 +318,7 @@ func (v *visit) transfer(ctx workflow.Context, req TransferRequest) (TransferRes
 		return TransferResult{}, err
 	}
 
-	res := TransferResult{VisitID: v.st.VisitID, FromRoomID: p.SourceRoomID, ToRoomID: p.TargetRoomID, SenderMessage: plan.SenderMessage(), Plan: plan}
+	res := TransferResult{VisitID: v.st.VisitID, ActorID: req.ActorID, FromRoomID: p.SourceRoomID, ToRoomID: p.TargetRoomID, SenderMessage: plan.SenderMessage(), Plan: plan}
 	err := v.leaveCall(ctx, p, from, &res)
 	if err == nil {
 		err = workflow.ExecuteActivity(stepCtx(ctx), a.RetargetRoom, p, plan).Get(ctx, nil)

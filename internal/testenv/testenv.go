@@ -31,6 +31,7 @@ const CodecKeys = "test1:aGFuZG9mZi10ZXN0LWtleS0zMi1ieXRlcy1sb25nISE="
 // Env is one running Handoff back end.
 type Env struct {
 	t      testing.TB
+	DSN    string
 	DB     *store.DB
 	Client client.Client
 	Server *devserver.Server
@@ -45,7 +46,8 @@ type Env struct {
 func Start(t testing.TB) *Env {
 	t.Helper()
 	ctx := context.Background()
-	db := testdb.Open(t, testdb.PostgresDSN(t))
+	dsn := testdb.PostgresDSN(t)
+	db := testdb.Open(t, dsn)
 	_, err := db.SeedDemo(ctx)
 	require.NoError(t, err)
 
@@ -62,7 +64,7 @@ func Start(t testing.TB) *Env {
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 
-	e := &Env{t: t, DB: db, Client: c, Server: srv, Calls: media.NewCalls(), Codec: codec,
+	e := &Env{t: t, DSN: dsn, DB: db, Client: c, Server: srv, Calls: media.NewCalls(), Codec: codec,
 		rooms: map[string]store.Room{}, users: map[string]store.User{}}
 	var rooms []store.Room
 	require.NoError(t, db.Find(&rooms).Error)
