@@ -22,12 +22,7 @@ const floorQueue = "bench-floor"
 // measure times n transfers through the Temporal client, each beside a
 // bare update on the same server, and returns both series.
 func measure(t testing.TB, n int) (transfer, floor bench.Stats) {
-	e := testenv.Start(t)
-	e.StartWorker(nil)
-	fw := sdkworker.New(e.Client, floorQueue, sdkworker.Options{})
-	fw.RegisterWorkflow(bench.FloorWorkflow)
-	require.NoError(t, fw.Start())
-	t.Cleanup(fw.Stop)
+	e := startBenchEnv(t)
 	ctx := context.Background()
 
 	const visits = 20
@@ -57,6 +52,17 @@ func measure(t testing.TB, n int) (transfer, floor bench.Stats) {
 	return bench.Summarize(samples), bench.Summarize(floorSamples)
 }
 
+// startBenchEnv runs the back end, the visit worker and a floor worker.
+func startBenchEnv(t testing.TB) *testenv.Env {
+	e := testenv.Start(t)
+	e.StartWorker(nil)
+	fw := sdkworker.New(e.Client, floorQueue, sdkworker.Options{})
+	fw.RegisterWorkflow(bench.FloorWorkflow)
+	require.NoError(t, fw.Start())
+	t.Cleanup(fw.Stop)
+	return e
+}
+
 // BenchmarkTransferLatency: `make bench` reports transfer and floor
 // percentiles and their ratio.
 func BenchmarkTransferLatency(b *testing.B) {
@@ -80,4 +86,27 @@ func TestHarnessRuns(t *testing.T) {
 	require.Equal(t, 5, fl.N)
 	require.Positive(t, tr.P50)
 	require.GreaterOrEqual(t, tr.Max, tr.P99)
+}
+
+// BenchmarkHTTPLatency: check-in (POST → 201) and transfer (the provider's
+// POST → the patient's SSE "You have been transferred…") with 200 patients
+// waiting, beside a bare update.
+func BenchmarkHTTPLatency(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		ci, tr, fl := measureHTTP(b, waitingPatients)
+		b.Logf("check-in over HTTP: %s", ci)
+		b.Logf("transfer over HTTP to the patient's event: %s", tr)
+		b.Logf("floor (bare update): %s", fl)
+		b.ReportMetric(float64(ci.P50.Microseconds())/1000, "checkin-p50-ms")
+		b.ReportMetric(float64(ci.P99.Microseconds())/1000, "checkin-p99-ms")
+		b.ReportMetric(float64(tr.P50.Microseconds())/1000, "transfer-p50-ms")
+		b.ReportMetric(float64(tr.P99.Microseconds())/1000, "transfer-p99-ms")
+	}
+}
+
+func TestHTTPHarnessRuns(t *testing.T) {
+	ci, tr, fl := measureHTTP(t, 3)
+	require.Equal(t, 3, ci.N)
+	require.Equal(t, 3, tr.N)
+	require.Equal(t, 3, fl.N)
 }
