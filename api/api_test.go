@@ -508,3 +508,38 @@ func TestOpenAPIDocumentMatchesTheRouter(t *testing.T) {
 	}
 	require.Equal(t, documented, routed)
 }
+
+func TestLogsCarryRequestIDsAndNoPatientData(t *testing.T) {
+	e := testenv.Start(t)
+	e.StartWorker(nil)
+	var logs syncBuffer
+	s := startAPI(t, e, func(d *api.Deps) { d.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
+	leeTok := s.login(lee)
+	visit, _ := s.checkIn("dr-lee", "Quintessa Marlowe-Vance")
+	s.do("GET", "/visits/"+visit, leeTok, nil)
+	s.do("POST", "/visits/"+visit+"/transfer", leeTok, map[string]string{"targetRoomId": s.roomID("dr-patel"), "note": "Quintessa allergic"})
+	s.do("POST", "/visits/"+visit+"/transfer", leeTok, `{"targetRoomId": "Quintessa"`)
+	out := logs.String()
+	require.Contains(t, out, `"request_id"`)
+	require.Contains(t, out, `"route":"/api/v1/visits/:id/transfer"`)
+	require.NotContains(t, out, "Quintessa")
+	require.NotContains(t, out, "Marlowe")
+	require.NotContains(t, out, "hs_", "no session token in the logs")
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
