@@ -21,7 +21,7 @@ import (
 type world struct {
 	t     *testing.T
 	db    *store.DB
-	calls *media.Calls
+	calls *media.SFU
 	acts  *activities.Activities
 	rooms map[string]store.Room // by slug
 	users map[string]store.User // by email
@@ -31,7 +31,9 @@ func newWorld(t *testing.T, dsn string) *world {
 	db := testdb.Open(t, dsn)
 	_, err := db.SeedDemo(context.Background())
 	require.NoError(t, err)
-	w := &world{t: t, db: db, calls: media.NewCalls(), rooms: map[string]store.Room{}, users: map[string]store.User{}}
+	sfu, err := media.NewSFU("test-media-secret")
+	require.NoError(t, err)
+	w := &world{t: t, db: db, calls: sfu, rooms: map[string]store.Room{}, users: map[string]store.User{}}
 	w.acts = &activities.Activities{DB: db, Media: w.calls}
 	var rooms []store.Room
 	require.NoError(t, db.Find(&rooms).Error)

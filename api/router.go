@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/sdk/client"
 
+	"github.com/handoff-telehealth/handoff/media"
 	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/web"
 )
@@ -28,6 +29,10 @@ type Deps struct {
 	SessionTTL, SessionIdle, AbandonAfter time.Duration
 	// LoginRate and CheckInRate are requests per second per client address.
 	LoginRate, CheckInRate float64
+	// MediaTokens mints media tokens (nil: no media node); MediaURL is the
+	// signaling WebSocket clients connect to.
+	MediaTokens *media.Tokens
+	MediaURL    string
 }
 
 // NewRouter builds the HTTP handler of the API and the web pages.
@@ -66,6 +71,9 @@ func NewRouter(d Deps) *gin.Engine {
 	// Apps in a call; their data never outlives them.
 	v1.POST("/calls/:id/apps", requireProvider, h.openApp)
 	v1.DELETE("/calls/:id/apps/:appId", requireProvider, h.closeApp)
+
+	// Media: where to connect, with what tokens.
+	v1.GET("/media/session", requireAnyone, h.mediaSession)
 
 	// Live events, and the clinic's audit trail.
 	v1.GET("/events", requireAnyone, h.events)

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/handoff-telehealth/handoff/activities"
 	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
@@ -203,7 +204,13 @@ func (h *handlers) admit(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"call": gin.H{"id": res.CallID, "kind": res.Kind}})
+	body := gin.H{"call": gin.H{"id": res.CallID, "kind": res.Kind}}
+	if h.MediaTokens != nil {
+		subject := activities.ProviderParticipant(callerOf(c).User.ID)
+		body["media"] = gin.H{"url": h.MediaURL, "participant": subject,
+			"sessionToken": h.MediaTokens.Mint(subject, "", sessionTokenTTL), "joinToken": h.MediaTokens.Mint(subject, res.CallID, joinTokenTTL)}
+	}
+	c.JSON(http.StatusOK, body)
 }
 
 type transferRequest struct {

@@ -122,6 +122,14 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	if err != nil {
 		return err
 	}
+	mediaSecret, err := devSecret(dataDir, "media.secret", randomToken)
+	if err != nil {
+		return err
+	}
+	mediaSrv, err := media.NewServer(mediaSecret, "")
+	if err != nil {
+		return err
+	}
 	c, err := temporalx.Dial(ctx, config.Temporal{Address: temporal.Address(), Namespace: s.namespace, CodecKeys: s.codecKeys}, logger)
 	if err != nil {
 		return err
@@ -134,13 +142,16 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	printDevBanner(stdout, s, dataDir, apiURL, temporal, time.Since(started))
 	err = runAll(ctx,
 		func(ctx context.Context) error {
-			deps := api.Deps{DB: db, Temporal: c, Logger: logger, CodecServer: codec.CodecServer(codecToken, []string{temporal.UIURL()})}
+			tokens := mediaSrv.SFU.Tokens()
+			deps := api.Deps{DB: db, Temporal: c, Logger: logger, CodecServer: codec.CodecServer(codecToken, []string{temporal.UIURL()}),
+				MediaTokens: &tokens, MediaURL: "ws://" + hostPort(s.host, s.mediaPort) + "/ws"}
 			sess.apply(&deps)
 			return httpx.Serve(ctx, apiL, api.NewRouter(deps))
 		},
 		db.ListenForEvents,
-		func(ctx context.Context) error { return httpx.Serve(ctx, mediaL, media.NewServer().Handler()) },
-		func(ctx context.Context) error { return runVisitWorker(ctx, c, db, logger) },
+		func(ctx context.Context) error { return httpx.Serve(ctx, mediaL, mediaSrv.Handler()) },
+		// In one process the worker drives the SFU directly.
+		func(ctx context.Context) error { return runVisitWorker(ctx, c, db, mediaSrv.SFU, logger) },
 	)
 	fmt.Fprintln(stdout, "Handoff stopped.")
 	if errors.Is(err, context.Canceled) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,6 +39,8 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	codecOrigins := fs.String("codec-origins", "", "comma-separated Temporal UI origins allowed to call /codec from a browser")
 	var sess sessionSettings
 	sess.register(fs)
+	mediaSecret := fs.String("media-secret", "", "secret that signs media tokens; the media node needs the same")
+	mediaURL := fs.String("media-public-url", "ws://127.0.0.1:8081/ws", "signaling WebSocket URL given to browsers")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,8 +62,12 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return err
 	}
 	defer c.Close()
-	deps := api.Deps{DB: d, Temporal: c, Logger: logger}
+	deps := api.Deps{DB: d, Temporal: c, Logger: logger, MediaURL: *mediaURL}
 	sess.apply(&deps)
+	if *mediaSecret != "" {
+		tokens := media.NewTokens(*mediaSecret)
+		deps.MediaTokens = &tokens
+	}
 	if *codecToken != "" {
 		codec, err := temporalx.ParseKeys(tc.CodecKeys)
 		if err != nil {
@@ -81,8 +88,13 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	var tc config.Temporal
 	db.Register(fs, productionDBDefault)
 	tc.Register(fs)
+	mediaURL := fs.String("media-url", "http://127.0.0.1:8081", "the media node's control API")
+	mediaToken := fs.String("media-control-token", "", "service token of the media node's control API")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *mediaToken == "" {
+		return errors.New("set --media-control-token / HANDOFF_MEDIA_CONTROL_TOKEN to the media node's control token")
 	}
 	d, err := store.Open(ctx, db.DSN)
 	if err != nil {
@@ -97,13 +109,22 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 		return err
 	}
 	defer c.Close()
-	return runVisitWorker(ctx, c, d, logger)
+	return runVisitWorker(ctx, c, d, media.NewControlClient(*mediaURL, *mediaToken), logger)
 }
 
 func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	fs := config.NewFlagSet("media", mediaSummary, stdout)
 	listen := fs.String("listen", "0.0.0.0:8081", "address of the media node's signaling and control endpoints")
+	secret := fs.String("media-secret", "", "secret that signs media tokens; the API needs the same")
+	controlToken := fs.String("media-control-token", "", "service token the workers present to the control API")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *secret == "" || *controlToken == "" {
+		return errors.New("set --media-secret and --media-control-token (HANDOFF_MEDIA_SECRET, HANDOFF_MEDIA_CONTROL_TOKEN)")
+	}
+	srv, err := media.NewServer(*secret, *controlToken)
+	if err != nil {
 		return err
 	}
 	l, err := httpx.Listen(*listen, "--listen / "+config.EnvName("listen"))
@@ -111,7 +132,7 @@ func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog
 		return err
 	}
 	logger.Info("media listening", "addr", l.Addr().String())
-	return httpx.Serve(ctx, l, media.NewServer().Handler())
+	return httpx.Serve(ctx, l, srv.Handler())
 }
 
 func runMigrate(ctx context.Context, args []string, stdout io.Writer, _ *slog.Logger) error {

@@ -28,6 +28,9 @@ import (
 // histories in workflows/testdata are sealed with it.
 const CodecKeys = "test1:aGFuZG9mZi10ZXN0LWtleS0zMi1ieXRlcy1sb25nISE="
 
+// MediaSecret signs the media tokens of test runs.
+const MediaSecret = "test-media-secret"
+
 // Env is one running Handoff back end.
 type Env struct {
 	t      testing.TB
@@ -35,7 +38,7 @@ type Env struct {
 	DB     *store.DB
 	Client client.Client
 	Server *devserver.Server
-	Calls  *media.Calls
+	Calls  *media.SFU
 	Codec  *temporalx.Codec
 	rooms  map[string]store.Room
 	users  map[string]store.User
@@ -64,7 +67,9 @@ func Start(t testing.TB) *Env {
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 
-	e := &Env{t: t, DSN: dsn, DB: db, Client: c, Server: srv, Calls: media.NewCalls(), Codec: codec,
+	sfu, err := media.NewSFU(MediaSecret)
+	require.NoError(t, err)
+	e := &Env{t: t, DSN: dsn, DB: db, Client: c, Server: srv, Calls: sfu, Codec: codec,
 		rooms: map[string]store.Room{}, users: map[string]store.User{}}
 	var rooms []store.Room
 	require.NoError(t, db.Find(&rooms).Error)

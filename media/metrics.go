@@ -1,0 +1,33 @@
+package media
+
+import (
+	"fmt"
+	"net/http"
+	"sync/atomic"
+)
+
+// Metrics are the media node's counters.
+type Metrics struct {
+	ActiveCalls  atomic.Int64
+	Participants atomic.Int64
+	Packets      atomic.Int64
+	Bytes        atomic.Int64
+	PLIs         atomic.Int64
+}
+
+// ServeHTTP writes the counters in Prometheus text format.
+func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	for _, c := range []struct {
+		name, kind, help string
+		v               int64
+	}{
+		{"handoff_media_active_calls", "gauge", "Calls open on this media node.", m.ActiveCalls.Load()},
+		{"handoff_media_participants", "gauge", "Signaling sessions connected.", m.Participants.Load()},
+		{"handoff_media_forwarded_packets_total", "counter", "RTP packets forwarded from publishers.", m.Packets.Load()},
+		{"handoff_media_forwarded_bytes_total", "counter", "RTP bytes forwarded from publishers.", m.Bytes.Load()},
+		{"handoff_media_pli_total", "counter", "Keyframe requests sent to publishers.", m.PLIs.Load()},
+	} {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", c.name, c.help, c.name, c.kind, c.name, c.v)
+	}
+}

@@ -1,0 +1,269 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// SFU forwards RTP between the members of a call. A participant's signaling
+// session (one PeerConnection) outlives any call; call membership is a
+// separate binding that the control API changes (attach on admit, detach on
+// transfer). A participant's media flows only while it is both attached by
+// the control API and joined with a valid token for that call.
+type SFU struct {
+	tokens Tokens
+	api    *webrtc.API
+
+	mu       sync.Mutex
+	calls    map[string]*call
+	sessions map[string]*session
+
+	Metrics Metrics
+}
+
+type call struct {
+	members map[string]bool
+}
+
+// NewSFU makes a media node whose tokens are signed with secret.
+func NewSFU(secret string) (*SFU, error) {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		return nil, err
+	}
+	var se webrtc.SettingEngine
+	// AEAD-AES-GCM first: cheaper per packet than AES-CM + HMAC.
+	se.SetSRTPProtectionProfiles(webrtcSRTPProfiles()...)
+	return &SFU{
+		tokens:   NewTokens(secret),
+		api:      webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)),
+		calls:    map[string]*call{},
+		sessions: map[string]*session{},
+	}, nil
+}
+
+// Tokens is the SFU's token signer (the API mints with the same secret).
+func (s *SFU) Tokens() Tokens { return s.tokens }
+
+// bound reports whether participant p's media belongs to call c. Callers
+// hold s.mu.
+func (s *SFU) bound(p string) string {
+	sess := s.sessions[p]
+	if sess == nil || sess.joined == "" {
+		return ""
+	}
+	if cl := s.calls[sess.joined]; cl != nil && cl.members[p] {
+		return sess.joined
+	}
+	return ""
+}
+
+// CreateCall opens a call; creating an existing call changes nothing.
+func (s *SFU) CreateCall(_ context.Context, callID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.calls[callID]; !ok {
+		s.calls[callID] = &call{members: map[string]bool{}}
+		s.Metrics.ActiveCalls.Add(1)
+	}
+	return nil
+}
+
+// Attach admits a participant into a call: once its session joins with a
+// token for the call, media flows.
+func (s *SFU) Attach(_ context.Context, callID, participant string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cl, ok := s.calls[callID]
+	if !ok {
+		return ErrNoSuchCall
+	}
+	cl.members[participant] = true
+	s.reconcileLocked()
+	return nil
+}
+
+// Detach removes a participant from a call. Forwarding stops in both
+// directions before this returns; renegotiation follows.
+func (s *SFU) Detach(_ context.Context, callID, participant string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cl, ok := s.calls[callID]
+	if !ok || !cl.members[participant] {
+		return nil
+	}
+	delete(cl.members, participant)
+	if sess := s.sessions[participant]; sess != nil && sess.joined == callID {
+		sess.joined = ""
+		sess.send(message{Type: "left", Call: callID})
+	}
+	s.reconcileLocked()
+	for p := range cl.members {
+		if sess := s.sessions[p]; sess != nil {
+			sess.send(message{Type: "member_left", Call: callID, Participant: participant})
+		}
+	}
+	return nil
+}
+
+// EndCall detaches everyone and closes the call.
+func (s *SFU) EndCall(_ context.Context, callID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cl, ok := s.calls[callID]
+	if !ok {
+		return nil
+	}
+	delete(s.calls, callID)
+	s.Metrics.ActiveCalls.Add(-1)
+	for p := range cl.members {
+		if sess := s.sessions[p]; sess != nil && sess.joined == callID {
+			sess.joined = ""
+			sess.send(message{Type: "call_ended", Call: callID})
+		}
+	}
+	s.reconcileLocked()
+	return nil
+}
+
+// Members lists a call's attached participants.
+func (s *SFU) Members(callID string) ([]string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cl, ok := s.calls[callID]
+	if !ok {
+		return nil, false
+	}
+	out := make([]string, 0, len(cl.members))
+	for p := range cl.members {
+		out = append(out, p)
+	}
+	return out, true
+}
+
+// reconcileLocked makes every session forward exactly the tracks of the
+// others bound to its call, and gates every publisher on its own binding.
+// It unbinds first: RemoveTrack stops a sender at once, before the
+// renegotiation that follows. Callers hold s.mu.
+func (s *SFU) reconcileLocked() {
+	for id, sess := range s.sessions {
+		callID := s.bound(id)
+		for _, t := range sess.published {
+			t.live.Store(callID != "")
+		}
+		want := map[*publishedTrack]bool{}
+		if callID != "" {
+			for otherID, other := range s.sessions {
+				if otherID != id && s.bound(otherID) == callID {
+					for _, t := range other.published {
+						want[t] = true
+					}
+				}
+			}
+		}
+		changed := false
+		for t, sender := range sess.senders {
+			if !want[t] {
+				_ = sess.pc.RemoveTrack(sender)
+				delete(sess.senders, t)
+				changed = true
+			}
+		}
+		for t := range want {
+			if _, ok := sess.senders[t]; ok {
+				continue
+			}
+			sender, err := sess.pc.AddTrack(t.local)
+			if err != nil {
+				continue
+			}
+			sess.senders[t] = sender
+			go s.readSenderRTCP(sender, t)
+			t.requestKeyframe(&s.Metrics)
+			changed = true
+		}
+		if changed {
+			go sess.negotiate()
+		}
+	}
+	s.Metrics.Participants.Store(int64(len(s.sessions)))
+}
+
+// readSenderRTCP drains a subscriber's RTCP (interceptors need it) and
+// passes its keyframe requests up to the publisher.
+func (s *SFU) readSenderRTCP(sender *webrtc.RTPSender, t *publishedTrack) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				t.requestKeyframe(&s.Metrics)
+			}
+		}
+	}
+}
+
+// publishedTrack is one track a participant sends, fed to every subscriber
+// through one local track.
+type publishedTrack struct {
+	owner  *session
+	remote *webrtc.TrackRemote
+	local  *webrtc.TrackLocalStaticRTP
+	live   atomic.Bool
+}
+
+func (t *publishedTrack) requestKeyframe(m *Metrics) {
+	if t.remote.Kind() != webrtc.RTPCodecTypeVideo {
+		return
+	}
+	m.PLIs.Add(1)
+	_ = t.owner.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.remote.SSRC())}})
+}
+
+// forward copies the publisher's packets to its local track while the
+// publisher is bound into a call. One buffer and one packet are reused: no
+// allocation per packet.
+func (t *publishedTrack) forward(m *Metrics) {
+	buf := make([]byte, 1500)
+	var pkt rtp.Packet
+	for {
+		n, _, err := t.remote.Read(buf)
+		if err != nil {
+			return
+		}
+		if !t.live.Load() {
+			continue
+		}
+		if err := pkt.Unmarshal(buf[:n]); err != nil {
+			continue
+		}
+		// Header extension ids are negotiated per PeerConnection.
+		pkt.Extension, pkt.Extensions = false, pkt.Extensions[:0]
+		// A failed write reaches one subscriber only; the others go on.
+		_ = t.local.WriteRTP(&pkt)
+		m.Packets.Add(1)
+		m.Bytes.Add(int64(n))
+	}
+}
+
+func webrtcSRTPProfiles() []dtls.SRTPProtectionProfile {
+	return []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80}
+}
+
+// ErrNoSuchCall is returned when attaching to a call that is not open.
+var ErrNoSuchCall = errors.New("no such live call")
