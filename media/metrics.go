@@ -20,7 +20,7 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	for _, c := range []struct {
 		name, kind, help string
-		v               int64
+		v                int64
 	}{
 		{"handoff_media_active_calls", "gauge", "Calls open on this media node.", m.ActiveCalls.Load()},
 		{"handoff_media_participants", "gauge", "Signaling sessions connected.", m.Participants.Load()},

@@ -70,6 +70,13 @@ func (s *SFU) bound(p string) string {
 	return ""
 }
 
+// bindingOf is the call a participant's media belongs to ("" for none).
+func (s *SFU) bindingOf(participant string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bound(participant)
+}
+
 // CreateCall opens a call; creating an existing call changes nothing.
 func (s *SFU) CreateCall(_ context.Context, callID string) error {
 	s.mu.Lock()
