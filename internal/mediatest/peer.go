@@ -1,0 +1,264 @@
+// Package mediatest is a pion WebRTC client for tests: it opens a signaling
+// session on a Handoff media node, publishes tagged audio and video (the
+// first payload byte names the sender), answers keyframe requests with a
+// keyframe, and counts what it receives by sender.
+package mediatest
+
+import (
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"github.com/stretchr/testify/require"
+)
+
+// Message is a signaling message (the media node's protocol).
+type Message struct {
+	Type        string                   `json:"type"`
+	SDP         string                   `json:"sdp,omitempty"`
+	Candidate   *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+	Token       string                   `json:"token,omitempty"`
+	Call        string                   `json:"call,omitempty"`
+	Participant string                   `json:"participant,omitempty"`
+	Message     string                   `json:"message,omitempty"`
+}
+
+// peer is a pion client: it publishes tagged audio and video (the first
+// payload byte names the sender) and counts what it receives by tag.
+type Peer struct {
+	t    *testing.T
+	ID   string
+	Tag  byte
+	WS   *websocket.Conn
+	PC   *webrtc.PeerConnection
+	WSMu sync.Mutex
+
+	mu        sync.Mutex
+	received  map[string]int // "tag/kind" → packets
+	lastAt    map[byte]time.Time
+	keyframes map[byte][]time.Time
+	keyframe  chan struct{}
+
+	PLIs   atomic.Int64
+	Errors chan string
+	Events chan Message
+	stop   chan struct{}
+}
+
+// Dial opens a session with the session token and starts publishing.
+func Dial(t *testing.T, url, sessionToken, id string, tag byte) *Peer {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(url+"?token="+sessionToken, nil)
+	require.NoError(t, err)
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	require.NoError(t, err)
+	p := &Peer{t: t, ID: id, Tag: tag, WS: ws, PC: pc, received: map[string]int{}, lastAt: map[byte]time.Time{},
+		keyframes: map[byte][]time.Time{}, keyframe: make(chan struct{}, 1),
+		Errors: make(chan string, 10), Events: make(chan Message, 100), stop: make(chan struct{})}
+	audio, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", id)
+	require.NoError(t, err)
+	video, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", id)
+	require.NoError(t, err)
+	_, err = pc.AddTrack(audio)
+	require.NoError(t, err)
+	vs, err := pc.AddTrack(video)
+	require.NoError(t, err)
+	go func() {
+		for {
+			pkts, _, err := vs.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, pk := range pkts {
+				if _, ok := pk.(*rtcp.PictureLossIndication); ok {
+					p.PLIs.Add(1)
+					select { // answer with a keyframe on the next video tick
+					case p.keyframe <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c != nil {
+			init := c.ToJSON()
+			p.Send(Message{Type: "candidate", Candidate: &init})
+		}
+	})
+	pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := remote.Read(buf)
+			if err != nil {
+				return
+			}
+			var pkt rtp.Packet
+			if pkt.Unmarshal(buf[:n]) != nil || len(pkt.Payload) == 0 {
+				continue
+			}
+			p.mu.Lock()
+			now := time.Now()
+			p.received[string([]byte{pkt.Payload[0]})+"/"+remote.Kind().String()]++
+			p.lastAt[pkt.Payload[0]] = now
+			if len(pkt.Payload) > 1 && pkt.Payload[1] == keyframeMark {
+				p.keyframes[pkt.Payload[0]] = append(p.keyframes[pkt.Payload[0]], now)
+			}
+			p.mu.Unlock()
+		}
+	})
+	go p.readSignals()
+	go p.publish(audio, video)
+	t.Cleanup(p.Close)
+	return p
+}
+
+// Send writes a signaling message.
+func (p *Peer) Send(m Message) {
+	p.WSMu.Lock()
+	defer p.WSMu.Unlock()
+	_ = p.WS.WriteJSON(m)
+}
+
+func (p *Peer) readSignals() {
+	for {
+		_, raw, err := p.WS.ReadMessage()
+		if err != nil {
+			close(p.Events)
+			return
+		}
+		var m Message
+		if json.Unmarshal(raw, &m) != nil {
+			continue
+		}
+		switch m.Type {
+		case "offer":
+			if err := p.PC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
+				p.Errors <- "set offer: " + err.Error()
+				continue
+			}
+			answer, err := p.PC.CreateAnswer(nil)
+			if err != nil {
+				p.Errors <- "answer: " + err.Error()
+				continue
+			}
+			if err := p.PC.SetLocalDescription(answer); err != nil {
+				p.Errors <- "set answer: " + err.Error()
+				continue
+			}
+			p.Send(Message{Type: "answer", SDP: answer.SDP})
+		case "candidate":
+			if m.Candidate != nil {
+				_ = p.PC.AddICECandidate(*m.Candidate)
+			}
+		case "error":
+			p.Errors <- m.Message
+		default:
+			select { // keep reading signals even if nobody reads the events
+			case p.Events <- m:
+			default:
+			}
+		}
+	}
+}
+
+// publish sends 50 audio and 30 video packets a second, tagged.
+func (p *Peer) publish(audio, video *webrtc.TrackLocalStaticRTP) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var seq uint16
+	var ts uint32
+	payload := []byte{p.Tag, 0x10, 0, 0, 0, 0, 0, 0}
+	for i := 0; ; i++ {
+		select {
+		case <-p.stop:
+			return
+		case <-tick.C:
+		}
+		seq++
+		ts += 960
+		_ = audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: ts}, Payload: payload})
+		key := false
+		select {
+		case <-p.keyframe:
+			key = true
+		default:
+		}
+		if i%3 == 0 || key {
+			payload[1] = 0x10
+			if key {
+				payload[1] = keyframeMark
+			}
+			_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: ts * 2, Marker: true}, Payload: payload})
+		}
+	}
+}
+
+// Join asks to join the call its join token names.
+func (p *Peer) Join(joinToken string) { p.Send(Message{Type: "join", Token: joinToken}) }
+
+// Count is how many packets of kind came from the sender tagged from.
+func (p *Peer) Count(from byte, kind string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.received[string([]byte{from})+"/"+kind]
+}
+
+// Total counts audio and video from the sender tagged from.
+func (p *Peer) Total(from byte) int { return p.Count(from, "audio") + p.Count(from, "video") }
+
+// Close ends the peer.
+func (p *Peer) Close() {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+		_ = p.PC.Close()
+		_ = p.WS.Close()
+	}
+}
+
+// ReceivesFrom waits until p gets audio and video from each of the others.
+func (p *Peer) ReceivesFrom(t *testing.T, others ...*Peer) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, o := range others {
+			if p.Count(o.Tag, "audio") < 5 || p.Count(o.Tag, "video") < 2 {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "%s should receive from %d others", p.ID, len(others))
+}
+
+// NoErrors fails the test if the media node reported an error to p.
+func (p *Peer) NoErrors(t *testing.T) {
+	select {
+	case e := <-p.Errors:
+		t.Fatalf("%s got an error: %s", p.ID, e)
+	default:
+	}
+}
+
+// keyframeMark in the second payload byte marks a keyframe.
+const keyframeMark = 0xAA
+
+// KeyframesFrom lists when keyframes from the sender tagged from arrived.
+func (p *Peer) KeyframesFrom(from byte) []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]time.Time(nil), p.keyframes[from]...)
+}
+
+// LastFrom is when the last packet from the sender tagged from arrived.
+func (p *Peer) LastFrom(from byte) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastAt[from]
+}
