@@ -32,7 +32,7 @@ type Message struct {
 // peer is a pion client: it publishes tagged audio and video (the first
 // payload byte names the sender) and counts what it receives by tag.
 type Peer struct {
-	t    *testing.T
+	t    testing.TB
 	ID   string
 	Tag  byte
 	WS   *websocket.Conn
@@ -51,8 +51,21 @@ type Peer struct {
 	stop   chan struct{}
 }
 
+// Options shape what a peer publishes. The zero value sends 50 audio and
+// about 17 video packets a second, small ones.
+type Options struct {
+	// VideoPacketsPerTick and VideoPayloadBytes, when set, send that many
+	// video packets of that size every 20 ms (e.g. 3 × 1,200 B ≈ 1.5 Mbps).
+	VideoPacketsPerTick, VideoPayloadBytes int
+}
+
 // Dial opens a session with the session token and starts publishing.
-func Dial(t *testing.T, url, sessionToken, id string, tag byte) *Peer {
+func Dial(t testing.TB, url, sessionToken, id string, tag byte) *Peer {
+	return DialWith(t, url, sessionToken, id, tag, Options{})
+}
+
+// DialWith is Dial with publishing options.
+func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options) *Peer {
 	t.Helper()
 	ws, _, err := websocket.DefaultDialer.Dial(url+"?token="+sessionToken, nil)
 	require.NoError(t, err)
@@ -114,7 +127,7 @@ func Dial(t *testing.T, url, sessionToken, id string, tag byte) *Peer {
 		}
 	})
 	go p.readSignals()
-	go p.publish(audio, video)
+	go p.publish(audio, video, opts)
 	t.Cleanup(p.Close)
 	return p
 }
@@ -169,12 +182,14 @@ func (p *Peer) readSignals() {
 }
 
 // publish sends 50 audio and 30 video packets a second, tagged.
-func (p *Peer) publish(audio, video *webrtc.TrackLocalStaticRTP) {
+func (p *Peer) publish(audio, video *webrtc.TrackLocalStaticRTP, opts Options) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	var seq uint16
+	var seq, vseq uint16
 	var ts uint32
 	payload := []byte{p.Tag, 0x10, 0, 0, 0, 0, 0, 0}
+	big := make([]byte, max(opts.VideoPayloadBytes, 2))
+	big[0] = p.Tag
 	for i := 0; ; i++ {
 		select {
 		case <-p.stop:
@@ -190,12 +205,24 @@ func (p *Peer) publish(audio, video *webrtc.TrackLocalStaticRTP) {
 			key = true
 		default:
 		}
+		if opts.VideoPacketsPerTick > 0 {
+			big[1] = 0x10
+			if key {
+				big[1] = keyframeMark
+			}
+			for j := 0; j < opts.VideoPacketsPerTick; j++ {
+				vseq++
+				_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: vseq, Timestamp: ts * 2, Marker: j == opts.VideoPacketsPerTick-1}, Payload: big})
+			}
+			continue
+		}
 		if i%3 == 0 || key {
 			payload[1] = 0x10
 			if key {
 				payload[1] = keyframeMark
 			}
-			_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: ts * 2, Marker: true}, Payload: payload})
+			vseq++
+			_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: vseq, Timestamp: ts * 2, Marker: true}, Payload: payload})
 		}
 	}
 }
