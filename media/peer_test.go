@@ -207,3 +207,22 @@ func TestNoLeaksOverAttachDetachCycles(t *testing.T) {
 	patient.NoErrors(t)
 	doctor.NoErrors(t)
 }
+
+func TestGroupOfEight(t *testing.T) {
+	n := newNode(t)
+	var peers []*mediatest.Peer
+	for i := 0; i < 8; i++ {
+		peers = append(peers, n.connect(t, "p"+string(rune('0'+i)), byte('a'+i)))
+	}
+	admit(t, n, "big", peers...)
+	for _, p := range peers {
+		var others []*mediatest.Peer
+		for _, o := range peers {
+			if o != p {
+				others = append(others, o)
+			}
+		}
+		p.ReceivesFrom(t, others...)
+		p.NoErrors(t)
+	}
+}
