@@ -33,18 +33,9 @@ func newWorld(t *testing.T, dsn string) *world {
 	require.NoError(t, err)
 	sfu, err := media.NewSFU("test-media-secret")
 	require.NoError(t, err)
-	w := &world{t: t, db: db, calls: sfu, rooms: map[string]store.Room{}, users: map[string]store.User{}}
+	w := &world{t: t, db: db, calls: sfu}
+	w.rooms, w.users = testdb.Index(t, db)
 	w.acts = &activities.Activities{DB: db, Media: w.calls}
-	var rooms []store.Room
-	require.NoError(t, db.Find(&rooms).Error)
-	for _, r := range rooms {
-		w.rooms[r.Slug] = r
-	}
-	var users []store.User
-	require.NoError(t, db.Find(&users).Error)
-	for _, u := range users {
-		w.users[u.Email] = u
-	}
 	return w
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/handoff-telehealth/handoff/api"
@@ -49,19 +50,11 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return err
 	}
 	defer l.Close()
-	d, err := store.Open(ctx, db.DSN)
+	d, c, closeAll, err := connectBackends(ctx, db, tc, logger)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := requireSchema(ctx, d); err != nil {
-		return err
-	}
-	c, err := temporalx.Dial(ctx, tc, logger)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer closeAll()
 	deps := api.Deps{DB: d, Temporal: c, Logger: logger, MediaURL: *mediaURL}
 	sess.apply(&deps)
 	if *mediaSecret != "" {
@@ -96,19 +89,11 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	if *mediaToken == "" {
 		return errors.New("set --media-control-token / HANDOFF_MEDIA_CONTROL_TOKEN to the media node's control token")
 	}
-	d, err := store.Open(ctx, db.DSN)
+	d, c, closeAll, err := connectBackends(ctx, db, tc, logger)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := requireSchema(ctx, d); err != nil {
-		return err
-	}
-	c, err := temporalx.Dial(ctx, tc, logger)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer closeAll()
 	return runVisitWorker(ctx, c, d, media.NewControlClient(*mediaURL, *mediaToken), logger)
 }
 
@@ -184,6 +169,25 @@ func runTemporalSetup(ctx context.Context, args []string, stdout io.Writer, logg
 	}
 	fmt.Fprintf(stdout, "namespace %q: search attributes added %v, all present\n", tc.Namespace, added)
 	return nil
+}
+
+// connectBackends opens the app database (which must be migrated) and the
+// Temporal client, for the api and worker processes.
+func connectBackends(ctx context.Context, db config.Database, tc config.Temporal, logger *slog.Logger) (*store.DB, client.Client, func(), error) {
+	d, err := store.Open(ctx, db.DSN)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := requireSchema(ctx, d); err != nil {
+		_ = d.Close()
+		return nil, nil, nil, err
+	}
+	c, err := temporalx.Dial(ctx, tc, logger)
+	if err != nil {
+		_ = d.Close()
+		return nil, nil, nil, err
+	}
+	return d, c, func() { c.Close(); _ = d.Close() }, nil
 }
 
 // requireSchema stops a process that would run against an unmigrated

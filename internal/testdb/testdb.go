@@ -81,3 +81,25 @@ func Open(t testing.TB, dsn string) *store.DB {
 	}
 	return db
 }
+
+// Index reads the rooms by slug and the users by email, for tests that
+// name demo rows.
+func Index(t testing.TB, db *store.DB) (map[string]store.Room, map[string]store.User) {
+	t.Helper()
+	rooms, users := map[string]store.Room{}, map[string]store.User{}
+	var rs []store.Room
+	if err := db.Find(&rs).Error; err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		rooms[r.Slug] = r
+	}
+	var us []store.User
+	if err := db.Find(&us).Error; err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range us {
+		users[u.Email] = u
+	}
+	return rooms, users
+}

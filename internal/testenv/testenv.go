@@ -69,18 +69,8 @@ func Start(t testing.TB) *Env {
 
 	sfu, err := media.NewSFU(MediaSecret)
 	require.NoError(t, err)
-	e := &Env{t: t, DSN: dsn, DB: db, Client: c, Server: srv, Calls: sfu, Codec: codec,
-		rooms: map[string]store.Room{}, users: map[string]store.User{}}
-	var rooms []store.Room
-	require.NoError(t, db.Find(&rooms).Error)
-	for _, r := range rooms {
-		e.rooms[r.Slug] = r
-	}
-	var users []store.User
-	require.NoError(t, db.Find(&users).Error)
-	for _, u := range users {
-		e.users[u.Email] = u
-	}
+	e := &Env{t: t, DSN: dsn, DB: db, Client: c, Server: srv, Calls: sfu, Codec: codec}
+	e.rooms, e.users = testdb.Index(t, db)
 	return e
 }
 
