@@ -1,15 +1,26 @@
 # Handoff's two everyday commands are `make dev` and `make test`.
 GO ?= go
 
-.PHONY: dev test build build-production vet bench
+.PHONY: dev test go-test e2e build build-production vet bench
 
 ## dev: run all of Handoff in one process (embedded Temporal + UI, API, worker, media, demo data)
 dev:
 	$(GO) run ./cmd/handoff dev
 
-## test: the whole test suite (needs PostgreSQL at 127.0.0.1:5432, or HANDOFF_TEST_POSTGRES)
-test: vet
+## test: the whole test suite: Go (needs PostgreSQL at 127.0.0.1:5432, or HANDOFF_TEST_POSTGRES)
+## and the browser suite (needs Debian's chromium and Node.js; .ci/run installs what is missing)
+test: vet go-test e2e
+
+go-test:
 	$(GO) test -count=1 -timeout 45m ./...
+
+## e2e: the pages in headless Chromium against a real `handoff dev`; screenshots in artifacts/browser
+e2e: build web/e2e/node_modules/.installed
+	cd web/e2e && HANDOFF_BIN=$(CURDIR)/bin/handoff npm test
+
+web/e2e/node_modules/.installed: web/e2e/package.json web/e2e/package-lock.json
+	cd web/e2e && npm ci --no-audit --no-fund
+	touch $@
 
 vet:
 	$(GO) vet ./...

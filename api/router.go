@@ -84,9 +84,11 @@ func NewRouter(d Deps) *gin.Engine {
 		r.Any("/codec/*path", gin.WrapH(http.StripPrefix("/codec", d.CodecServer)))
 	}
 
-	// Web pages; unknown API paths answer in the API's own error shape.
+	// Web pages: the provider dashboard at /, the patient page at each
+	// room's link /c/<slug>. Unknown API paths answer in the API's own shape.
 	pages := http.FileServer(http.FS(web.Files()))
-	r.NoRoute(func(c *gin.Context) {
+	r.GET("/c/:slug", pageHeaders, func(c *gin.Context) { c.FileFromFS("patient.html", http.FS(web.Files())) })
+	r.NoRoute(pageHeaders, func(c *gin.Context) {
 		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
 			c.JSON(http.StatusNotFound, gin.H{"error": gin.H{"code": "not_found", "message": "no such API route"}})
 			return
@@ -94,6 +96,16 @@ func NewRouter(d Deps) *gin.Engine {
 		pages.ServeHTTP(c.Writer, c.Request)
 	})
 	return r
+}
+
+// pageHeaders keep pages to their own origin's scripts and out of caches
+// (patient pages show patient data).
+func pageHeaders(c *gin.Context) {
+	c.Header("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; img-src 'self' data:; frame-ancestors 'none'")
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Header("Referrer-Policy", "no-referrer")
+	c.Header("Cache-Control", "no-store")
+	c.Next()
 }
 
 func orDefault(v, def float64) float64 {

@@ -1,0 +1,113 @@
+// Starts a real `handoff dev` on free ports and Debian's Chromium with a
+// fake camera and microphone, and gives each test person their own window.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+import { chromium } from 'playwright-core';
+
+async function freePort() {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+  });
+}
+
+export async function startSite() {
+  const bin = process.env.HANDOFF_BIN || new URL('../../bin/handoff', import.meta.url).pathname;
+  if (!existsSync(bin)) throw new Error(`no handoff binary at ${bin}: run make build`);
+  const [api, media, temporal, ui] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const proc = spawn(bin, ['dev', '--data-dir', mkdtempSync(join(tmpdir(), 'handoff-e2e-'))], {
+    env: { ...process.env, HANDOFF_API_PORT: `${api}`, HANDOFF_MEDIA_PORT: `${media}`, HANDOFF_TEMPORAL_PORT: `${temporal}`, HANDOFF_UI_PORT: `${ui}` },
+    stdio: ['ignore', 'pipe', process.env.HANDOFF_E2E_LOG ? 'inherit' : 'ignore'],
+  });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('handoff dev did not start in 2 minutes')), 120000);
+    let out = '';
+    proc.stdout.on('data', (d) => { out += d; if (out.includes('Press Ctrl-C')) { clearTimeout(timer); resolve(); } });
+    proc.on('exit', (code) => reject(new Error(`handoff dev exited (${code})`)));
+  });
+  const executablePath = process.env.HANDOFF_CHROMIUM || ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find(existsSync);
+  if (!executablePath) throw new Error('the browser tests need Chromium: apt-get install chromium (or set HANDOFF_CHROMIUM)');
+  const browser = await chromium.launch({
+    executablePath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required', '--disable-features=WebRtcHideLocalIpsWithMdns'],
+  });
+  const artifacts = process.env.HANDOFF_ARTIFACTS || new URL('../../artifacts/browser', import.meta.url).pathname;
+  mkdirSync(artifacts, { recursive: true });
+  let shot = 0;
+  const open = [];
+  return {
+    base: `http://127.0.0.1:${api}`,
+    async person(name) {
+      const context = await browser.newContext({ viewport: { width: 1200, height: 850 } });
+      open.push(context);
+      await context.grantPermissions(['camera', 'microphone']);
+      const page = await context.newPage();
+      page.on('pageerror', (e) => console.error(`[${name}] page error:`, e.message));
+      page.shot = async (step) => page.screenshot({ path: join(artifacts, `${String(++shot).padStart(2, '0')}-${name}-${step}.png`), fullPage: true });
+      return page;
+    },
+    // closeAll ends everyone's windows: a participant has one media session.
+    async closeAll() { await Promise.all(open.splice(0).map((c) => c.close())); },
+    async stop() { await browser.close(); proc.kill('SIGINT'); },
+  };
+}
+
+export async function checkIn(page, base, slug, name) {
+  await page.goto(`${base}/c/${slug}`);
+  await page.getByLabel('Your name').fill(name);
+  await page.getByLabel('I agree to a video visit').check();
+  await page.getByRole('button', { name: 'Check in' }).click();
+  await page.locator('#waiting').waitFor();
+}
+
+export async function login(page, base, email) {
+  await page.goto(`${base}/`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill('handoff-demo');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('#dashboard').waitFor();
+}
+
+export function card(page, patient) { return page.locator(`article[aria-label="Patient ${patient}"]`).first(); }
+
+export async function transfer(page, patient, targetName) {
+  await card(page, patient).getByRole('button', { name: `Transfer ${patient}` }).click();
+  const roomId = await page.evaluate((n) => window.handoff.rooms.find((r) => r.displayName === n).id, targetName);
+  await page.locator('#transfer-room').selectOption(roomId);
+  await page.locator('#transfer-confirm').click();
+}
+
+export async function admit(page, patient, { toCall = false } = {}) {
+  await card(page, patient).getByRole('button', { name: toCall ? 'Add to call' : 'Admit' }).click();
+}
+
+// inboundGrows checks that the page's received media bytes keep growing
+// (getStats inbound-rtp), i.e. that it really receives video and audio.
+export async function inboundGrows(page, label = 'page') {
+  await page.waitForFunction(() => window.handoff.media && window.handoff.media.pc, null, { timeout: 20000 });
+  const bytes = () => page.evaluate(() => window.handoff.media.inboundBytes());
+  const before = await bytes();
+  const deadline = Date.now() + 20000;
+  let now = before;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    now = await bytes();
+    if (now > before + 20000) return;
+  }
+  throw new Error(`${label}: inbound media did not grow (${before} → ${now} bytes)`);
+}
+
+// inboundStops checks that the page receives nothing more.
+export async function inboundStops(page, label = 'page') {
+  const bytes = () => page.evaluate(() => window.handoff.media.inboundBytes());
+  await new Promise((r) => setTimeout(r, 1000));
+  const a = await bytes();
+  await new Promise((r) => setTimeout(r, 1500));
+  const b = await bytes();
+  if (b > a + 2000) throw new Error(`${label}: still receiving (${a} → ${b} bytes)`);
+}

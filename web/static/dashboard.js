@@ -1,0 +1,192 @@
+import { api, events, since, el } from '/api.js';
+import { HandoffMedia, showVideo } from '/media.js';
+
+const $ = (id) => document.getElementById(id);
+const state = { token: sessionStorage.getItem('handoff:provider'), me: null, rooms: [], waiting: {}, flash: {}, call: null, media: null, apps: [] };
+window.handoff = state; // for tests and debugging
+
+async function login(e) {
+  e.preventDefault();
+  try {
+    const r = await api('POST', '/auth/login', null, { email: $('email').value, password: $('password').value });
+    state.token = r.token;
+    sessionStorage.setItem('handoff:provider', r.token);
+    await start();
+  } catch (err) {
+    $('login-error').textContent = err.message;
+  }
+}
+
+async function start() {
+  try {
+    state.me = await api('GET', '/me', state.token);
+  } catch (err) {
+    sessionStorage.removeItem('handoff:provider');
+    $('login').classList.remove('hidden');
+    $('login-error').textContent = err.status === 401 ? err.message : '';
+    return;
+  }
+  $('login').classList.add('hidden');
+  $('dashboard').classList.remove('hidden');
+  $('who').replaceChildren(`${state.me.user.name} · ${state.me.clinic.name} `,
+    el('button', { type: 'button', onclick: logout }, 'Sign out'));
+  events(state.token, onEvent);
+  await refresh();
+  setInterval(render, 1000); // waiting times tick
+}
+
+async function logout() {
+  try { await api('POST', '/auth/logout', state.token); } catch (_) { /* signed out either way */ }
+  sessionStorage.removeItem('handoff:provider');
+  location.reload();
+}
+
+async function refresh() {
+  state.rooms = (await api('GET', '/rooms', state.token)).rooms;
+  for (const r of state.rooms.filter((r) => r.canActFor)) {
+    state.waiting[r.id] = await api('GET', `/rooms/${r.id}/waiting`, state.token);
+  }
+  render();
+}
+
+let refreshTimer;
+function onEvent(type, data) {
+  if (type === 'visit.checked_in' || (type === 'visit.transferred' && data.patientName)) {
+    const room = state.rooms.find((r) => r.id === data.roomId);
+    alertArrival(`${data.patientName} is waiting in ${room ? room.displayName : 'your room'}`);
+  }
+  if (type === 'call.ended' && state.call && data.callId === state.call.id) endCallView('The call has ended.');
+  if (type === 'app.closed') state.apps = state.apps.filter((a) => a.id !== data.appId);
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(refresh, 50);
+}
+
+function alertArrival(text) {
+  const note = el('div', { class: 'alert', role: 'alert' }, text);
+  $('alerts').append(note);
+  setTimeout(() => note.remove(), 8000);
+  try { // a short chime
+    const ctx = new AudioContext(); const o = ctx.createOscillator();
+    o.frequency.value = 880; o.connect(ctx.destination); o.start(); o.stop(ctx.currentTime + 0.2);
+  } catch (_) { /* no audio device */ }
+}
+
+function card(v, room) {
+  const inMyCall = state.call && v.callId === state.call.id;
+  const actions = [];
+  if (v.state === 'waiting') {
+    actions.push(el('button', { type: 'button', class: 'primary', onclick: () => admit(v) }, 'Admit'));
+    if (state.call && state.call.roomId === room.id) actions.push(el('button', { type: 'button', onclick: () => admit(v, state.call.id) }, 'Add to call'));
+  }
+  if (state.me.features.transfer && v.state !== 'transferring') {
+    actions.push(el('button', { type: 'button', onclick: () => openTransfer(v, room), 'aria-label': `Transfer ${v.patientName}` }, 'Transfer'));
+  }
+  return el('article', { class: 'card', 'data-visit': v.id, 'aria-label': `Patient ${v.patientName}` },
+    el('div', { class: 'name' }, v.patientName),
+    el('div', { class: 'meta' }, `Checked in ${new Date(v.checkedInAt).toLocaleTimeString()} · waiting ${since(v.checkedInAt)}${v.state === 'in_call' ? ' · in call' : ''}${inMyCall ? ' (your call)' : ''}`),
+    v.message ? el('div', { class: 'transferred-by' }, v.message) : null,
+    v.note ? el('div', { class: 'note' }, `Note: ${v.note}`) : null,
+    el('div', { class: 'actions' }, actions));
+}
+
+function render() {
+  if (!state.me) return;
+  const rooms = state.rooms.filter((r) => r.canActFor).map((room) => {
+    const w = state.waiting[room.id] || { waiting: [], inCall: [] };
+    const online = room.online.length ? `Online: ${room.online.map((o) => o.name).join(', ')}` : 'Nobody online';
+    return el('section', { class: 'room', 'data-room': room.id, 'aria-label': `${room.displayName} waiting room` },
+      el('h2', {}, `${room.displayName}${room.kind === 'shared' ? ' (shared)' : ''}`),
+      el('div', { class: 'online' }, online),
+      ...(state.flash[room.id] || []).map((f) => el('div', { class: 'flash', role: 'status' }, f)),
+      el('h3', {}, `Waiting (${w.waiting.length})`),
+      w.waiting.length ? w.waiting.map((v) => card(v, room)) : el('p', { class: 'meta' }, 'No one is waiting.'),
+      w.inCall.length ? [el('h3', {}, 'In a call'), w.inCall.map((v) => card(v, room))] : null);
+  });
+  $('rooms').replaceChildren(...rooms);
+  if (state.call) {
+    const mine = Object.values(state.waiting).flatMap((w) => w.inCall).filter((v) => v.callId === state.call.id);
+    const room = state.rooms.find((r) => r.id === state.call.roomId);
+    $('call-patients').replaceChildren(...mine.map((v) => card(v, room)));
+    $('apps').replaceChildren(...state.apps.map((a) => el('li', { 'data-app': a.id }, a.app === 'notes' ? 'Shared notes' : 'Payment request',
+      ' ', el('button', { type: 'button', onclick: () => closeApp(a) }, 'Close'))));
+  }
+}
+
+async function admit(v, callId) {
+  try {
+    const r = await api('POST', `/visits/${v.id}/admit`, state.token, callId ? { callId } : {});
+    state.call = { id: r.call.id, kind: r.call.kind, roomId: v.roomId };
+    $('call').classList.remove('hidden');
+    if (!state.media) {
+      state.media = new HandoffMedia({ onRemote: (s) => showVideo($('remote'), s, 'Patient video') });
+      $('local').srcObject = await state.media.start({ url: r.media.url, sessionToken: r.media.sessionToken });
+    }
+    state.media.join(r.media.joinToken);
+    await refresh();
+  } catch (err) {
+    flash(v.roomId, err.message);
+  }
+}
+
+function endCallView(text) {
+  state.call = null;
+  state.apps = [];
+  $('call').classList.add('hidden');
+  $('remote').replaceChildren();
+  $('apps').replaceChildren();
+  if (state.media) state.media.send({ type: 'leave' });
+  $('alerts').append(el('div', { class: 'flash', role: 'status' }, text));
+}
+
+function flash(roomId, text, ms = 5000) {
+  state.flash[roomId] = [...(state.flash[roomId] || []), text];
+  render();
+  setTimeout(() => { state.flash[roomId] = (state.flash[roomId] || []).filter((t) => t !== text); render(); }, ms);
+}
+
+let transferring = null;
+function openTransfer(v, room) {
+  transferring = v;
+  $('transfer-patient').textContent = v.patientName;
+  $('transfer-error').textContent = '';
+  $('transfer-note').value = '';
+  $('transfer-room').replaceChildren(...state.rooms.filter((r) => r.id !== v.roomId).map((r) =>
+    el('option', { value: r.id }, `${r.displayName}${r.kind === 'shared' ? ' (shared)' : ''} — ${r.online.length ? 'online: ' + r.online.map((o) => o.name).join(', ') : 'nobody online'}`)));
+  $('transfer-dialog').showModal();
+}
+
+async function confirmTransfer(e) {
+  e.preventDefault();
+  const v = transferring;
+  try {
+    const r = await api('POST', `/visits/${v.id}/transfer`, state.token,
+      { targetRoomId: $('transfer-room').value, note: $('transfer-note').value }, { 'Idempotency-Key': crypto.randomUUID() });
+    $('transfer-dialog').close();
+    flash(v.roomId, r.message);
+    if (r.warning) flash(v.roomId, r.warning);
+    if (r.callEnded && state.call && v.callId === state.call.id) endCallView('The call has ended: the patient was transferred.');
+    await refresh();
+  } catch (err) {
+    $('transfer-error').textContent = err.message;
+  }
+}
+
+async function openApp(app) {
+  if (!state.call) return;
+  const r = await api('POST', `/calls/${state.call.id}/apps`, state.token, { app, data: '' });
+  state.apps.push(r.app);
+  render();
+}
+
+async function closeApp(a) {
+  await api('DELETE', `/calls/${state.call.id}/apps/${a.id}`, state.token);
+  state.apps = state.apps.filter((x) => x.id !== a.id);
+  render();
+}
+
+$('login-form').addEventListener('submit', login);
+$('transfer-form').addEventListener('submit', confirmTransfer);
+$('transfer-cancel').addEventListener('click', () => $('transfer-dialog').close());
+$('open-notes').addEventListener('click', () => openApp('notes'));
+$('open-payment').addEventListener('click', () => openApp('payment'));
+if (state.token) start();

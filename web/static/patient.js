@@ -1,0 +1,121 @@
+import { api, events, since } from '/api.js';
+import { HandoffMedia, showVideo } from '/media.js';
+
+const $ = (id) => document.getElementById(id);
+const slug = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] || '');
+const key = `handoff:visit:${slug}`;
+const state = { visit: null, token: null, media: null, stream: null, loadingUntil: 0, shown: [] };
+window.handoff = state; // for tests and debugging
+
+function show(id) {
+  for (const s of ['checkin', 'waiting', 'loading', 'incall', 'ended']) $(s).classList.toggle('hidden', s !== id);
+}
+
+async function init() {
+  const saved = JSON.parse(localStorage.getItem(key) || 'null');
+  if (saved) {
+    try { // a reload resumes the same visit: nothing to re-enter
+      state.token = saved.token;
+      state.visit = (await api('GET', `/visits/${saved.visitId}`, state.token)).visit;
+      return enter();
+    } catch (_) {
+      localStorage.removeItem(key);
+    }
+  }
+  try {
+    const room = await api('GET', `/checkin/${encodeURIComponent(slug)}`);
+    $('room-name').textContent = room.displayName;
+    show('checkin');
+  } catch (err) {
+    $('ended-text').textContent = 'This visit link is not valid.';
+    show('ended');
+  }
+}
+
+async function checkIn(e) {
+  e.preventDefault();
+  try {
+    const r = await api('POST', `/checkin/${encodeURIComponent(slug)}`, null, { name: $('name').value, consent: $('consent').checked });
+    state.token = r.token;
+    state.visit = r.visit;
+    localStorage.setItem(key, JSON.stringify({ visitId: r.visit.id, token: r.token }));
+    await enter();
+  } catch (err) {
+    $('checkin-error').textContent = err.message;
+  }
+}
+
+async function enter() {
+  events(state.token, onEvent);
+  if (state.visit.message) showConfirmation(state.visit.message);
+  renderVisit();
+  try {
+    state.media = new HandoffMedia({ onRemote: (s) => showVideo($('remote'), s, 'Your provider') });
+    const session = await api('GET', '/media/session', state.token);
+    state.stream = await state.media.start(session);
+    $('self').srcObject = state.stream;
+    $('self-call').srcObject = state.stream;
+  } catch (err) {
+    console.warn('media unavailable', err); // the visit goes on without video
+  }
+}
+
+function renderVisit() {
+  const v = state.visit;
+  if (v.state === 'ended') return show('ended');
+  if (Date.now() < state.loadingUntil) return;
+  $('waiting-for').textContent = v.waitingFor;
+  $('incall-with').textContent = v.waitingFor;
+  show(v.state === 'in_call' ? 'incall' : 'waiting');
+}
+
+function showConfirmation(text) {
+  state.shown.push(text);
+  $('confirmation').textContent = text;
+  $('confirmation').classList.remove('hidden');
+}
+
+async function reload() {
+  state.visit = (await api('GET', `/visits/${state.visit.id}`, state.token)).visit;
+  renderVisit();
+}
+
+async function onEvent(type, data) {
+  if (type === 'visit.transfer_started') {
+    $('loading-text').textContent = data.message; // "Taking you to <name>'s room now"
+    state.shown.push(data.message);
+    $('remote').replaceChildren();
+    show('loading');
+    state.loadingUntil = Date.now() + 1500; // long enough to read
+  } else if (type === 'visit.transferred') {
+    const wait = state.loadingUntil - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    state.loadingUntil = 0;
+    showConfirmation(data.message); // "You have been transferred to <name>'s room"
+    await reload();
+  } else if (type === 'visit.transfer_failed') {
+    state.loadingUntil = 0;
+    showConfirmation(data.message);
+    await reload();
+  } else if (type === 'visit.admitted') {
+    $('confirmation').classList.add('hidden');
+    const session = await api('GET', `/media/session?callId=${encodeURIComponent(data.callId)}`, state.token);
+    if (state.media) state.media.join(session.joinToken);
+    await reload();
+  } else if (type === 'visit.ended' || type === 'visit.left') {
+    localStorage.removeItem(key);
+    show('ended');
+  }
+}
+
+async function leave() {
+  try { await api('POST', `/visits/${state.visit.id}/leave`, state.token); } catch (_) { /* already over */ }
+  localStorage.removeItem(key);
+  show('ended');
+}
+
+setInterval(() => { if (state.visit) $('waited').textContent = since(state.visit.checkedInAt); }, 1000);
+$('checkin-form').addEventListener('submit', checkIn);
+$('leave').addEventListener('click', leave);
+$('leave-call').addEventListener('click', leave);
+init();
