@@ -253,19 +253,23 @@ func (t *publishedTrack) forward(m *Metrics) {
 		if err != nil {
 			return
 		}
-		if !t.live.Load() {
-			continue
+		if t.live.Load() {
+			forwardPacket(buf[:n], &pkt, t.local, m)
 		}
-		if err := pkt.Unmarshal(buf[:n]); err != nil {
-			continue
-		}
-		// Header extension ids are negotiated per PeerConnection.
-		pkt.Extension, pkt.Extensions = false, pkt.Extensions[:0]
-		// A failed write reaches one subscriber only; the others go on.
-		_ = t.local.WriteRTP(&pkt)
-		m.Packets.Add(1)
-		m.Bytes.Add(int64(n))
 	}
+}
+
+// forwardPacket sends one received packet to every subscriber of local.
+func forwardPacket(raw []byte, pkt *rtp.Packet, local *webrtc.TrackLocalStaticRTP, m *Metrics) {
+	if err := pkt.Unmarshal(raw); err != nil {
+		return
+	}
+	// Header extension ids are negotiated per PeerConnection.
+	pkt.Extension, pkt.Extensions = false, pkt.Extensions[:0]
+	// A failed write reaches one subscriber only; the others go on.
+	_ = local.WriteRTP(pkt)
+	m.Packets.Add(1)
+	m.Bytes.Add(int64(len(raw)))
 }
 
 func webrtcSRTPProfiles() []dtls.SRTPProtectionProfile {

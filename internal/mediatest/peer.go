@@ -43,6 +43,8 @@ type Peer struct {
 	received  map[string]int // "tag/kind" → packets
 	lastAt    map[byte]time.Time
 	keyframes map[byte][]time.Time
+	lastSeq   map[uint32]uint16
+	gaps      int
 	keyframe  chan struct{}
 
 	PLIs   atomic.Int64
@@ -72,7 +74,7 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
 	require.NoError(t, err)
 	p := &Peer{t: t, ID: id, Tag: tag, WS: ws, PC: pc, received: map[string]int{}, lastAt: map[byte]time.Time{},
-		keyframes: map[byte][]time.Time{}, keyframe: make(chan struct{}, 1),
+		keyframes: map[byte][]time.Time{}, lastSeq: map[uint32]uint16{}, keyframe: make(chan struct{}, 1),
 		Errors: make(chan string, 10), Events: make(chan Message, 100), stop: make(chan struct{})}
 	audio, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", id)
 	require.NoError(t, err)
@@ -117,6 +119,10 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 				continue
 			}
 			p.mu.Lock()
+			if last, seen := p.lastSeq[pkt.SSRC]; seen && pkt.SequenceNumber != last+1 {
+				p.gaps++
+			}
+			p.lastSeq[pkt.SSRC] = pkt.SequenceNumber
 			now := time.Now()
 			p.received[string([]byte{pkt.Payload[0]})+"/"+remote.Kind().String()]++
 			p.lastAt[pkt.Payload[0]] = now
@@ -288,4 +294,12 @@ func (p *Peer) LastFrom(from byte) time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.lastAt[from]
+}
+
+// SequenceGaps counts received packets whose sequence number did not follow
+// the previous packet of the same stream (SSRC).
+func (p *Peer) SequenceGaps() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gaps
 }

@@ -1,0 +1,53 @@
+package media
+
+import (
+	"testing"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"github.com/stretchr/testify/require"
+)
+
+// discardContext binds a local track to nowhere, so that the forwarding
+// step can be measured on its own.
+type discardContext struct{ ws *discardWriter }
+
+type discardWriter struct{ writes int }
+
+func (w *discardWriter) WriteRTP(_ *rtp.Header, p []byte) (int, error) {
+	w.writes++
+	return len(p), nil
+}
+func (w *discardWriter) Write(b []byte) (int, error) { w.writes++; return len(b), nil }
+
+func (c discardContext) CodecParameters() []webrtc.RTPCodecParameters {
+	return []webrtc.RTPCodecParameters{{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}}
+}
+func (c discardContext) HeaderExtensions() []webrtc.RTPHeaderExtensionParameter { return nil }
+func (c discardContext) SSRC() webrtc.SSRC                                      { return 1234 }
+func (c discardContext) SSRCRetransmission() webrtc.SSRC                        { return 0 }
+func (c discardContext) SSRCForwardErrorCorrection() webrtc.SSRC                { return 0 }
+func (c discardContext) WriteStream() webrtc.TrackLocalWriter                   { return c.ws }
+func (c discardContext) ID() string                                             { return "discard" }
+func (c discardContext) RTCPReader() interceptor.RTCPReader                     { return nil }
+
+func TestForwardingStepDoesNotAllocate(t *testing.T) {
+	local, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "v", "s")
+	require.NoError(t, err)
+	sink := &discardWriter{}
+	_, err = local.Bind(discardContext{ws: sink})
+	require.NoError(t, err)
+	orig := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: 1, Timestamp: 1, SSRC: 9}, Payload: make([]byte, 1200)}
+	require.NoError(t, orig.Header.SetExtension(3, []byte{1, 2})) // as browsers send (ids differ per connection)
+	raw, err := orig.Marshal()
+	require.NoError(t, err)
+	buf := make([]byte, 1500)
+	n := copy(buf, raw)
+	var pkt rtp.Packet
+	var m Metrics
+	allocs := testing.AllocsPerRun(1000, func() { forwardPacket(buf[:n], &pkt, local, &m) })
+	require.Zero(t, allocs, "the forwarding step allocates per packet")
+	require.EqualValues(t, 1001, m.Packets.Load())
+	require.Equal(t, 1001, sink.writes, "every packet reached the bound subscriber")
+}
