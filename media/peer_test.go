@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 
 	"github.com/handoff-telehealth/handoff/internal/mediatest"
@@ -53,6 +54,13 @@ func TestOneToOneCallBothWays(t *testing.T) {
 	doctor.ReceivesFrom(t, patient)
 	patient.ReceivesFrom(t, doctor)
 	require.Zero(t, doctor.Total('D'), "nobody receives their own media")
+	var cipher string
+	for _, st := range patient.PC.GetStats() {
+		if ts, ok := st.(webrtc.TransportStats); ok {
+			cipher = ts.SRTPCipher
+		}
+	}
+	require.Contains(t, cipher, "GCM", "AES-GCM SRTP is negotiated")
 	doctor.NoErrors(t)
 	patient.NoErrors(t)
 }
