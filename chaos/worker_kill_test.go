@@ -1,0 +1,180 @@
+// Package chaos breaks real processes while visits are being transferred and
+// checks that no patient is lost, duplicated or left half-moved. Short forms
+// run in `make test`; `make chaos` runs the long forms (HANDOFF_CHAOS=long).
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff-telehealth/handoff/internal/testenv"
+	"github.com/handoff-telehealth/handoff/media"
+	"github.com/handoff-telehealth/handoff/store"
+	"github.com/handoff-telehealth/handoff/workflows"
+)
+
+func long() bool { return os.Getenv("HANDOFF_CHAOS") == "long" }
+
+// workerProcess is `handoff worker` as its own OS process, killed with
+// SIGKILL: no deferred cleanup, no graceful stop.
+type workerProcess struct {
+	bin  string
+	env  []string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	kill int
+}
+
+func (w *workerProcess) start(t *testing.T) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.cmd = exec.Command(w.bin, "worker")
+	w.cmd.Env = w.env
+	require.NoError(t, w.cmd.Start())
+}
+
+func (w *workerProcess) killNow() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_ = w.cmd.Process.Signal(syscall.SIGKILL)
+	_, _ = w.cmd.Process.Wait()
+	w.kill++
+}
+
+func TestWorkerKilledDuringTransfers(t *testing.T) {
+	transfers, visits := 30, 10
+	if long() {
+		transfers, visits = 100, 20
+	}
+	e := testenv.Start(t)
+	control := media.NewServer
+	mediaSrv, err := control(testenv.MediaSecret, "chaos-control")
+	require.NoError(t, err)
+	hs := httptest.NewServer(mediaSrv.Handler())
+	t.Cleanup(hs.Close)
+
+	bin := filepath.Join(t.TempDir(), "handoff")
+	out, err := exec.Command("go", "build", "-tags", "production", "-o", bin, "../cmd/handoff").CombinedOutput()
+	require.NoError(t, err, string(out))
+	w := &workerProcess{bin: bin, env: append(os.Environ(),
+		"HANDOFF_DB="+e.DSN, "HANDOFF_TEMPORAL_ADDRESS="+e.Server.Address(), "HANDOFF_CODEC_KEYS="+testenv.CodecKeys,
+		"HANDOFF_MEDIA_URL="+hs.URL, "HANDOFF_MEDIA_CONTROL_TOKEN=chaos-control")}
+	w.start(t)
+	t.Cleanup(w.killNow)
+
+	ctx := context.Background()
+	rooms := []store.Room{e.Room("dr-lee"), e.Room("dr-patel"), e.Room("riverside-reception"), e.Room("riverside-urgent")}
+	// Dr. Lee acts for dr-lee and Reception, Dr. Patel for dr-patel and Urgent Care.
+	actorFor := map[string]string{
+		rooms[0].ID: e.User("dr.lee@riverside.example").ID, rooms[2].ID: e.User("dr.lee@riverside.example").ID,
+		rooms[1].ID: e.User("dr.patel@riverside.example").ID, rooms[3].ID: e.User("dr.patel@riverside.example").ID,
+	}
+	ids := make([]string, visits)
+	for i := range ids {
+		ids[i] = uuid.NewString()
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		_, err := workflows.CheckIn(cctx, e.Client, workflows.VisitInput{VisitID: ids[i], ClinicID: rooms[0].ClinicID, RoomID: rooms[0].ID,
+			PatientName: fmt.Sprintf("Chaos Patient %d", i), TokenHash: uuid.NewString(), CheckedInAt: time.Now().UTC()})
+		cancel()
+		require.NoError(t, err)
+	}
+
+	// Kill the worker at random moments while transfers run; restart it.
+	stop := make(chan struct{})
+	var killer sync.WaitGroup
+	killer.Add(1)
+	go func() {
+		defer killer.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Duration(300+rand.IntN(900)) * time.Millisecond):
+			}
+			w.killNow()
+			time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
+			w.start(t)
+		}
+	}()
+
+	// Each visit's transfers run one after another (a clinic transfers one
+	// patient at a time); visits run in parallel.
+	var done, failedClean atomic.Int64
+	var wg sync.WaitGroup
+	per := transfers / visits
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < per; k++ {
+				st, err := statusWithRetry(ctx, e, id)
+				require.NoError(t, err)
+				target := rooms[rand.IntN(len(rooms))]
+				for target.ID == st.RoomID {
+					target = rooms[rand.IntN(len(rooms))]
+				}
+				tctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+				_, err = workflows.Transfer(tctx, e.Client, id, uuid.NewString(),
+					workflows.TransferRequest{ActorID: actorFor[st.RoomID], TargetRoomID: target.ID})
+				cancel()
+				if err != nil {
+					failedClean.Add(1) // must be a clean refusal or a compensated failure: checked below
+					continue
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	killer.Wait()
+	t.Logf("%d transfers completed, %d refused or compensated, worker killed %d times", done.Load(), failedClean.Load(), w.kill)
+	require.Positive(t, w.kill)
+
+	// Every patient is in exactly one room, and the projection, the workflow
+	// and the audit trail agree.
+	for _, id := range ids {
+		st, err := statusWithRetry(ctx, e, id)
+		require.NoError(t, err)
+		v := e.Visit(id)
+		require.Equal(t, store.VisitWaiting, v.State, "visit %s settled in a waiting room", id)
+		require.Equal(t, st.RoomID, v.RoomID, "projection and workflow agree on the room")
+		require.Equal(t, st.Transfers, v.Transfers, "and on the number of transfers")
+		var started, completed, failed int64
+		e.DB.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.started").Count(&started)
+		e.DB.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.completed").Count(&completed)
+		e.DB.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.failed").Count(&failed)
+		require.EqualValues(t, v.Transfers, completed, "one completion row per transfer")
+		require.Equal(t, started, completed+failed, "every started transfer completed or was compensated")
+	}
+	require.EqualValues(t, transfers/visits*visits, done.Load()+failedClean.Load())
+}
+
+// statusWithRetry queries the visit, waiting out a worker that is down.
+func statusWithRetry(ctx context.Context, e *testenv.Env, id string) (workflows.VisitState, error) {
+	var last error
+	for i := 0; i < 60; i++ {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := workflows.Status(qctx, e.Client, id)
+		cancel()
+		if err == nil {
+			return st, nil
+		}
+		last = err
+		time.Sleep(500 * time.Millisecond)
+	}
+	return workflows.VisitState{}, last
+}
