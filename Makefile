@@ -1,7 +1,7 @@
 # Handoff's two everyday commands are `make dev` and `make test`.
 GO ?= go
 
-.PHONY: dev test go-test e2e build build-production vet bench
+.PHONY: dev test go-test e2e build build-production vet bench fuzz chaos
 
 ## dev: run all of Handoff in one process (embedded Temporal + UI, API, worker, media, demo data)
 dev:
@@ -36,3 +36,12 @@ build-production:
 ## bench: latency of a transfer beside a bare Temporal update on the same server (see BENCHMARKS.md)
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/
+
+## fuzz: each fuzz target for a while (make test runs only their seed corpora)
+fuzz:
+	for f in FuzzDecodeTransfer FuzzDecodeCheckIn FuzzDecodeLogin FuzzDecodeOpenApp; do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 60s ./api || exit 1; done
+	$(GO) test -run '^$$' -fuzz '^FuzzParseMessage$$' -fuzztime 60s ./media
+
+## chaos: the long forms of the fault tests (see RELIABILITY.md)
+chaos:
+	HANDOFF_CHAOS=long $(GO) test -count=1 -v -timeout 30m ./chaos/

@@ -49,7 +49,9 @@ func startAPI(t *testing.T, e *testenv.Env, tweak func(*api.Deps)) *service {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() { _ = db.ListenForEvents(ctx) }()
-	deps := api.Deps{DB: db, Temporal: e.Client, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), LoginRate: 100, CheckInRate: 100}
+	tokens := e.Calls.Tokens()
+	deps := api.Deps{DB: db, Temporal: e.Client, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), LoginRate: 100, CheckInRate: 100,
+		MediaTokens: &tokens, MediaURL: "ws://media.invalid/ws"}
 	if tweak != nil {
 		tweak(&deps)
 	}
@@ -65,10 +67,13 @@ func newService(t *testing.T) *service {
 }
 
 type response struct {
-	Status int
-	Body   map[string]any
-	Raw    string
+	Status  int
+	Body    map[string]any
+	Raw     string
+	Headers http.Header
 }
+
+func (r response) header(name string) string { return r.Headers.Get(name) }
 
 func (r response) str(path ...string) string {
 	var v any = r.Body
@@ -105,7 +110,7 @@ func (s *service) do(method, path, token string, body any, headers ...string) re
 	require.NoError(s.t, err)
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	out := response{Status: resp.StatusCode, Raw: string(raw)}
+	out := response{Status: resp.StatusCode, Raw: string(raw), Headers: resp.Header}
 	_ = json.Unmarshal(raw, &out.Body)
 	return out
 }

@@ -40,11 +40,7 @@ func TestAdmitAndTransferMoveTheMedia(t *testing.T) {
 	e.StartWorker(nil)
 	mediaSrv := httptest.NewServer(http.HandlerFunc(e.Calls.ServeSignaling))
 	t.Cleanup(mediaSrv.Close)
-	tokens := e.Calls.Tokens()
-	s := startAPI(t, e, func(d *api.Deps) {
-		d.MediaTokens = &tokens
-		d.MediaURL = "ws" + strings.TrimPrefix(mediaSrv.URL, "http")
-	})
+	s := startAPI(t, e, func(d *api.Deps) { d.MediaURL = "ws" + strings.TrimPrefix(mediaSrv.URL, "http") })
 	leeTok, patelTok := s.login(lee), s.login(patel)
 	visit, patientTok := s.checkIn("dr-lee", "Pat Media")
 

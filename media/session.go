@@ -135,8 +135,8 @@ func (sess *session) run() {
 		if err != nil {
 			return
 		}
-		var m message
-		if err := json.Unmarshal(raw, &m); err != nil {
+		m, err := parseMessage(raw)
+		if err != nil {
 			sess.send(message{Type: "error", Message: "malformed signaling message"})
 			return
 		}
@@ -147,6 +147,24 @@ func (sess *session) run() {
 			}
 		}
 	}
+}
+
+// parseMessage reads one client message and refuses anything a client does
+// not send: unknown types, missing fields, oversized values.
+func parseMessage(raw []byte) (message, error) {
+	var m message
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return m, errProtocol
+	}
+	switch {
+	case m.Type == "answer" && m.SDP != "" && len(m.SDP) < maxMessage:
+	case m.Type == "candidate" && m.Candidate != nil && len(m.Candidate.Candidate) < 1024:
+	case m.Type == "join" && m.Token != "" && len(m.Token) < 2048:
+	case m.Type == "leave":
+	default:
+		return message{}, errProtocol
+	}
+	return m, nil
 }
 
 var (

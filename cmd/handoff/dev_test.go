@@ -261,6 +261,13 @@ func TestDevRunsTheWholeServiceAndKeepsItsData(t *testing.T) {
 	require.Equal(t, patelRoom.ID, v.RoomID)
 	require.NoError(t, db.Close())
 
+	// No patient name in anything the process wrote: its logs, Temporal's log.
+	temporalLog, err := os.ReadFile(filepath.Join(dataDir, "temporal.log"))
+	require.NoError(t, err)
+	for _, out := range []string{d.out(), d.errOut(), string(temporalLog)} {
+		require.NotContains(t, out, "Pat Dev")
+	}
+
 	d = startDev(t, dataDir)
 	c, err = client.Dial(client.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", d.tPort), Namespace: "default"})
 	require.NoError(t, err)
@@ -268,6 +275,25 @@ func TestDevRunsTheWholeServiceAndKeepsItsData(t *testing.T) {
 	require.NoError(t, err, "the workflow survived the restart")
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, desc.GetWorkflowExecutionInfo().GetStatus())
 	c.Close()
+	// The waiting visit is still there after the restart, and still works.
+	vc, err = client.Dial(temporalx.ClientOptions(config.Temporal{Address: fmt.Sprintf("127.0.0.1:%d", d.tPort), Namespace: "default"}, codec, slog.Default()))
+	require.NoError(t, err)
+	// The first task after a restart may wait for the old worker's sticky
+	// queue to time out (Temporal's stickiness), so allow it a while.
+	var st workflows.VisitState
+	restarted := time.Now()
+	require.Eventually(t, func() bool {
+		qctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		st, err = workflows.Status(qctx, vc, visitID)
+		return err == nil
+	}, time.Minute, time.Second, "the visit answers after the restart")
+	t.Logf("first query after the restart answered in %s", time.Since(restarted).Round(time.Millisecond))
+	require.Equal(t, patelRoom.ID, st.RoomID)
+	require.Equal(t, store.VisitWaiting, st.State)
+	_, err = workflows.Transfer(ctx, vc, visitID, uuid.NewString(), workflows.TransferRequest{ActorID: lee.ID, TargetRoomID: leeRoom.ID})
+	require.Error(t, err, "Dr. Lee no longer has access to the patient's room")
+	vc.Close()
 	d.stop(t)
 	require.Equal(t, demoCounts, countRows(t, appDSN), "demo data is not duplicated by a restart")
 }

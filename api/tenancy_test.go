@@ -1,0 +1,90 @@
+package api_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff-telehealth/handoff/store"
+)
+
+// Every route, every kind of caller that must not get in: the expected
+// status, and nothing changes.
+func TestTenancyMatrix(t *testing.T) {
+	s := newService(t)
+	leeTok := s.login(lee)
+	visit, _ := s.checkIn("dr-lee", "Pat Tenant")
+	inCall, _ := s.checkIn("dr-lee", "Pat Caller")
+	call := s.do("POST", "/visits/"+inCall+"/admit", leeTok, nil)
+	require.Equal(t, http.StatusOK, call.Status, call.Raw)
+	callID := call.str("call", "id")
+	app := s.do("POST", "/calls/"+callID+"/apps", leeTok, map[string]string{"app": "payment", "data": "card on file"})
+	require.Equal(t, http.StatusCreated, app.Status, app.Raw)
+	appID := app.str("app", "id")
+	_, otherPatient := s.checkIn("dr-patel", "Pat Elsewhere")
+
+	expired := s.login(lee)
+	require.NoError(t, s.db.Exec(`UPDATE sessions SET expires_at = now() - interval '1 minute' WHERE revoked_at IS NULL`).Error)
+	leeTok = s.login(lee) // still valid, used below to check nothing changed
+	callers := map[string]string{
+		"no token":           "",
+		"expired session":    expired,
+		"other visit":        otherPatient,
+		"other clinic":       s.login(grant),
+		"staff, not my room": s.login(frontDsk),
+		"free-plan clinic":   s.login(cho),
+	}
+	type route struct{ method, path string }
+	routes := []route{
+		{"GET", "/rooms/" + s.roomID("dr-lee") + "/waiting"},
+		{"GET", "/visits/" + visit},
+		{"POST", "/visits/" + visit + "/admit"},
+		{"POST", "/visits/" + visit + "/transfer"},
+		{"POST", "/visits/" + visit + "/leave"},
+		{"POST", "/visits/" + visit + "/end"},
+		{"POST", "/calls/" + callID + "/apps"},
+		{"DELETE", "/calls/" + callID + "/apps/" + appID},
+		{"GET", "/audit"},
+		{"GET", "/media/session?callId=" + callID},
+	}
+	// want[caller][route index] is the status; 401 for no/expired tokens.
+	want := map[string][]int{
+		"other visit":        {401, 404, 401, 401, 404, 401, 401, 401, 401, 403},
+		"other clinic":       {404, 404, 404, 404, 401, 404, 404, 404, 403, 404},
+		"staff, not my room": {403, 403, 403, 403, 401, 403, 403, 403, 403, 403},
+		"free-plan clinic":   {404, 404, 404, 404, 401, 404, 404, 404, 403, 404},
+	}
+	bodies := map[string]any{
+		"/visits/" + visit + "/transfer": map[string]string{"targetRoomId": s.roomID("dr-patel")},
+		"/calls/" + callID + "/apps":     map[string]string{"app": "notes"},
+	}
+	var auditBefore int64
+	s.db.Model(&store.AuditEvent{}).Count(&auditBefore)
+	cases := 0
+	for name, token := range callers {
+		for i, r := range routes {
+			expect := 401
+			if w, ok := want[name]; ok {
+				expect = w[i]
+			}
+			got := s.do(r.method, r.path, token, bodies[r.path])
+			require.Equal(t, expect, got.Status, "%s %s as %s: %s", r.method, r.path, name, got.Raw)
+			require.NotContains(t, got.Raw, "Pat Tenant", "no patient data leaks to %s", name)
+			cases++
+		}
+	}
+	t.Logf("%d tenancy cases", cases)
+
+	var v store.Visit
+	require.NoError(t, s.db.Take(&v, "id = ?", visit).Error)
+	require.Equal(t, store.VisitWaiting, v.State)
+	require.Equal(t, s.roomID("dr-lee"), v.RoomID)
+	var a store.AppSession
+	require.NoError(t, s.db.Take(&a, "id = ?", appID).Error)
+	require.Nil(t, a.ClosedAt, "the app is still open")
+	var auditAfter int64
+	s.db.Model(&store.AuditEvent{}).Count(&auditAfter)
+	require.Equal(t, auditBefore, auditAfter, "refused requests leave no trace of success")
+	require.Equal(t, http.StatusOK, s.do("GET", "/visits/"+visit, leeTok, nil).Status)
+}
