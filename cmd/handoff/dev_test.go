@@ -287,7 +287,7 @@ func TestDevRunsTheWholeServiceAndKeepsItsData(t *testing.T) {
 		defer cancel()
 		st, err = workflows.Status(qctx, vc, visitID)
 		return err == nil
-	}, time.Minute, time.Second, "the visit answers after the restart")
+	}, 2*time.Minute, time.Second, "the visit answers after the restart")
 	t.Logf("first query after the restart answered in %s", time.Since(restarted).Round(time.Millisecond))
 	require.Equal(t, patelRoom.ID, st.RoomID)
 	require.Equal(t, store.VisitWaiting, st.State)
