@@ -278,16 +278,13 @@ func TestDevRunsTheWholeServiceAndKeepsItsData(t *testing.T) {
 	// The waiting visit is still there after the restart, and still works.
 	vc, err = client.Dial(temporalx.ClientOptions(config.Temporal{Address: fmt.Sprintf("127.0.0.1:%d", d.tPort), Namespace: "default"}, codec, slog.Default()))
 	require.NoError(t, err)
-	// The first task after a restart may wait for the old worker's sticky
-	// queue to time out (Temporal's stickiness), so allow it a while.
-	var st workflows.VisitState
+	// Stale cluster membership once held every task of a restarted server
+	// for 30-50 s; the visit must answer promptly now.
 	restarted := time.Now()
-	require.Eventually(t, func() bool {
-		qctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		st, err = workflows.Status(qctx, vc, visitID)
-		return err == nil
-	}, 2*time.Minute, time.Second, "the visit answers after the restart")
+	qctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	st, err := workflows.Status(qctx, vc, visitID)
+	cancel()
+	require.NoError(t, err, "the visit answers after the restart")
 	t.Logf("first query after the restart answered in %s", time.Since(restarted).Round(time.Millisecond))
 	require.Equal(t, patelRoom.ID, st.RoomID)
 	require.Equal(t, store.VisitWaiting, st.State)
