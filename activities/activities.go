@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/handoff-telehealth/handoff/metrics"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -31,6 +32,8 @@ type Media interface {
 type Activities struct {
 	DB    *store.DB
 	Media Media
+	// Metrics counts transfer outcomes; nil counts nothing.
+	Metrics *metrics.Registry
 	// Now is the clock; tests may set it.
 	Now func() time.Time
 }
@@ -343,7 +346,8 @@ func (a *Activities) DetachMedia(ctx context.Context, p TransferParams) (DetachR
 // same transaction, writes the three sides' events and the audit row: the
 // move and its notification commit together or not at all.
 func (a *Activities) RetargetRoom(ctx context.Context, p TransferParams, plan TransferPlan) error {
-	return a.tx(ctx, func(tx *gorm.DB) error {
+	counted := false // counted once, not again by a retry that finds it done
+	err := a.tx(ctx, func(tx *gorm.DB) error {
 		v, err := loadVisit(tx, p.VisitID)
 		if err != nil {
 			return err
@@ -369,6 +373,7 @@ func (a *Activities) RetargetRoom(ctx context.Context, p TransferParams, plan Tr
 		}).Error; err != nil {
 			return err
 		}
+		counted = true
 		moved := v
 		moved.RoomID, moved.TransferNote = p.TargetRoomID, p.Note
 		card := cardPayload(moved, plan.ReceiverMessage())
@@ -381,12 +386,17 @@ func (a *Activities) RetargetRoom(ctx context.Context, p TransferParams, plan Tr
 			w.audit("user", p.ActorID, "transfer.completed", &p.SourceRoomID, &p.TargetRoomID, "transfer "+p.TransferID),
 		)
 	})
+	if err == nil && counted {
+		a.Metrics.Transfer("completed")
+	}
+	return err
 }
 
 // ReturnToSource is the transfer's compensation: the patient waits in the
 // source room again, and both sides are told why.
 func (a *Activities) ReturnToSource(ctx context.Context, p TransferParams, reason string) error {
-	return a.tx(ctx, func(tx *gorm.DB) error {
+	counted := false
+	err := a.tx(ctx, func(tx *gorm.DB) error {
 		v, err := loadVisit(tx, p.VisitID)
 		if err != nil {
 			return err
@@ -407,6 +417,7 @@ func (a *Activities) ReturnToSource(ctx context.Context, p TransferParams, reaso
 			Updates(map[string]any{"state": store.VisitWaiting, "call_id": nil, "updated_at": now}).Error; err != nil {
 			return err
 		}
+		counted = true
 		w := a.writer(tx, v.ClinicID, v.ID, now)
 		return w.all(
 			w.toPatient("visit.transfer_failed", map[string]any{"visitId": v.ID, "roomId": v.RoomID,
@@ -416,6 +427,10 @@ func (a *Activities) ReturnToSource(ctx context.Context, p TransferParams, reaso
 			w.audit("user", p.ActorID, "transfer.failed", &p.SourceRoomID, &p.TargetRoomID, "transfer "+p.TransferID+": "+reason),
 		)
 	})
+	if err == nil && counted {
+		a.Metrics.Transfer("compensated")
+	}
+	return err
 }
 
 // EndVisit ends the visit: out of any call, projection ended, events, audit.

@@ -44,6 +44,8 @@ func (h *handlers) events(c *gin.Context) {
 	ctx := c.Request.Context()
 	connID, leave := h.arrive(ctx, cl)
 	defer leave()
+	h.Metrics.SSEClient(1)
+	defer h.Metrics.SSEClient(-1)
 
 	w := c.Writer
 	w.Header().Set("Content-Type", "text/event-stream")

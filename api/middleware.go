@@ -31,8 +31,10 @@ func (h *handlers) requestID(c *gin.Context) {
 func (h *handlers) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	took := time.Since(start)
 	h.Logger.Info("request", "request_id", c.GetString(requestIDKey), "method", c.Request.Method,
-		"route", c.FullPath(), "status", c.Writer.Status(), "ms", time.Since(start).Milliseconds())
+		"route", c.FullPath(), "status", c.Writer.Status(), "ms", took.Milliseconds())
+	h.Metrics.ObserveRequest(c.FullPath(), c.Request.Method, c.Writer.Status(), took)
 }
 
 // limitBody refuses bodies larger than any request of the API needs.

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/handoff-telehealth/handoff/media"
+	"github.com/handoff-telehealth/handoff/metrics"
 	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/web"
 )
@@ -33,6 +34,8 @@ type Deps struct {
 	// signaling WebSocket clients connect to.
 	MediaTokens *media.Tokens
 	MediaURL    string
+	// Metrics records this process's figures and serves them at /metrics.
+	Metrics *metrics.Registry
 }
 
 // NewRouter builds the HTTP handler of the API and the web pages.
@@ -46,6 +49,9 @@ func NewRouter(d Deps) *gin.Engine {
 	// serve (database and Temporal answer).
 	r.GET("/healthz", h.live)
 	r.GET("/readyz", h.ready)
+	if d.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(d.Metrics.Handler()))
+	}
 
 	v1 := r.Group("/api/v1", h.errorsMiddleware, limitBody(64<<10), noStore, h.authenticate)
 	v1.GET("/openapi.json", openAPI)

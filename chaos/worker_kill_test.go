@@ -6,11 +6,15 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -69,7 +73,8 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "handoff")
 	out, err := exec.Command("go", "build", "-tags", "production", "-o", bin, "../cmd/handoff").CombinedOutput()
 	require.NoError(t, err, string(out))
-	w := &workerProcess{bin: bin, env: append(os.Environ(),
+	metricsPort := freePort(t)
+	w := &workerProcess{bin: bin, env: append(os.Environ(), fmt.Sprintf("HANDOFF_LISTEN=127.0.0.1:%d", metricsPort),
 		"HANDOFF_DB="+e.DSN, "HANDOFF_TEMPORAL_ADDRESS="+e.Server.Address(), "HANDOFF_CODEC_KEYS="+testenv.CodecKeys,
 		"HANDOFF_MEDIA_URL="+hs.URL, "HANDOFF_MEDIA_CONTROL_TOKEN=chaos-control")}
 	w.start(t)
@@ -161,6 +166,32 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 		require.Equal(t, started, completed+failed, "every started transfer completed or was compensated")
 	}
 	require.EqualValues(t, transfers/visits*visits, done.Load()+failedClean.Load())
+
+	// The worker that is left counts what it completes on /metrics.
+	st, err := statusWithRetry(ctx, e, ids[0])
+	require.NoError(t, err)
+	target := rooms[0]
+	if target.ID == st.RoomID {
+		target = rooms[1]
+	}
+	_, err = workflows.Transfer(ctx, e.Client, ids[0], uuid.NewString(), workflows.TransferRequest{ActorID: actorFor[st.RoomID], TargetRoomID: target.ID})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(body), `handoff_transfers_total{outcome="completed"}`)
+	}, 10*time.Second, 100*time.Millisecond, "the worker process counts transfers")
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // statusWithRetry queries the visit, waiting out a worker that is down.

@@ -10,6 +10,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/handoff-telehealth/handoff/activities"
+	"github.com/handoff-telehealth/handoff/metrics"
 	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/temporalx"
 	"github.com/handoff-telehealth/handoff/workflows"
@@ -17,16 +18,17 @@ import (
 
 // Deps are what the activities need.
 type Deps struct {
-	DB     *store.DB
-	Media  activities.Media
-	Logger *slog.Logger
+	DB      *store.DB
+	Media   activities.Media
+	Logger  *slog.Logger
+	Metrics *metrics.Registry
 }
 
 // New makes a worker for the visit task queue with everything registered.
 func New(c client.Client, d Deps) sdkworker.Worker {
 	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
 	w.RegisterWorkflow(workflows.Visit)
-	w.RegisterActivity(&activities.Activities{DB: d.DB, Media: d.Media})
+	w.RegisterActivity(&activities.Activities{DB: d.DB, Media: d.Media, Metrics: d.Metrics})
 	return w
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/handoff-telehealth/handoff/devserver"
 	"github.com/handoff-telehealth/handoff/internal/httpx"
 	"github.com/handoff-telehealth/handoff/media"
+	"github.com/handoff-telehealth/handoff/metrics"
 	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/temporalx"
 )
@@ -139,19 +140,21 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return err
 	}
 
+	reg := metrics.New()
+	reg.WatchWaiting(db)
 	printDevBanner(stdout, s, dataDir, apiURL, temporal, time.Since(started))
 	err = runAll(ctx,
 		func(ctx context.Context) error {
 			tokens := mediaSrv.SFU.Tokens()
 			deps := api.Deps{DB: db, Temporal: c, Logger: logger, CodecServer: codec.CodecServer(codecToken, []string{temporal.UIURL()}),
-				MediaTokens: &tokens, MediaURL: "ws://" + hostPort(s.host, s.mediaPort) + "/ws"}
+				MediaTokens: &tokens, MediaURL: "ws://" + hostPort(s.host, s.mediaPort) + "/ws", Metrics: reg}
 			sess.apply(&deps)
 			return httpx.Serve(ctx, apiL, api.NewRouter(deps))
 		},
 		db.ListenForEvents,
 		func(ctx context.Context) error { return httpx.Serve(ctx, mediaL, mediaSrv.Handler()) },
 		// In one process the worker drives the SFU directly.
-		func(ctx context.Context) error { return runVisitWorker(ctx, c, db, mediaSrv.SFU, logger) },
+		func(ctx context.Context) error { return runVisitWorker(ctx, c, db, mediaSrv.SFU, reg, logger) },
 	)
 	fmt.Fprintln(stdout, "Handoff stopped.")
 	if errors.Is(err, context.Canceled) {
@@ -223,7 +226,7 @@ func printDevBanner(w io.Writer, s devSettings, dataDir, apiURL string, t *devse
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  Web pages\t%s/\n", apiURL)
 	fmt.Fprintf(tw, "  API\t%s/api/v1\n", apiURL)
-	fmt.Fprintf(tw, "  Health\t%s/healthz  %s/readyz\n", apiURL, apiURL)
+	fmt.Fprintf(tw, "  Health\t%s/healthz  %s/readyz  %s/metrics\n", apiURL, apiURL, apiURL)
 	fmt.Fprintf(tw, "  Media server\thttp://%s\n", hostPort(s.host, s.mediaPort))
 	fmt.Fprintf(tw, "  Temporal UI\t%s\n", t.UIURL())
 	fmt.Fprintf(tw, "  Temporal gRPC\t%s (namespace %s)\n", t.Address(), s.namespace)

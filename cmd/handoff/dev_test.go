@@ -237,6 +237,17 @@ func TestDevRunsTheWholeServiceAndKeepsItsData(t *testing.T) {
 	require.Equal(t, "Transferred to Dr. Arjun Patel", res.SenderMessage)
 	vc.Close()
 
+	// /metrics counts the transfer, by outcome, with no patient data.
+	code, body = get(t, d.url(d.apiPort, "/metrics"))
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, `handoff_transfers_total{outcome="completed"} 1`)
+	require.Contains(t, body, `handoff_waiting_visits{clinic_id="`+leeRoom.ClinicID+`"} 1`)
+	require.Contains(t, body, `handoff_http_request_duration_seconds_bucket{method="GET",route="/readyz"`)
+	require.NotContains(t, body, "Pat Dev")
+	code, body = get(t, d.url(d.mediaPort, "/metrics"))
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "handoff_media_active_calls")
+
 	// The codec server decodes for the holder of the token only.
 	token, err := os.ReadFile(filepath.Join(dataDir, "codec.token"))
 	require.NoError(t, err)

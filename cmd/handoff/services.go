@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/handoff-telehealth/handoff/config"
 	"github.com/handoff-telehealth/handoff/internal/httpx"
 	"github.com/handoff-telehealth/handoff/media"
+	"github.com/handoff-telehealth/handoff/metrics"
 	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/temporalx"
 )
@@ -55,7 +57,9 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return err
 	}
 	defer closeAll()
-	deps := api.Deps{DB: d, Temporal: c, Logger: logger, MediaURL: *mediaURL}
+	reg := metrics.New()
+	reg.WatchWaiting(d)
+	deps := api.Deps{DB: d, Temporal: c, Logger: logger, MediaURL: *mediaURL, Metrics: reg}
 	sess.apply(&deps)
 	if *mediaSecret != "" {
 		tokens := media.NewTokens(*mediaSecret)
@@ -83,6 +87,7 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	tc.Register(fs)
 	mediaURL := fs.String("media-url", "http://127.0.0.1:8081", "the media node's control API")
 	mediaToken := fs.String("media-control-token", "", "service token of the media node's control API")
+	listen := fs.String("listen", "0.0.0.0:8082", "address of the worker's /healthz, /readyz and /metrics")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -94,7 +99,27 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 		return err
 	}
 	defer closeAll()
-	return runVisitWorker(ctx, c, d, media.NewControlClient(*mediaURL, *mediaToken), logger)
+	l, err := httpx.Listen(*listen, "--listen / "+config.EnvName("listen"))
+	if err != nil {
+		return err
+	}
+	reg := metrics.New()
+	health := http.NewServeMux()
+	health.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"status":"ok"}`)) })
+	health.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := c.CheckHealth(r.Context(), &client.CheckHealthRequest{}); err != nil || d.Ping(r.Context()) != nil {
+			http.Error(w, `{"status":"unavailable"}`, http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	health.Handle("GET /metrics", reg.Handler())
+	return runAll(ctx,
+		func(ctx context.Context) error { return httpx.Serve(ctx, l, health) },
+		func(ctx context.Context) error {
+			return runVisitWorker(ctx, c, d, media.NewControlClient(*mediaURL, *mediaToken), reg, logger)
+		},
+	)
 }
 
 func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
