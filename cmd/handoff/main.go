@@ -27,6 +27,7 @@ var commands = []command{
 	{"migrate", migrateSummary, runMigrate},
 	{"temporal-setup", temporalSetupSummary, runTemporalSetup},
 	{"replay", replaySummary, runReplay},
+	{"visits", visitsSummary, runVisits},
 }
 
 func usage(w io.Writer) {
@@ -52,7 +53,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		// Text for a person at a terminal (dev), JSON for a log pipeline.
+		var handler slog.Handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
+		if c.name == "dev" {
+			handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
+		}
+		logger := slog.New(handler)
 		err := c.run(ctx, args[1:], stdout, logger)
 		switch {
 		case errors.Is(err, flag.ErrHelp):
