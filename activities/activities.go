@@ -99,7 +99,6 @@ func (a *Activities) RecordCheckIn(ctx context.Context, p CheckInParams) error {
 // an existing call of the room, which becomes a group call.
 func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, error) {
 	var res AdmitResult
-	var created bool
 	err := a.tx(ctx, func(tx *gorm.DB) error {
 		v, err := loadVisit(tx, p.VisitID)
 		if err != nil {
@@ -135,7 +134,6 @@ func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, err
 			if err := tx.Create(&call).Error; err != nil {
 				return err
 			}
-			created = true
 		} else {
 			err := tx.Take(&call, "id = ? AND clinic_id = ?", p.CallID, v.ClinicID).Error
 			if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && call.RoomID != v.RoomID) {
@@ -169,14 +167,13 @@ func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, err
 		return AdmitResult{}, err
 	}
 	// Media after the commit: the call exists in the database before anyone
-	// can be bound into it; each call below is idempotent.
-	if created {
-		if err := a.Media.CreateCall(ctx, res.CallID); err != nil {
-			return AdmitResult{}, err
-		}
-		if err := a.Media.Attach(ctx, res.CallID, ProviderParticipant(p.ActorID)); err != nil {
-			return AdmitResult{}, err
-		}
+	// can be bound into it. Every step is idempotent, and the call is
+	// (re)created each time: a media node that restarted has forgotten it.
+	if err := a.Media.CreateCall(ctx, res.CallID); err != nil {
+		return AdmitResult{}, err
+	}
+	if err := a.Media.Attach(ctx, res.CallID, ProviderParticipant(p.ActorID)); err != nil {
+		return AdmitResult{}, err
 	}
 	if err := a.Media.Attach(ctx, res.CallID, PatientParticipant(p.VisitID)); err != nil {
 		return AdmitResult{}, err

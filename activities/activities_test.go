@@ -324,3 +324,22 @@ func TestEndVisitLeavesTheCall(t *testing.T) {
 		require.Equal(t, []string{"visit.checked_in", "visit.admitted", "visit.left"}, w.audit(id))
 	})
 }
+
+func TestAdmitAfterTheMediaNodeRestarted(t *testing.T) {
+	w := newWorld(t, testdb.SQLiteDSN(t))
+	ctx := context.Background()
+	lee := w.users["dr.lee@riverside.example"]
+	first := w.checkIn("dr-lee", "Pat One")
+	call, err := w.acts.Admit(ctx, activities.AdmitParams{VisitID: first, ActorID: lee.ID})
+	require.NoError(t, err)
+	// The media node restarts: it knows no call any more.
+	fresh, err := media.NewSFU("test-media-secret")
+	require.NoError(t, err)
+	w.acts.Media = fresh
+	second := w.checkIn("dr-lee", "Pat Two")
+	_, err = w.acts.Admit(ctx, activities.AdmitParams{VisitID: second, ActorID: lee.ID, CallID: call.CallID})
+	require.NoError(t, err, "re-admitting into the ongoing call works")
+	members, live := fresh.Members(call.CallID)
+	require.True(t, live)
+	require.ElementsMatch(t, []string{activities.ProviderParticipant(lee.ID), activities.PatientParticipant(second)}, members)
+}
