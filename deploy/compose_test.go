@@ -5,6 +5,7 @@
 package deploy
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,4 +100,37 @@ func TestDockerfileBuildsTheProductionBinary(t *testing.T) {
 	help, err := exec.Command(bin, "dev").CombinedOutput()
 	require.Error(t, err, "the production binary has no dev server")
 	require.Contains(t, string(help), "no embedded Temporal server")
+}
+
+// The Grafana dashboard parses and charts only metrics Handoff exports.
+func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
+	raw, err := os.ReadFile("grafana/handoff-dashboard.json")
+	require.NoError(t, err)
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &dash))
+	require.NotEmpty(t, dash.Panels)
+	// Every metric Handoff defines, read from its sources.
+	var sources strings.Builder
+	for _, f := range []string{"../metrics/metrics.go", "../media/metrics.go"} {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		sources.Write(b)
+	}
+	name := regexp.MustCompile(`handoff_[a-z_]+`)
+	for _, p := range dash.Panels {
+		require.NotEmpty(t, p.Targets, p.Title)
+		for _, tg := range p.Targets {
+			for _, m := range name.FindAllString(tg.Expr, -1) {
+				base := strings.TrimSuffix(m, "_bucket")
+				require.Contains(t, sources.String(), `"`+base+`"`, "panel %q charts %s, which Handoff does not export", p.Title, m)
+			}
+		}
+	}
 }
