@@ -149,7 +149,8 @@ func (s *Server) startUI() {
 		HideLogs:            true,
 		DisableNewsFetch:    true,
 		CORS:                uiconfig.CORS{CookieInsecure: true},
-		Codec:               uiconfig.Codec{Endpoint: s.opts.CodecEndpoint},
+		// The browser sends the operator's codec cookie (see /codec/unlock).
+		Codec: uiconfig.Codec{Endpoint: s.opts.CodecEndpoint, IncludeCredentials: true},
 	}
 	s.ui = uiserver.NewServer(server_options.WithConfigProvider(cfg))
 	s.uiDone = make(chan struct{})

@@ -18,6 +18,9 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// codecCookie carries the codec token for the Temporal UI's requests.
+const codecCookie = "handoff_codec"
+
 const (
 	metadataEncoding  = "encoding"
 	metadataKeyID     = "encryption-key-id"
@@ -164,8 +167,25 @@ func (c *Codec) CodecServer(token string, origins []string) http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
+		valid := func(got string) bool { return token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1 }
+		// An operator unlocks decoding for one browser by opening
+		// /codec/unlock?token=…: the token moves into an HttpOnly cookie that
+		// the Temporal UI sends with its codec requests.
+		if r.URL.Path == "/unlock" {
+			if !valid(r.URL.Query().Get("token")) {
+				http.Error(w, "wrong codec token", http.StatusUnauthorized)
+				return
+			}
+			http.SetCookie(w, &http.Cookie{Name: codecCookie, Value: token, Path: "/codec", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 8 * 3600})
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = w.Write([]byte("Payload decoding is unlocked for this browser for 8 hours. Reload the Temporal UI.\n"))
+			return
+		}
 		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		if c, err := r.Cookie(codecCookie); err == nil && got == "" {
+			got = c.Value
+		}
+		if !valid(got) {
 			http.Error(w, `{"error":{"code":"unauthorized","message":"codec token required"}}`, http.StatusUnauthorized)
 			return
 		}

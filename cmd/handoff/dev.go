@@ -104,6 +104,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	apiURL := "http://" + hostPort(s.host, s.apiPort)
 	temporal, err := devserver.Start(ctx, devserver.Options{
 		DataDir: dataDir, Host: s.host, Port: s.tPort, UIPort: s.uiPort, Namespace: s.namespace,
+		CodecEndpoint: apiURL + "/codec",
 	})
 	if err != nil {
 		return err
@@ -230,7 +231,7 @@ func printDevBanner(w io.Writer, s devSettings, dataDir, apiURL string, t *devse
 	fmt.Fprintf(tw, "  Media server\thttp://%s\n", hostPort(s.host, s.mediaPort))
 	fmt.Fprintf(tw, "  Temporal UI\t%s\n", t.UIURL())
 	fmt.Fprintf(tw, "  Temporal gRPC\t%s (namespace %s)\n", t.Address(), s.namespace)
-	fmt.Fprintf(tw, "  Codec server\t%s/codec (token in %s)\n", apiURL, filepath.Join(dataDir, "codec.token"))
+	fmt.Fprintf(tw, "  Codec server\t%s/codec; to read payloads in the UI open %s/codec/unlock?token=<%s>\n", apiURL, apiURL, filepath.Join(dataDir, "codec.token"))
 	fmt.Fprintf(tw, "  App database\t%s\n", store.Redact(s.db.DSN))
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nDemo logins (password %q):\n", store.DemoPassword)

@@ -187,6 +187,9 @@ func TestDevRunsTheWholeServiceAndKeepsItsData(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, "the UI reaches the embedded server")
 	require.Contains(t, body, `"name": "default"`)
 	require.Contains(t, body, `"HandoffVisitState"`)
+	code, body = get(t, d.url(d.uiPort, "/api/v1/settings"))
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, d.url(d.apiPort, "/codec"), "the UI is pointed at Handoff's codec server")
 
 	ctx := context.Background()
 	c, err := client.Dial(client.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", d.tPort), Namespace: "default"})
