@@ -23,9 +23,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	historypb "go.temporal.io/api/history/v1"
 
 	"github.com/handoff-telehealth/handoff/internal/testenv"
 	"github.com/handoff-telehealth/handoff/media"
+	"github.com/handoff-telehealth/handoff/replay"
 	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
@@ -208,4 +210,10 @@ func statusWithRetry(ctx context.Context, e *testenv.Env, id string) (workflows.
 		time.Sleep(500 * time.Millisecond)
 	}
 	return workflows.VisitState{}, last
+}
+
+func history(t *testing.T, e *testenv.Env, visitID string) []*historypb.HistoryEvent {
+	h, err := replay.Fetch(context.Background(), e.Client, workflows.VisitWorkflowID(visitID), "")
+	require.NoError(t, err)
+	return h.GetEvents()
 }

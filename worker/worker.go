@@ -4,6 +4,7 @@ package worker
 
 import (
 	"context"
+	"time"
 	"log/slog"
 
 	"go.temporal.io/sdk/client"
@@ -26,11 +27,17 @@ type Deps struct {
 
 // New makes a worker for the visit task queue with everything registered.
 func New(c client.Client, d Deps) sdkworker.Worker {
-	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
+	// On SIGTERM the worker stops polling and gives running activities this
+	// long to finish, so a deploy does not cut a transfer step in half.
+	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{WorkerStopTimeout: drainTimeout})
 	w.RegisterWorkflow(workflows.Visit)
 	w.RegisterActivity(&activities.Activities{DB: d.DB, Media: d.Media, Metrics: d.Metrics})
 	return w
 }
+
+// drainTimeout bounds a graceful stop; steps take milliseconds, but a
+// dependency may be slow to answer.
+const drainTimeout = 30 * time.Second
 
 // Run polls the visit task queue until ctx ends, then stops, letting running
 // activities finish.
