@@ -167,7 +167,9 @@ func (c *Codec) CodecServer(token string, origins []string) http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		valid := func(got string) bool { return token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1 }
+		valid := func(got string) bool {
+			return token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
+		}
 		// An operator unlocks decoding for one browser by opening
 		// /codec/unlock?token=…: the token moves into an HttpOnly cookie that
 		// the Temporal UI sends with its codec requests.

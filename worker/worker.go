@@ -4,8 +4,8 @@ package worker
 
 import (
 	"context"
-	"time"
 	"log/slog"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"

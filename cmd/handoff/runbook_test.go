@@ -25,9 +25,13 @@ type deletingMedia struct {
 	roomID string
 }
 
-func (m deletingMedia) CreateCall(ctx context.Context, id string) error { return m.Calls.CreateCall(ctx, id) }
-func (m deletingMedia) Attach(ctx context.Context, c, p string) error   { return m.Calls.Attach(ctx, c, p) }
-func (m deletingMedia) EndCall(ctx context.Context, id string) error    { return m.Calls.EndCall(ctx, id) }
+func (m deletingMedia) CreateCall(ctx context.Context, id string) error {
+	return m.Calls.CreateCall(ctx, id)
+}
+func (m deletingMedia) Attach(ctx context.Context, c, p string) error {
+	return m.Calls.Attach(ctx, c, p)
+}
+func (m deletingMedia) EndCall(ctx context.Context, id string) error { return m.Calls.EndCall(ctx, id) }
 func (m deletingMedia) Detach(ctx context.Context, c, p string) error {
 	if err := m.DB.Model(&store.Room{}).Where("id = ?", m.roomID).Update("deleted_at", time.Now().UTC()).Error; err != nil {
 		return err
