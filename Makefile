@@ -23,6 +23,7 @@ web/e2e/node_modules/.installed: web/e2e/package.json web/e2e/package-lock.json
 	touch $@
 
 vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
 ## build: the handoff binary with `handoff dev` (links the Temporal server)
