@@ -14,6 +14,7 @@ import (
 	"github.com/handoff-telehealth/handoff/media"
 	"github.com/handoff-telehealth/handoff/metrics"
 	"github.com/handoff-telehealth/handoff/store"
+	"github.com/handoff-telehealth/handoff/tracing"
 	"github.com/handoff-telehealth/handoff/web"
 )
 
@@ -42,8 +43,9 @@ type Deps struct {
 func NewRouter(d Deps) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
+	r.ContextWithFallback = true // handlers pass c as the context: spans and deadlines flow on
 	h := &handlers{Deps: d}
-	r.Use(gin.Recovery(), h.requestID, h.accessLog)
+	r.Use(gin.Recovery(), h.requestID, tracing.Gin(), h.accessLog)
 
 	// Process health: liveness says the process runs, readiness says it can
 	// serve (database and Temporal answer).

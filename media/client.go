@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/handoff-telehealth/handoff/tracing"
 )
 
 // ControlClient drives a media node's control API over HTTP; workers use it
@@ -17,7 +19,7 @@ type ControlClient struct {
 
 // NewControlClient talks to the media node at base (http://host:port).
 func NewControlClient(base, token string) *ControlClient {
-	return &ControlClient{base: base, token: token, http: &http.Client{Timeout: 5 * time.Second}}
+	return &ControlClient{base: base, token: token, http: &http.Client{Timeout: 5 * time.Second, Transport: tracing.Transport(nil)}}
 }
 
 func (c *ControlClient) do(ctx context.Context, method, path string) error {

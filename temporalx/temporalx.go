@@ -14,6 +14,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/handoff-telehealth/handoff/config"
+	"github.com/handoff-telehealth/handoff/tracing"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
 
@@ -74,12 +75,19 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 }
 
 // ClientOptions are the options of every Handoff client and worker.
+// With tracing on, its interceptor rides along; workers made from the client
+// inherit it.
 func ClientOptions(cfg config.Temporal, codec *Codec, logger *slog.Logger) client.Options {
+	interceptors, err := tracing.TemporalInterceptors()
+	if err != nil {
+		logger.Warn("tracing interceptor unavailable; continuing without", "error", err)
+	}
 	return client.Options{
 		HostPort:         cfg.Address,
 		Namespace:        cfg.Namespace,
 		Logger:           sdklog.NewStructuredLogger(logger),
 		DataConverter:    codec.DataConverter(),
 		FailureConverter: codec.FailureConverter(),
+		Interceptors:     interceptors,
 	}
 }

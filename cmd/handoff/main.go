@@ -12,6 +12,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/handoff-telehealth/handoff/config"
+	"github.com/handoff-telehealth/handoff/tracing"
 )
 
 type command struct {
@@ -36,6 +39,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-15s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nRun `handoff <command> --help` for the settings of a command.\n")
+	fmt.Fprintf(w, "Every command exports OpenTelemetry traces when %s is host:port of an OTLP/gRPC collector (off by default).\n", config.EnvName("otlp-endpoint"))
 }
 
 func main() {
@@ -59,7 +63,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
 		}
 		logger := slog.New(handler)
-		err := c.run(ctx, args[1:], stdout, logger)
+		// Tracing is configured before any client exists: the Temporal
+		// interceptor is chosen when a client is made.
+		shutdown, err := tracing.Setup(ctx, os.Getenv(config.EnvName("otlp-endpoint")), "handoff-"+c.name)
+		if err != nil {
+			fmt.Fprintf(stderr, "handoff %s: tracing: %v\n", c.name, err)
+			return 1
+		}
+		defer func() { _ = shutdown(context.Background()) }()
+		err = c.run(ctx, args[1:], stdout, logger)
 		switch {
 		case errors.Is(err, flag.ErrHelp):
 			return 0
