@@ -29,6 +29,11 @@ func NewServer(secret, controlToken string) (*Server, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
 	})
+	// Ready once it serves: a media node has no dependency to wait for.
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
 	s.mux.Handle("GET /metrics", &sfu.Metrics)
 	s.mux.HandleFunc("GET /ws", sfu.ServeSignaling)
 	s.mux.HandleFunc("POST /control/calls/{call}", s.control(func(r *http.Request) (any, error) {

@@ -5,6 +5,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,9 @@ type Registry struct {
 	httpLatency  *prometheus.HistogramVec
 	transfers    *prometheus.CounterVec
 	sseClients   prometheus.Gauge
+
+	once sync.Once
+	sdk  *sdkMetrics
 }
 
 // New makes a registry with the Go runtime's own metrics.

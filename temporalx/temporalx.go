@@ -20,12 +20,17 @@ import (
 
 // Dial connects to the Temporal frontend named by cfg, with the payload
 // codec on: nothing this client sends reaches Temporal unencrypted.
-func Dial(ctx context.Context, cfg config.Temporal, logger *slog.Logger) (client.Client, error) {
+// metrics, when not nil, receives the SDK's own metrics.
+func Dial(ctx context.Context, cfg config.Temporal, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
 	codec, err := ParseKeys(cfg.CodecKeys)
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.DialContext(ctx, ClientOptions(cfg, codec, logger))
+	opts := ClientOptions(cfg, codec, logger)
+	if metrics != nil {
+		opts.MetricsHandler = metrics
+	}
+	c, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach Temporal at %s (namespace %q): %w", cfg.Address, cfg.Namespace, err)
 	}

@@ -132,7 +132,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	if err != nil {
 		return err
 	}
-	c, err := temporalx.Dial(ctx, config.Temporal{Address: temporal.Address(), Namespace: s.namespace, CodecKeys: s.codecKeys}, logger)
+	reg := metrics.New()
+	c, err := temporalx.Dial(ctx, config.Temporal{Address: temporal.Address(), Namespace: s.namespace, CodecKeys: s.codecKeys}, logger, reg.TemporalHandler())
 	if err != nil {
 		return err
 	}
@@ -141,7 +142,6 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return err
 	}
 
-	reg := metrics.New()
 	reg.WatchWaiting(db)
 	printDevBanner(stdout, s, dataDir, apiURL, temporal, time.Since(started))
 	err = runAll(ctx,

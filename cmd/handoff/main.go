@@ -31,6 +31,7 @@ var commands = []command{
 	{"temporal-setup", temporalSetupSummary, runTemporalSetup},
 	{"replay", replaySummary, runReplay},
 	{"visits", visitsSummary, runVisits},
+	{"reset", resetSummary, runReset},
 }
 
 func usage(w io.Writer) {

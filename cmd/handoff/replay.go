@@ -49,7 +49,7 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer, logger *slo
 			return err
 		}
 	} else {
-		c, err := temporalx.Dial(ctx, tc, logger)
+		c, err := temporalx.Dial(ctx, tc, logger, nil)
 		if err != nil {
 			return err
 		}

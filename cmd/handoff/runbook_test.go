@@ -81,4 +81,18 @@ func TestRunbookForAFailedTransfer(t *testing.T) {
 	// The runbook's promise: the patient is already back, waiting.
 	require.Equal(t, store.VisitWaiting, e.Visit(id).State)
 	require.Equal(t, room.ID, e.Visit(id).RoomID)
+
+	// 3. Re-drive: reset to the last completed workflow task. The visit goes
+	// on in a new run, in the same room, and still takes transfers.
+	code, out, stderr = runHandoff(t, env, "reset", "--workflow-id", workflows.VisitWorkflowID(id), "--reason", "runbook test")
+	require.Zero(t, code, stderr)
+	require.Contains(t, out, "new run")
+	st, err := workflows.Status(ctx, e.Client, id)
+	require.NoError(t, err)
+	require.Equal(t, room.ID, st.RoomID)
+	require.Equal(t, store.VisitWaiting, st.State)
+	_, err = workflows.Transfer(ctx, e.Client, id, uuid.NewString(), workflows.TransferRequest{ActorID: lee, TargetRoomID: e.Room("dr-patel").ID})
+	require.NoError(t, err)
+	require.Equal(t, e.Room("dr-patel").ID, e.Visit(id).RoomID)
+	require.Equal(t, 1, e.Visit(id).Transfers, "the reset re-ran nothing twice")
 }

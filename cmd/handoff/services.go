@@ -52,12 +52,12 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return err
 	}
 	defer l.Close()
-	d, c, closeAll, err := connectBackends(ctx, db, tc, logger)
+	reg := metrics.New()
+	d, c, closeAll, err := connectBackends(ctx, db, tc, reg, logger)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
-	reg := metrics.New()
 	reg.WatchWaiting(d)
 	deps := api.Deps{DB: d, Temporal: c, Logger: logger, MediaURL: *mediaURL, Metrics: reg}
 	sess.apply(&deps)
@@ -94,7 +94,8 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	if *mediaToken == "" {
 		return errors.New("set --media-control-token / HANDOFF_MEDIA_CONTROL_TOKEN to the media node's control token")
 	}
-	d, c, closeAll, err := connectBackends(ctx, db, tc, logger)
+	reg := metrics.New()
+	d, c, closeAll, err := connectBackends(ctx, db, tc, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -103,7 +104,6 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	if err != nil {
 		return err
 	}
-	reg := metrics.New()
 	health := http.NewServeMux()
 	health.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"status":"ok"}`)) })
 	health.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -198,7 +198,7 @@ func runTemporalSetup(ctx context.Context, args []string, stdout io.Writer, logg
 
 // connectBackends opens the app database (which must be migrated) and the
 // Temporal client, for the api and worker processes.
-func connectBackends(ctx context.Context, db config.Database, tc config.Temporal, logger *slog.Logger) (*store.DB, client.Client, func(), error) {
+func connectBackends(ctx context.Context, db config.Database, tc config.Temporal, reg *metrics.Registry, logger *slog.Logger) (*store.DB, client.Client, func(), error) {
 	d, err := store.Open(ctx, db.DSN)
 	if err != nil {
 		return nil, nil, nil, err
@@ -207,7 +207,7 @@ func connectBackends(ctx context.Context, db config.Database, tc config.Temporal
 		_ = d.Close()
 		return nil, nil, nil, err
 	}
-	c, err := temporalx.Dial(ctx, tc, logger)
+	c, err := temporalx.Dial(ctx, tc, logger, reg.TemporalHandler())
 	if err != nil {
 		_ = d.Close()
 		return nil, nil, nil, err
