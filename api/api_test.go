@@ -20,6 +20,7 @@ import (
 
 	"github.com/handoff-telehealth/handoff/api"
 	"github.com/handoff-telehealth/handoff/internal/testenv"
+	"github.com/handoff-telehealth/handoff/metrics"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -51,7 +52,7 @@ func startAPI(t *testing.T, e *testenv.Env, tweak func(*api.Deps)) *service {
 	go func() { _ = db.ListenForEvents(ctx) }()
 	tokens := e.Calls.Tokens()
 	deps := api.Deps{DB: db, Temporal: e.Client, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), LoginRate: 100, CheckInRate: 100,
-		MediaTokens: &tokens, MediaURL: "ws://media.invalid/ws"}
+		MediaTokens: &tokens, MediaURL: "ws://media.invalid/ws", Metrics: metrics.New()}
 	if tweak != nil {
 		tweak(&deps)
 	}
@@ -260,6 +261,15 @@ func TestWholeSpecFromTheWaitingRoom(t *testing.T) {
 	require.Equal(t, http.StatusOK, ad.Status, ad.Raw)
 	require.Equal(t, "one_to_one", ad.str("call", "kind"))
 	patientEvents.next(t, "visit.admitted")
+
+	// The API process's /metrics counts the transfer request by route.
+	resp, err := http.Get(s.url + "/metrics")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(body), `handoff_http_requests_total{method="POST",route="/api/v1/visits/:id/transfer",status="OK"} 1`)
+	require.Contains(t, string(body), `handoff_sse_clients 3`)
+	require.NotContains(t, string(body), "Pat Example")
 }
 
 func TestTransferDuringCallsOverHTTP(t *testing.T) {
