@@ -46,3 +46,4 @@ fuzz:
 ## chaos: the long forms of the fault tests (see RELIABILITY.md)
 chaos:
 	HANDOFF_CHAOS=long $(GO) test -count=1 -v -timeout 30m ./chaos/
+	HANDOFF_CHAOS=long $(GO) test -count=1 -v -run RandomInterleavings ./api/
