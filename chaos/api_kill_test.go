@@ -1,0 +1,157 @@
+package chaos
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff-telehealth/handoff/internal/testenv"
+	"github.com/handoff-telehealth/handoff/store"
+)
+
+// apiProcess is `handoff api` as its own OS process.
+type apiProcess struct {
+	bin, addr string
+	env       []string
+	mu        sync.Mutex
+	cmd       *exec.Cmd
+	kills     int
+}
+
+func (a *apiProcess) start(t *testing.T) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cmd = exec.Command(a.bin, "api", "--listen", a.addr)
+	a.cmd.Env = a.env
+	require.NoError(t, a.cmd.Start())
+}
+
+func (a *apiProcess) kill() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_ = a.cmd.Process.Signal(syscall.SIGKILL)
+	_, _ = a.cmd.Process.Wait()
+	a.kills++
+}
+
+// call sends one request; status 0 means the API was not there to answer.
+func call(method, url, token string, body any, key string) (int, map[string]any) {
+	raw, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, url, bytes.NewReader(raw))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	out := map[string]any{}
+	_ = json.Unmarshal(data, &out)
+	return resp.StatusCode, out
+}
+
+// until retries a request on the same key until it gets an answer.
+func until(t *testing.T, method, url, token string, body any, key string) (int, map[string]any) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		status, out := call(method, url, token, body, key)
+		if status != 0 && status < 500 && status != http.StatusConflict && status != http.StatusTooManyRequests {
+			return status, out
+		}
+		time.Sleep(100 * time.Millisecond) // API down, the first try still running, or rate limited
+	}
+	t.Fatalf("%s %s never answered", method, url)
+	return 0, nil
+}
+
+func TestAPIKilledMidRequestClientsRetryWithTheSameKey(t *testing.T) {
+	visits, per := 6, 4
+	if long() {
+		visits, per = 12, 8
+	}
+	e := testenv.Start(t)
+	e.StartWorker(nil)
+	bin := filepath.Join(t.TempDir(), "handoff")
+	out, err := exec.Command("go", "build", "-tags", "production", "-o", bin, "../cmd/handoff").CombinedOutput()
+	require.NoError(t, err, string(out))
+	a := &apiProcess{bin: bin, addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), env: append(os.Environ(),
+		"HANDOFF_DB="+e.DSN, "HANDOFF_TEMPORAL_ADDRESS="+e.Server.Address(), "HANDOFF_CODEC_KEYS="+testenv.CodecKeys,
+	)}
+	a.start(t)
+	t.Cleanup(a.kill)
+	base := "http://" + a.addr + "/api/v1"
+	_, login := until(t, "POST", base+"/auth/login", "", map[string]string{"email": "dr.lee@riverside.example", "password": store.DemoPassword}, "")
+	token := login["token"].(string)
+	ids := make([]string, visits)
+	for i := range ids {
+		_, r := until(t, "POST", base+"/checkin/dr-lee", "", map[string]any{"name": fmt.Sprintf("Pat Retry %d", i), "consent": true}, "")
+		ids[i] = r["visit"].(map[string]any)["id"].(string)
+	}
+
+	stop := make(chan struct{})
+	var killer sync.WaitGroup
+	killer.Add(1)
+	go func() {
+		defer killer.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Duration(50+rand.IntN(200)) * time.Millisecond):
+			}
+			a.kill()
+			a.start(t)
+		}
+	}()
+
+	// Dr. Lee moves each patient between her room and Reception, one key per
+	// transfer, retrying each key until it is answered.
+	targets := []string{e.Room("riverside-reception").ID, e.Room("dr-lee").ID}
+	keys := make([][]string, visits)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < per; k++ {
+				key := uuid.NewString()
+				keys[i] = append(keys[i], key)
+				status, r := until(t, "POST", base+"/visits/"+id+"/transfer", token, map[string]string{"targetRoomId": targets[k%2]}, key)
+				require.Equal(t, http.StatusOK, status, "%v", r)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	killer.Wait()
+	t.Logf("%d transfers through an API killed %d times", visits*per, a.kills)
+	require.Positive(t, a.kills)
+
+	for i, id := range ids {
+		require.Equal(t, per, e.Visit(id).Transfers, "exactly one transfer per key")
+		for _, key := range keys[i] {
+			var n int64
+			e.DB.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ? AND detail = ?", id, "transfer.completed", "transfer "+key).Count(&n)
+			require.EqualValues(t, 1, n, "key %s took effect once", key)
+		}
+	}
+}
