@@ -2,11 +2,16 @@ package api
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -80,9 +85,21 @@ func toAPIError(err error) *apiError {
 	return newError(http.StatusInternalServerError, "internal", "something went wrong; it has been logged")
 }
 
+// isDatabaseDown recognizes a database that cannot be reached or went away
+// mid-query: the client should retry, it is not Handoff's bug.
 func isDatabaseDown(err error) bool {
-	var netErr interface{ Timeout() bool }
-	return errors.As(err, &netErr) || errors.Is(err, context.Canceled)
+	var netErr *net.OpError
+	var connectErr *pgconn.ConnectError
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &netErr), errors.As(err, &connectErr),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, driver.ErrBadConn), errors.Is(err, context.Canceled):
+		return true
+	case errors.As(err, &pgErr):
+		// 08: connection exception; 57P: the server is shutting down or restarting.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P")
+	}
+	return strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "connection refused")
 }
 
 // errorsMiddleware writes the first error a handler recorded as

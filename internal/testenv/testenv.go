@@ -46,10 +46,12 @@ type Env struct {
 
 // Start boots a Temporal server, a seeded Postgres database and a client.
 // Call StartWorker to run the worker.
-func Start(t testing.TB) *Env {
+func Start(t testing.TB) *Env { return StartOn(t, testdb.PostgresDSN(t)) }
+
+// StartOn is Start with the app database at dsn (an empty database).
+func StartOn(t testing.TB, dsn string) *Env {
 	t.Helper()
 	ctx := context.Background()
-	dsn := testdb.PostgresDSN(t)
 	db := testdb.Open(t, dsn)
 	_, err := db.SeedDemo(ctx)
 	require.NoError(t, err)
