@@ -238,3 +238,27 @@ func TestGroupOfEight(t *testing.T) {
 		p.NoErrors(t)
 	}
 }
+
+func TestMediaRestartTellsParticipantsAndReadmitWorks(t *testing.T) {
+	n := newNode(t)
+	doctor, patient := n.connect(t, "user:lee", 'D'), n.connect(t, "visit:1", 'P')
+	admit(t, n, "call-1", doctor, patient)
+	doctor.ReceivesFrom(t, patient)
+
+	n.sfu.Shutdown() // the node goes away
+	for _, p := range []*mediatest.Peer{doctor, patient} {
+		told := false
+		for m := range p.Events { // closes when the session ends
+			told = told || m.Type == "media_restarting"
+		}
+		require.True(t, told, "%s was told", p.ID)
+	}
+
+	// The replacement node knows no call; the admit activity recreates it and
+	// the participants reconnect and join.
+	fresh := newNode(t)
+	doctor2, patient2 := fresh.connect(t, "user:lee", 'd'), fresh.connect(t, "visit:1", 'p')
+	admit(t, fresh, "call-1", doctor2, patient2)
+	doctor2.ReceivesFrom(t, patient2)
+	patient2.ReceivesFrom(t, doctor2)
+}

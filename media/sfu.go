@@ -70,6 +70,22 @@ func (s *SFU) bound(p string) string {
 	return ""
 }
 
+// Shutdown tells every participant the media node is going away, then
+// closes their sessions: clients reconnect to the node that replaces it,
+// and a re-admit recreates their call there.
+func (s *SFU) Shutdown() {
+	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.send(message{Type: "media_restarting", Message: "the media server is restarting; reconnect"})
+		sess.close()
+	}
+}
+
 // bindingOf is the call a participant's media belongs to ("" for none).
 func (s *SFU) bindingOf(participant string) string {
 	s.mu.Lock()

@@ -153,7 +153,10 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 			return httpx.Serve(ctx, apiL, api.NewRouter(deps))
 		},
 		db.ListenForEvents,
-		func(ctx context.Context) error { return httpx.Serve(ctx, mediaL, mediaSrv.Handler()) },
+		func(ctx context.Context) error {
+			defer mediaSrv.SFU.Shutdown()
+			return httpx.Serve(ctx, mediaL, mediaSrv.Handler())
+		},
 		// In one process the worker drives the SFU directly.
 		func(ctx context.Context) error { return runVisitWorker(ctx, c, db, mediaSrv.SFU, reg, logger) },
 	)

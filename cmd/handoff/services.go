@@ -142,6 +142,7 @@ func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog
 		return err
 	}
 	logger.Info("media listening", "addr", l.Addr().String())
+	defer srv.SFU.Shutdown()
 	return httpx.Serve(ctx, l, srv.Handler())
 }
 
