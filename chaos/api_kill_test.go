@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -90,9 +88,7 @@ func TestAPIKilledMidRequestClientsRetryWithTheSameKey(t *testing.T) {
 	}
 	e := testenv.Start(t)
 	e.StartWorker(nil)
-	bin := filepath.Join(t.TempDir(), "handoff")
-	out, err := exec.Command("go", "build", "-tags", "production", "-o", bin, "../cmd/handoff").CombinedOutput()
-	require.NoError(t, err, string(out))
+	bin := buildHandoff(t)
 	a := &apiProcess{bin: bin, addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), env: append(os.Environ(),
 		"HANDOFF_DB="+e.DSN, "HANDOFF_TEMPORAL_ADDRESS="+e.Server.Address(), "HANDOFF_CODEC_KEYS="+testenv.CodecKeys,
 	)}
@@ -107,21 +103,7 @@ func TestAPIKilledMidRequestClientsRetryWithTheSameKey(t *testing.T) {
 		ids[i] = r["visit"].(map[string]any)["id"].(string)
 	}
 
-	stop := make(chan struct{})
-	var killer sync.WaitGroup
-	killer.Add(1)
-	go func() {
-		defer killer.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Duration(50+rand.IntN(200)) * time.Millisecond):
-			}
-			a.kill()
-			a.start(t)
-		}
-	}()
+	stopKilling := killRepeatedly(50*time.Millisecond, 200*time.Millisecond, func() { a.kill(); a.start(t) })
 
 	// Dr. Lee moves each patient between her room and Reception, one key per
 	// transfer, retrying each key until it is answered.
@@ -141,8 +123,7 @@ func TestAPIKilledMidRequestClientsRetryWithTheSameKey(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	close(stop)
-	killer.Wait()
+	stopKilling()
 	t.Logf("%d transfers through an API killed %d times", visits*per, a.kills)
 	require.Positive(t, a.kills)
 

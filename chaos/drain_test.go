@@ -39,9 +39,7 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	hs := httptest.NewServer(slow)
 	t.Cleanup(hs.Close)
 
-	bin := filepath.Join(t.TempDir(), "handoff")
-	out, err := exec.Command("go", "build", "-tags", "production", "-o", bin, "../cmd/handoff").CombinedOutput()
-	require.NoError(t, err, string(out))
+	bin := buildHandoff(t)
 	cmd := exec.Command(bin, "worker")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("HANDOFF_LISTEN=127.0.0.1:%d", freePort(t)),
 		"HANDOFF_DB="+e.DSN, "HANDOFF_TEMPORAL_ADDRESS="+e.Server.Address(), "HANDOFF_CODEC_KEYS="+testenv.CodecKeys,

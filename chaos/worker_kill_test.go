@@ -72,9 +72,7 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 	hs := httptest.NewServer(mediaSrv.Handler())
 	t.Cleanup(hs.Close)
 
-	bin := filepath.Join(t.TempDir(), "handoff")
-	out, err := exec.Command("go", "build", "-tags", "production", "-o", bin, "../cmd/handoff").CombinedOutput()
-	require.NoError(t, err, string(out))
+	bin := buildHandoff(t)
 	metricsPort := freePort(t)
 	w := &workerProcess{bin: bin, env: append(os.Environ(), fmt.Sprintf("HANDOFF_LISTEN=127.0.0.1:%d", metricsPort),
 		"HANDOFF_DB="+e.DSN, "HANDOFF_TEMPORAL_ADDRESS="+e.Server.Address(), "HANDOFF_CODEC_KEYS="+testenv.CodecKeys,
@@ -100,22 +98,11 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 	}
 
 	// Kill the worker at random moments while transfers run; restart it.
-	stop := make(chan struct{})
-	var killer sync.WaitGroup
-	killer.Add(1)
-	go func() {
-		defer killer.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Duration(300+rand.IntN(900)) * time.Millisecond):
-			}
-			w.killNow()
-			time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
-			w.start(t)
-		}
-	}()
+	stopKilling := killRepeatedly(300*time.Millisecond, 900*time.Millisecond, func() {
+		w.killNow()
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
+		w.start(t)
+	})
 
 	// Each visit's transfers run one after another (a clinic transfers one
 	// patient at a time); visits run in parallel.
@@ -146,8 +133,7 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	close(stop)
-	killer.Wait()
+	stopKilling()
 	t.Logf("%d transfers completed, %d refused or compensated, worker killed %d times", done.Load(), failedClean.Load(), w.kill)
 	require.Positive(t, w.kill)
 
@@ -187,6 +173,34 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return strings.Contains(string(body), `handoff_transfers_total{outcome="completed"}`)
 	}, 10*time.Second, 100*time.Millisecond, "the worker process counts transfers")
+}
+
+// buildHandoff builds the production binary the fault tests run as processes.
+func buildHandoff(t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "handoff")
+	out, err := exec.Command("go", "build", "-tags", "production", "-o", bin, "../cmd/handoff").CombinedOutput()
+	require.NoError(t, err, string(out))
+	return bin
+}
+
+// killRepeatedly runs fault every min..min+spread until the returned func
+// is called (which waits for the last fault to finish).
+func killRepeatedly(min, spread time.Duration, fault func()) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(min + time.Duration(rand.Int64N(int64(spread)))):
+			}
+			fault()
+		}
+	}()
+	return func() { close(done); wg.Wait() }
 }
 
 func freePort(t *testing.T) int {
