@@ -7,9 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,31 +17,6 @@ import (
 	"github.com/handoff-telehealth/handoff/internal/testenv"
 	"github.com/handoff-telehealth/handoff/store"
 )
-
-// apiProcess is `handoff api` as its own OS process.
-type apiProcess struct {
-	bin, addr string
-	env       []string
-	mu        sync.Mutex
-	cmd       *exec.Cmd
-	kills     int
-}
-
-func (a *apiProcess) start(t *testing.T) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.cmd = exec.Command(a.bin, "api", "--listen", a.addr)
-	a.cmd.Env = a.env
-	require.NoError(t, a.cmd.Start())
-}
-
-func (a *apiProcess) kill() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	_ = a.cmd.Process.Signal(syscall.SIGKILL)
-	_, _ = a.cmd.Process.Wait()
-	a.kills++
-}
 
 // call sends one request; status 0 means the API was not there to answer.
 func call(method, url, token string, body any, key string) (int, map[string]any) {
@@ -89,12 +62,13 @@ func TestAPIKilledMidRequestClientsRetryWithTheSameKey(t *testing.T) {
 	e := testenv.Start(t)
 	e.StartWorker(nil)
 	bin := buildHandoff(t)
-	a := &apiProcess{bin: bin, addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), env: append(os.Environ(),
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	a := &process{bin: bin, args: []string{"api", "--listen", addr}, env: append(os.Environ(),
 		"HANDOFF_DB="+e.DSN, "HANDOFF_TEMPORAL_ADDRESS="+e.Server.Address(), "HANDOFF_CODEC_KEYS="+testenv.CodecKeys,
 	)}
 	a.start(t)
 	t.Cleanup(a.kill)
-	base := "http://" + a.addr + "/api/v1"
+	base := "http://" + addr + "/api/v1"
 	_, login := until(t, "POST", base+"/auth/login", "", map[string]string{"email": "dr.lee@riverside.example", "password": store.DemoPassword}, "")
 	token := login["token"].(string)
 	ids := make([]string, visits)

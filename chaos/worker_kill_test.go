@@ -34,30 +34,31 @@ import (
 
 func long() bool { return os.Getenv("HANDOFF_CHAOS") == "long" }
 
-// workerProcess is `handoff worker` as its own OS process, killed with
+// process is a `handoff` command as its own OS process, killed with
 // SIGKILL: no deferred cleanup, no graceful stop.
-type workerProcess struct {
-	bin  string
-	env  []string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	kill int
+type process struct {
+	bin   string
+	args  []string
+	env   []string
+	mu    sync.Mutex
+	cmd   *exec.Cmd
+	kills int
 }
 
-func (w *workerProcess) start(t *testing.T) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.cmd = exec.Command(w.bin, "worker")
-	w.cmd.Env = w.env
-	require.NoError(t, w.cmd.Start())
+func (p *process) start(t *testing.T) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cmd = exec.Command(p.bin, p.args...)
+	p.cmd.Env = p.env
+	require.NoError(t, p.cmd.Start())
 }
 
-func (w *workerProcess) killNow() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	_ = w.cmd.Process.Signal(syscall.SIGKILL)
-	_, _ = w.cmd.Process.Wait()
-	w.kill++
+func (p *process) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_, _ = p.cmd.Process.Wait()
+	p.kills++
 }
 
 func TestWorkerKilledDuringTransfers(t *testing.T) {
@@ -74,11 +75,11 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 
 	bin := buildHandoff(t)
 	metricsPort := freePort(t)
-	w := &workerProcess{bin: bin, env: append(os.Environ(), fmt.Sprintf("HANDOFF_LISTEN=127.0.0.1:%d", metricsPort),
+	w := &process{bin: bin, args: []string{"worker"}, env: append(os.Environ(), fmt.Sprintf("HANDOFF_LISTEN=127.0.0.1:%d", metricsPort),
 		"HANDOFF_DB="+e.DSN, "HANDOFF_TEMPORAL_ADDRESS="+e.Server.Address(), "HANDOFF_CODEC_KEYS="+testenv.CodecKeys,
 		"HANDOFF_MEDIA_URL="+hs.URL, "HANDOFF_MEDIA_CONTROL_TOKEN=chaos-control")}
 	w.start(t)
-	t.Cleanup(w.killNow)
+	t.Cleanup(w.kill)
 
 	ctx := context.Background()
 	rooms := []store.Room{e.Room("dr-lee"), e.Room("dr-patel"), e.Room("riverside-reception"), e.Room("riverside-urgent")}
@@ -99,7 +100,7 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 
 	// Kill the worker at random moments while transfers run; restart it.
 	stopKilling := killRepeatedly(300*time.Millisecond, 900*time.Millisecond, func() {
-		w.killNow()
+		w.kill()
 		time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
 		w.start(t)
 	})
@@ -134,8 +135,8 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 	}
 	wg.Wait()
 	stopKilling()
-	t.Logf("%d transfers completed, %d refused or compensated, worker killed %d times", done.Load(), failedClean.Load(), w.kill)
-	require.Positive(t, w.kill)
+	t.Logf("%d transfers completed, %d refused or compensated, worker killed %d times", done.Load(), failedClean.Load(), w.kills)
+	require.Positive(t, w.kills)
 
 	// Every patient is in exactly one room, and the projection, the workflow
 	// and the audit trail agree.

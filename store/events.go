@@ -24,16 +24,13 @@ func (db *DB) BeginEvents(tx *gorm.DB) error {
 	return tx.Exec(`SELECT pg_notify(?, '')`, EventsChannel).Error
 }
 
-// EventsCommitted wakes this process's listeners after a commit that wrote
-// events (other processes hear the NOTIFY).
+// EventsCommitted wakes this process's live-event streams: after a commit
+// here that wrote events, or on a NOTIFY for one in another process.
 func (db *DB) EventsCommitted() { db.notifier().notify() }
 
 // WatchEvents returns a channel that receives after events are committed in
 // this process, and a function to stop watching.
 func (db *DB) WatchEvents() (<-chan struct{}, func()) { return db.notifier().watch() }
-
-// Wake wakes this process's listeners, e.g. on a NOTIFY from another process.
-func (db *DB) Wake() { db.notifier().notify() }
 
 func (db *DB) notifier() *notifier {
 	db.once.Do(func() { db.events = &notifier{watchers: map[chan struct{}]struct{}{}} })

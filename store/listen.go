@@ -40,11 +40,11 @@ func (db *DB) listenOnce(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+EventsChannel); err != nil {
 		return err
 	}
-	db.Wake() // events may have been committed while we were not listening
+	db.EventsCommitted() // events may have been committed while we were not listening
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
 			return err
 		}
-		db.Wake()
+		db.EventsCommitted()
 	}
 }
