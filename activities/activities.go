@@ -181,6 +181,51 @@ func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, err
 	return res, nil
 }
 
+// RejoinCall binds a member of the visit's call into it again after its media
+// session was lost (a media node restart forgets every call). It only
+// restores what the database already says: the visit is in that call, and a
+// provider may act for its room.
+func (a *Activities) RejoinCall(ctx context.Context, p RejoinParams) error {
+	var participant string
+	err := a.tx(ctx, func(tx *gorm.DB) error {
+		v, err := loadVisit(tx, p.VisitID)
+		if err != nil {
+			return err
+		}
+		if v.State != store.VisitInCall || v.CallID == nil || *v.CallID != p.CallID {
+			return reject(ErrConflict, "the patient is not in that call")
+		}
+		switch p.ActorKind {
+		case "patient":
+			participant = PatientParticipant(v.ID)
+		case "user":
+			actor, err := loadUser(tx, p.ActorID, v.ClinicID)
+			if err != nil {
+				return err
+			}
+			room, err := loadRoom(tx, v.RoomID)
+			if err != nil {
+				return err
+			}
+			if err := requireAccess(tx, actor, room, "you do not have access to this room"); err != nil {
+				return err
+			}
+			participant = ProviderParticipant(actor.ID)
+		default:
+			return reject(ErrInvalid, "a rejoin is by the patient or a provider")
+		}
+		w := a.writer(tx, v.ClinicID, v.ID, a.now())
+		return w.audit(p.ActorKind, p.ActorID, "call.rejoined", &v.RoomID, nil, "call "+p.CallID)()
+	})
+	if err != nil {
+		return err
+	}
+	if err := a.Media.CreateCall(ctx, p.CallID); err != nil {
+		return err
+	}
+	return a.Media.Attach(ctx, p.CallID, participant)
+}
+
 // BeginTransfer checks every rule that a database fact decides, then marks
 // the visit as transferring and tells the patient where they are going.
 // It changes nothing when a rule is broken.

@@ -87,3 +87,12 @@ type EndParams struct {
 	Reason    string // left, ended, abandoned
 	CallID    string
 }
+
+// RejoinParams put one member of a visit's call back into it on the media
+// node: the patient (ActorKind "patient") or a provider of the room.
+type RejoinParams struct {
+	VisitID   string
+	CallID    string
+	ActorKind string
+	ActorID   string
+}

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"github.com/handoff-telehealth/handoff/api"
 	"github.com/handoff-telehealth/handoff/internal/mediatest"
 	"github.com/handoff-telehealth/handoff/internal/testenv"
+	"github.com/handoff-telehealth/handoff/media"
+	"github.com/handoff-telehealth/handoff/store"
 )
 
 // dialMedia opens a media session with the tokens the API hands out.
@@ -81,6 +84,133 @@ func TestAdmitAndTransferMoveTheMedia(t *testing.T) {
 	require.Eventually(t, func() bool { return len(patelMedia.KeyframesFrom('P')) > 0 }, 5*time.Second, 10*time.Millisecond,
 		"Dr. Patel gets a keyframe from the patient")
 	for _, p := range []*mediatest.Peer{patient, leeMedia, patelMedia} {
+		p.NoErrors(t)
+	}
+}
+
+// mediaNode is a media node on a fixed address that the test can restart:
+// the worker reaches it through its control API, the peers through /ws.
+type mediaNode struct {
+	t    *testing.T
+	addr string
+	srv  *media.Server
+	http *http.Server
+}
+
+const mediaControlToken = "test-control-token"
+
+func startMediaNode(t *testing.T, addr string) *mediaNode {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var l net.Listener
+	require.Eventually(t, func() bool { // the old node's port may take a moment to free
+		var err error
+		l, err = net.Listen("tcp", addr)
+		return err == nil
+	}, 5*time.Second, 20*time.Millisecond)
+	srv, err := media.NewServer(testenv.MediaSecret, mediaControlToken)
+	require.NoError(t, err)
+	n := &mediaNode{t: t, addr: l.Addr().String(), srv: srv, http: &http.Server{Handler: srv.Handler()}}
+	go func() { _ = n.http.Serve(l) }()
+	t.Cleanup(n.stop)
+	return n
+}
+
+// stop is what SIGTERM does to `handoff media`: tell everyone, then go.
+func (n *mediaNode) stop() {
+	n.srv.SFU.Shutdown()
+	_ = n.http.Close()
+}
+
+func (s *service) rejoin(t *testing.T, token, callID string, tag byte) (*mediatest.Peer, response) {
+	var body any
+	if callID != "" {
+		body = map[string]string{"callId": callID}
+	}
+	r := s.do("POST", "/media/rejoin", token, body)
+	require.Equal(t, http.StatusOK, r.Status, r.Raw)
+	p := mediatest.Dial(t, r.str("url"), r.str("sessionToken"), r.str("participant"), tag)
+	if j := r.str("joinToken"); j != "" {
+		p.Join(j)
+	}
+	return p, r
+}
+
+// After the media node restarts mid-call, the patient and the provider get
+// back into the same call through /media/rejoin — no re-admit, no reload —
+// and nobody is put back into a call the database says they left.
+func TestMediaRestartMidCallEveryoneRejoins(t *testing.T) {
+	e := testenv.Start(t)
+	node := startMediaNode(t, "")
+	e.StartWorker(media.NewControlClient("http://"+node.addr, mediaControlToken))
+	s := startAPI(t, e, func(d *api.Deps) { d.MediaURL = "ws://" + node.addr + "/ws" })
+	leeTok, patelTok := s.login(lee), s.login(patel)
+	visit, patientTok := s.checkIn("dr-lee", "Pat Restart")
+	_, otherTok := s.checkIn("dr-patel", "Pat Elsewhere")
+
+	patient := s.dialMedia(t, patientTok, 'P', "")
+	leeMedia := s.dialMedia(t, leeTok, 'L', "")
+	ad := s.do("POST", "/visits/"+visit+"/admit", leeTok, nil)
+	require.Equal(t, http.StatusOK, ad.Status, ad.Raw)
+	callID := ad.str("call", "id")
+	leeMedia.Join(ad.Body["media"].(map[string]any)["joinToken"].(string))
+	s.joinMedia(t, patient, patientTok, callID)
+	leeMedia.ReceivesFrom(t, patient)
+
+	node.stop()
+	for _, p := range []*mediatest.Peer{patient, leeMedia} {
+		told := false
+		for m := range p.Events {
+			told = told || m.Type == "media_restarting"
+		}
+		require.True(t, told, "%s was told the media server is restarting", p.ID)
+	}
+	node = startMediaNode(t, node.addr) // the replacement knows no call
+
+	// Patient first, then the provider: either order must work.
+	patient2, r := s.rejoin(t, patientTok, "", 'p')
+	require.Equal(t, callID, r.str("callId"), "the patient goes back into the same call")
+	lee2, _ := s.rejoin(t, leeTok, callID, 'l')
+	lee2.ReceivesFrom(t, patient2)
+	patient2.ReceivesFrom(t, lee2)
+	members, ok := node.srv.SFU.Members(callID)
+	require.True(t, ok)
+	require.ElementsMatch(t, []string{"visit:" + visit, "user:" + e.User(lee).ID}, members)
+
+	var rejoined int64
+	s.db.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", visit, "call.rejoined").Count(&rejoined)
+	require.EqualValues(t, 2, rejoined, "each rejoin leaves an audit row")
+
+	// Who may not rejoin: a provider without access to the room, a call of
+	// another visit, a provider naming a call no patient is in, no token.
+	r = s.do("POST", "/media/rejoin", patelTok, map[string]string{"callId": callID})
+	require.Equal(t, http.StatusForbidden, r.Status, r.Raw)
+	r = s.do("POST", "/media/rejoin", otherTok, map[string]string{"callId": callID})
+	require.Equal(t, http.StatusForbidden, r.Status, r.Raw)
+	r = s.do("POST", "/media/rejoin", leeTok, map[string]string{"callId": "not-a-call"})
+	require.Equal(t, http.StatusNotFound, r.Status, r.Raw)
+	r = s.do("POST", "/media/rejoin", "", nil)
+	require.Equal(t, http.StatusUnauthorized, r.Status, r.Raw)
+	r = s.do("POST", "/media/rejoin", leeTok, map[string]any{"callId": 7})
+	require.Equal(t, http.StatusBadRequest, r.Status, r.Raw)
+	members, _ = node.srv.SFU.Members(callID)
+	require.Len(t, members, 2, "refused rejoins change nothing")
+
+	// Transferred away, the patient's rejoin gives a session and no call:
+	// the old call is not restored.
+	tr := s.do("POST", "/visits/"+visit+"/transfer", leeTok, map[string]string{"targetRoomId": s.roomID("dr-patel")})
+	require.Equal(t, http.StatusOK, tr.Status, tr.Raw)
+	patient2.Close()
+	require.Eventually(t, func() bool {
+		r = s.do("POST", "/media/rejoin", patientTok, nil)
+		return r.Status == http.StatusOK
+	}, 5*time.Second, 50*time.Millisecond, r.Raw)
+	require.Empty(t, r.str("callId"))
+	require.Empty(t, r.str("joinToken"))
+	r = s.do("POST", "/media/rejoin", leeTok, map[string]string{"callId": callID})
+	require.NotEqual(t, http.StatusOK, r.Status, "no patient is in the old call any more: %s", r.Raw)
+	for _, p := range []*mediatest.Peer{patient2, lee2} {
 		p.NoErrors(t)
 	}
 }

@@ -47,17 +47,19 @@ func TestTenancyMatrix(t *testing.T) {
 		{"DELETE", "/calls/" + callID + "/apps/" + appID},
 		{"GET", "/audit"},
 		{"GET", "/media/session?callId=" + callID},
+		{"POST", "/media/rejoin"},
 	}
 	// want[caller][route index] is the status; 401 for no/expired tokens.
 	want := map[string][]int{
-		"other visit":        {401, 404, 401, 401, 404, 401, 401, 401, 401, 403},
-		"other clinic":       {404, 404, 404, 404, 401, 404, 404, 404, 403, 404},
-		"staff, not my room": {403, 403, 403, 403, 401, 403, 403, 403, 403, 403},
-		"free-plan clinic":   {404, 404, 404, 404, 401, 404, 404, 404, 403, 404},
+		"other visit":        {401, 404, 401, 401, 404, 401, 401, 401, 401, 403, 403},
+		"other clinic":       {404, 404, 404, 404, 401, 404, 404, 404, 403, 404, 404},
+		"staff, not my room": {403, 403, 403, 403, 401, 403, 403, 403, 403, 403, 403},
+		"free-plan clinic":   {404, 404, 404, 404, 401, 404, 404, 404, 403, 404, 404},
 	}
 	bodies := map[string]any{
 		"/visits/" + visit + "/transfer": map[string]string{"targetRoomId": s.roomID("dr-patel")},
 		"/calls/" + callID + "/apps":     map[string]string{"app": "notes"},
+		"/media/rejoin":                  map[string]string{"callId": callID},
 	}
 	var auditBefore int64
 	s.db.Model(&store.AuditEvent{}).Count(&auditBefore)

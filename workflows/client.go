@@ -62,6 +62,13 @@ func Admit(ctx context.Context, c client.Client, visitID, updateID string, req A
 	return res, update(ctx, c, visitID, UpdateAdmit, updateID, req, &res)
 }
 
+// Rejoin puts a member of the visit's call back into it on the media node and
+// returns the call's id.
+func Rejoin(ctx context.Context, c client.Client, visitID, updateID string, req RejoinRequest) (string, error) {
+	var callID string
+	return callID, update(ctx, c, visitID, UpdateRejoin, updateID, req, &callID)
+}
+
 // Leave ends the visit for the patient.
 func Leave(ctx context.Context, c client.Client, visitID, updateID string) (VisitState, error) {
 	var st VisitState

@@ -16,6 +16,7 @@ const (
 	UpdateTransfer = "transfer"
 	UpdateLeave    = "leave"
 	UpdateEnd      = "end"
+	UpdateRejoin   = "rejoin"
 	SignalPresence = "presence"
 	QueryStatus    = "status"
 )

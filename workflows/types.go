@@ -72,6 +72,13 @@ type TransferResult struct {
 	Plan      activities.TransferPlan
 }
 
+// RejoinRequest puts the patient (ActorKind "patient") or a provider
+// ("user") back into the visit's call after a media node forgot it.
+type RejoinRequest struct {
+	ActorKind string
+	ActorID   string
+}
+
 // EndRequest ends the visit: the patient leaves, or a provider ends it.
 type EndRequest struct {
 	ActorID string

@@ -57,6 +57,7 @@ func (v *visit) setup(ctx workflow.Context) error {
 		{UpdateTransfer, v.transfer, v.validateTransfer},
 		{UpdateLeave, v.leave, v.validateEnd},
 		{UpdateEnd, v.end, v.validateEnd},
+		{UpdateRejoin, v.rejoin, v.validateRejoin},
 	}
 	for _, h := range handlers {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, h.name, h.fn, workflow.UpdateHandlerOptions{Validator: h.validator}); err != nil {
@@ -202,6 +203,8 @@ func (v *visit) busyError() error {
 		return conflict("the patient is being admitted right now")
 	case "checkin":
 		return conflict("the patient is still checking in")
+	case "rejoin":
+		return conflict("the call's video is reconnecting")
 	default:
 		return conflict("the visit is ending")
 	}
@@ -364,6 +367,34 @@ func (v *visit) compensate(ctx workflow.Context, p activities.TransferParams, ca
 		return err
 	}
 	return temporal.NewNonRetryableApplicationError("transfer failed: "+reason+"; the patient is back in the waiting room", "TransferFailed", cause)
+}
+
+func (v *visit) validateRejoin(_ workflow.Context, req RejoinRequest) error {
+	if req.ActorID == "" || (req.ActorKind != "patient" && req.ActorKind != "user") {
+		return temporal.NewApplicationError("a rejoin needs the patient or a provider", activities.ErrInvalid)
+	}
+	if err := v.ready(); err != nil {
+		return err
+	}
+	if v.st.State != store.VisitInCall || v.st.CallID == "" {
+		return conflict("the patient is not in a call")
+	}
+	return nil
+}
+
+// rejoin restores one member's place in the call on the media node. It holds
+// the visit like any other operation, so a transfer cannot detach the
+// patient while an older rejoin attaches them again.
+func (v *visit) rejoin(ctx workflow.Context, req RejoinRequest) (string, error) {
+	if err := v.validateRejoin(ctx, req); err != nil {
+		return "", err
+	}
+	v.busy = "rejoin"
+	defer func() { v.busy = "" }()
+	err := workflow.ExecuteActivity(stepCtx(ctx), a.RejoinCall, activities.RejoinParams{
+		VisitID: v.st.VisitID, CallID: v.st.CallID, ActorKind: req.ActorKind, ActorID: req.ActorID,
+	}).Get(ctx, nil)
+	return v.st.CallID, err
 }
 
 func (v *visit) validateEnd(_ workflow.Context, req EndRequest) error {

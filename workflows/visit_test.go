@@ -186,6 +186,30 @@ func (s *visitSuite) TestTransferDuringGroupCallLeavesTheOthersInIt() {
 	s.False(tr.result.(workflows.TransferResult).CallEnded, "the sender stays in the group call")
 }
 
+// A rejoin is only for a visit in a call, and it holds the visit: a
+// transfer sent while it runs is refused rather than racing its attach.
+func (s *visitSuite) TestRejoinOnlyInACallAndNotDuringATransfer() {
+	s.checkIn()
+	waiting := s.at(time.Second, workflows.UpdateRejoin, "r0", workflows.RejoinRequest{ActorKind: "patient", ActorID: visitID})
+	s.admitAt(2*time.Second, store.CallOneToOne)
+	s.env.OnActivity(a.RejoinCall, mock.Anything, activities.RejoinParams{VisitID: visitID, CallID: "call-1", ActorKind: "user", ActorID: drLee}).
+		After(time.Second).Return(nil).Once()
+	rejoin := s.at(3*time.Second, workflows.UpdateRejoin, "r1", workflows.RejoinRequest{ActorKind: "user", ActorID: drLee})
+	during := s.at(3*time.Second+100*time.Millisecond, workflows.UpdateTransfer, "t1", workflows.TransferRequest{ActorID: drLee, TargetRoomID: patel})
+	bad := s.at(5*time.Second, workflows.UpdateRejoin, "r2", workflows.RejoinRequest{ActorKind: "stranger", ActorID: "x"})
+	s.endAt(6 * time.Second)
+	s.env.ExecuteWorkflow(workflows.Visit, input())
+
+	s.Equal(activities.ErrConflict, errType(waiting.rejected), "a waiting patient has no call to rejoin")
+	s.Require().NoError(rejoin.err)
+	s.Nil(rejoin.rejected)
+	s.Equal("call-1", rejoin.result)
+	s.Equal(activities.ErrConflict, errType(during.rejected), "a transfer waits for the rejoin to finish")
+	s.Equal(activities.ErrInvalid, errType(bad.rejected))
+	s.env.AssertActivityNumberOfCalls(s.T(), "RejoinCall", 1)
+	s.env.AssertActivityNumberOfCalls(s.T(), "BeginTransfer", 0)
+}
+
 func (s *visitSuite) TestValidatorRejectionsChangeNothing() {
 	s.checkIn()
 	cases := map[string]workflows.TransferRequest{

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/handoff-telehealth/handoff/activities"
 	"github.com/handoff-telehealth/handoff/api"
 	"github.com/handoff-telehealth/handoff/config"
 	"github.com/handoff-telehealth/handoff/devserver"
@@ -35,6 +37,9 @@ type devSettings struct {
 	dataDir, host, namespace, codecKeys string
 	apiPort, mediaPort, tPort, uiPort   int
 	db                                  config.Database
+	// An external media node (`handoff media`) instead of the built-in one:
+	// to work on media, or to restart it on its own.
+	mediaURL, mediaSecret, mediaControlToken string
 }
 
 func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
@@ -48,6 +53,9 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	fs.IntVar(&s.tPort, "temporal-port", 7233, "port of the embedded Temporal frontend (gRPC)")
 	fs.IntVar(&s.uiPort, "ui-port", 8233, "port of the Temporal UI")
 	fs.StringVar(&s.namespace, "temporal-namespace", "default", "Temporal namespace of the visits")
+	fs.StringVar(&s.mediaURL, "media-url", "", "control API of an external media node (handoff media); empty runs one in this process on --media-port")
+	fs.StringVar(&s.mediaSecret, "media-secret", "", "with --media-url: the secret that signs media tokens, as given to that node")
+	fs.StringVar(&s.mediaControlToken, "media-control-token", "", "with --media-url: that node's control token")
 	fs.StringVar(&s.codecKeys, "codec-keys", "", "payload encryption keys (id:base64[,…]); default: a key made once and kept in the data directory")
 	s.db.Register(fs, "")
 	var sess sessionSettings
@@ -56,6 +64,9 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return err
 	}
 
+	if err := s.checkMediaURL(); err != nil {
+		return err
+	}
 	dataDir, err := prepareDataDir(s.dataDir)
 	if err != nil {
 		return err
@@ -76,11 +87,13 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return err
 	}
 	defer apiL.Close()
-	mediaL, err := httpx.Listen(hostPort(s.host, s.mediaPort), "--media-port / "+config.EnvName("media-port"))
-	if err != nil {
-		return err
+	var mediaL net.Listener
+	if s.mediaURL == "" {
+		if mediaL, err = httpx.Listen(hostPort(s.host, s.mediaPort), "--media-port / "+config.EnvName("media-port")); err != nil {
+			return err
+		}
+		defer mediaL.Close()
 	}
-	defer mediaL.Close()
 	for port, setting := range map[int]string{s.tPort: "temporal-port", s.uiPort: "ui-port"} {
 		l, err := httpx.Listen(hostPort(s.host, port), "--"+setting+" / "+config.EnvName(setting))
 		if err != nil {
@@ -124,11 +137,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	if err != nil {
 		return err
 	}
-	mediaSecret, err := devSecret(dataDir, "media.secret", randomToken)
-	if err != nil {
-		return err
-	}
-	mediaSrv, err := media.NewServer(mediaSecret, "")
+	node, err := s.mediaNode(dataDir)
 	if err != nil {
 		return err
 	}
@@ -144,27 +153,69 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 
 	reg.WatchWaiting(db)
 	printDevBanner(stdout, s, dataDir, apiURL, temporal, time.Since(started))
-	err = runAll(ctx,
+	services := []func(context.Context) error{
 		func(ctx context.Context) error {
-			tokens := mediaSrv.SFU.Tokens()
 			deps := api.Deps{DB: db, Temporal: c, Logger: logger, CodecServer: codec.CodecServer(codecToken, []string{temporal.UIURL()}),
-				MediaTokens: &tokens, MediaURL: "ws://" + hostPort(s.host, s.mediaPort) + "/ws", Metrics: reg}
+				MediaTokens: &node.tokens, MediaURL: node.publicURL, Metrics: reg}
 			sess.apply(&deps)
 			return httpx.Serve(ctx, apiL, api.NewRouter(deps))
 		},
 		db.ListenForEvents,
-		func(ctx context.Context) error {
-			defer mediaSrv.SFU.Shutdown()
-			return httpx.Serve(ctx, mediaL, mediaSrv.Handler())
-		},
-		// In one process the worker drives the SFU directly.
-		func(ctx context.Context) error { return runVisitWorker(ctx, c, db, mediaSrv.SFU, reg, logger) },
-	)
+		func(ctx context.Context) error { return runVisitWorker(ctx, c, db, node.control, reg, logger) },
+	}
+	if node.server != nil {
+		services = append(services, func(ctx context.Context) error {
+			defer node.server.SFU.Shutdown()
+			return httpx.Serve(ctx, mediaL, node.server.Handler())
+		})
+	}
+	err = runAll(ctx, services...)
 	fmt.Fprintln(stdout, "Handoff stopped.")
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// devMedia is the media node dev uses: its own, or one named by --media-url.
+type devMedia struct {
+	server    *media.Server // nil for an external node
+	control   activities.Media
+	tokens    media.Tokens
+	publicURL string
+}
+
+func (s devSettings) checkMediaURL() error {
+	if s.mediaURL == "" {
+		return nil
+	}
+	if s.mediaSecret == "" || s.mediaControlToken == "" {
+		return errors.New("--media-url needs --media-secret and --media-control-token (HANDOFF_MEDIA_SECRET, HANDOFF_MEDIA_CONTROL_TOKEN) of that node")
+	}
+	if u, err := url.Parse(s.mediaURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--media-url %q is not an http(s) URL of a media node", s.mediaURL)
+	}
+	return nil
+}
+
+func (s devSettings) mediaNode(dataDir string) (devMedia, error) {
+	if s.mediaURL != "" {
+		u, _ := url.Parse(s.mediaURL) // checked by checkMediaURL
+		ws := *u
+		ws.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
+		ws.Path = strings.TrimSuffix(u.Path, "/") + "/ws"
+		return devMedia{control: media.NewControlClient(s.mediaURL, s.mediaControlToken), tokens: media.NewTokens(s.mediaSecret), publicURL: ws.String()}, nil
+	}
+	secret, err := devSecret(dataDir, "media.secret", randomToken)
+	if err != nil {
+		return devMedia{}, err
+	}
+	srv, err := media.NewServer(secret, "")
+	if err != nil {
+		return devMedia{}, err
+	}
+	// In one process the worker drives the SFU directly.
+	return devMedia{server: srv, control: srv.SFU, tokens: srv.SFU.Tokens(), publicURL: "ws://" + hostPort(s.host, s.mediaPort) + "/ws"}, nil
 }
 
 func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
@@ -231,7 +282,11 @@ func printDevBanner(w io.Writer, s devSettings, dataDir, apiURL string, t *devse
 	fmt.Fprintf(tw, "  Web pages\t%s/\n", apiURL)
 	fmt.Fprintf(tw, "  API\t%s/api/v1\n", apiURL)
 	fmt.Fprintf(tw, "  Health\t%s/healthz  %s/readyz  %s/metrics\n", apiURL, apiURL, apiURL)
-	fmt.Fprintf(tw, "  Media server\thttp://%s\n", hostPort(s.host, s.mediaPort))
+	if s.mediaURL != "" {
+		fmt.Fprintf(tw, "  Media server\t%s (external)\n", s.mediaURL)
+	} else {
+		fmt.Fprintf(tw, "  Media server\thttp://%s\n", hostPort(s.host, s.mediaPort))
+	}
 	fmt.Fprintf(tw, "  Temporal UI\t%s\n", t.UIURL())
 	fmt.Fprintf(tw, "  Temporal gRPC\t%s (namespace %s)\n", t.Address(), s.namespace)
 	fmt.Fprintf(tw, "  Codec server\t%s/codec; to read payloads in the UI open %s/codec/unlock?token=<%s>\n", apiURL, apiURL, filepath.Join(dataDir, "codec.token"))

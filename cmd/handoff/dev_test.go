@@ -363,6 +363,8 @@ func TestDevRefusesBadConfiguration(t *testing.T) {
 		{"unknown database kind", nil, []string{"--db", "mysql://root@127.0.0.1/handoff"}, []string{"neither postgres"}},
 		{"database not answering", nil, []string{"--db", "postgres://handoff:secret@127.0.0.1:1/handoff?sslmode=disable"}, []string{"cannot connect to postgres database", "127.0.0.1:1"}},
 		{"bad port value", []string{"HANDOFF_API_PORT=eighty"}, nil, []string{"HANDOFF_API_PORT"}},
+		{"external media node without its secrets", nil, []string{"--media-url", "http://127.0.0.1:9"}, []string{"--media-url needs", "HANDOFF_MEDIA_CONTROL_TOKEN"}},
+		{"external media node not an http URL", []string{"HANDOFF_MEDIA_SECRET=s", "HANDOFF_MEDIA_CONTROL_TOKEN=t"}, []string{"--media-url", "ws://127.0.0.1:9/ws"}, []string{"--media-url", "not an http(s) URL"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -372,7 +374,7 @@ func TestDevRefusesBadConfiguration(t *testing.T) {
 			for _, w := range tc.want {
 				require.Contains(t, stderr, w)
 			}
-			require.NotContains(t, stderr, "secret", "passwords are never printed")
+			require.NotContains(t, stderr, "handoff:secret", "passwords are never printed")
 			require.NotContains(t, stderr, "panic")
 		})
 	}

@@ -14,12 +14,41 @@ async function freePort() {
   });
 }
 
-export async function startSite() {
+// mediaNode runs `handoff media` as its own process, which the test can
+// stop (SIGTERM: it tells participants; SIGKILL: it just dies) and start again.
+async function mediaNode(bin, port) {
+  const env = { ...process.env, HANDOFF_MEDIA_SECRET: 'e2e-media-secret', HANDOFF_MEDIA_CONTROL_TOKEN: 'e2e-control-token' };
+  const node = {
+    url: `http://127.0.0.1:${port}`,
+    env,
+    async start() {
+      node.proc = spawn(bin, ['media', '--listen', `127.0.0.1:${port}`], { env, stdio: ['ignore', 'ignore', process.env.HANDOFF_E2E_LOG ? 'inherit' : 'ignore'] });
+      const deadline = Date.now() + 30000;
+      while (Date.now() < deadline) {
+        try { if ((await fetch(`${node.url}/readyz`)).ok) return; } catch (_) { /* not up yet */ }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error('handoff media did not start');
+    },
+    async stop(signal = 'SIGTERM') {
+      const exited = new Promise((r) => node.proc.once('exit', r));
+      node.proc.kill(signal);
+      await exited;
+    },
+  };
+  await node.start();
+  return node;
+}
+
+export async function startSite({ externalMedia = false } = {}) {
   const bin = process.env.HANDOFF_BIN || new URL('../../bin/handoff', import.meta.url).pathname;
   if (!existsSync(bin)) throw new Error(`no handoff binary at ${bin}: run make build`);
   const [api, media, temporal, ui] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const node = externalMedia ? await mediaNode(bin, media) : null;
+  const env = { ...process.env, HANDOFF_API_PORT: `${api}`, HANDOFF_MEDIA_PORT: `${media}`, HANDOFF_TEMPORAL_PORT: `${temporal}`, HANDOFF_UI_PORT: `${ui}` };
+  if (node) Object.assign(env, node.env, { HANDOFF_MEDIA_URL: node.url });
   const proc = spawn(bin, ['dev', '--data-dir', mkdtempSync(join(tmpdir(), 'handoff-e2e-'))], {
-    env: { ...process.env, HANDOFF_API_PORT: `${api}`, HANDOFF_MEDIA_PORT: `${media}`, HANDOFF_TEMPORAL_PORT: `${temporal}`, HANDOFF_UI_PORT: `${ui}` },
+    env,
     stdio: ['ignore', 'pipe', process.env.HANDOFF_E2E_LOG ? 'inherit' : 'ignore'],
   });
   await new Promise((resolve, reject) => {
@@ -42,6 +71,7 @@ export async function startSite() {
   const open = [];
   return {
     base: `http://127.0.0.1:${api}`,
+    media: node,
     async person(name) {
       const context = await browser.newContext({ viewport: { width: 1200, height: 850 } });
       open.push(context);
@@ -53,7 +83,7 @@ export async function startSite() {
     },
     // closeAll ends everyone's windows: a participant has one media session.
     async closeAll() { await Promise.all(open.splice(0).map((c) => c.close())); },
-    async stop() { await browser.close(); proc.kill('SIGINT'); },
+    async stop() { await browser.close(); proc.kill('SIGINT'); if (node) await node.stop(); },
   };
 }
 

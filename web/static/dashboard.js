@@ -1,5 +1,5 @@
 import { api, events, since, el } from '/api.js';
-import { HandoffMedia, showVideo } from '/media.js';
+import { HandoffMedia, showVideo, mediaStatus } from '/media.js';
 
 const $ = (id) => document.getElementById(id);
 const state = { token: sessionStorage.getItem('handoff:provider'), me: null, rooms: [], waiting: {}, flash: {}, call: null, media: null, apps: [] };
@@ -118,7 +118,12 @@ async function admit(v, callId) {
     state.call = { id: r.call.id, kind: r.call.kind, roomId: v.roomId };
     $('call').classList.remove('hidden');
     if (!state.media) {
-      state.media = new HandoffMedia({ onRemote: (s) => showVideo($('remote'), s, 'Patient video') });
+      state.media = new HandoffMedia({
+        onRemote: (s) => showVideo($('remote'), s, 'Patient video'),
+        onEvent: (m) => mediaStatus($('media-status'), m),
+        // A lost media session comes back into the call on view, if any.
+        renew: () => api('POST', '/media/rejoin', state.token, state.call ? { callId: state.call.id } : {}, { 'Idempotency-Key': crypto.randomUUID() }),
+      });
       $('local').srcObject = await state.media.start({ url: r.media.url, sessionToken: r.media.sessionToken });
     }
     state.media.join(r.media.joinToken);

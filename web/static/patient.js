@@ -1,5 +1,5 @@
 import { api, events, since } from '/api.js';
-import { HandoffMedia, showVideo } from '/media.js';
+import { HandoffMedia, showVideo, mediaStatus } from '/media.js';
 
 const $ = (id) => document.getElementById(id);
 const slug = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] || '');
@@ -50,7 +50,12 @@ async function enter() {
   if (state.visit.message) showConfirmation(state.visit.message);
   renderVisit();
   try {
-    state.media = new HandoffMedia({ onRemote: (s) => showVideo($('remote'), s, 'Your provider') });
+    state.media = new HandoffMedia({
+      onRemote: (s) => showVideo($('remote'), s, 'Your provider'),
+      onEvent: (m) => mediaStatus($('media-status'), m),
+      // A lost media session comes back into the same call, if any.
+      renew: () => api('POST', '/media/rejoin', state.token, {}, { 'Idempotency-Key': crypto.randomUUID() }),
+    });
     const session = await api('GET', '/media/session', state.token);
     state.stream = await state.media.start(session);
     $('self').srcObject = state.stream;
