@@ -236,8 +236,18 @@ func (a *Activities) BeginTransfer(ctx context.Context, p TransferParams) (Trans
 		if err != nil {
 			return err
 		}
-		plan, err = planTransfer(tx, v, p)
+		done, err := transferCompleted(tx, p)
 		if err != nil {
+			return err
+		}
+		if done {
+			// Run again after this transfer finished: a local activity
+			// whose workflow task was lost with its worker. Plan it as it
+			// was, from the source room, and change nothing.
+			v.RoomID, v.State = p.SourceRoomID, store.VisitTransferring
+		}
+		plan, err = planTransfer(tx, v, p)
+		if err != nil || done {
 			return err
 		}
 		switch v.State {
@@ -263,6 +273,15 @@ func (a *Activities) BeginTransfer(ctx context.Context, p TransferParams) (Trans
 }
 
 // planTransfer applies the spec's rules to the database's facts.
+// transferCompleted reports whether transfer p already moved the patient.
+func transferCompleted(tx *gorm.DB, p TransferParams) (bool, error) {
+	var n int64
+	err := tx.Model(&store.AuditEvent{}).
+		Where("visit_id = ? AND action = ? AND detail = ?", p.VisitID, "transfer.completed", "transfer "+p.TransferID).
+		Count(&n).Error
+	return n > 0, err
+}
+
 func planTransfer(tx *gorm.DB, v store.Visit, p TransferParams) (TransferPlan, error) {
 	var clinic store.Clinic
 	if err := tx.Take(&clinic, "id = ?", v.ClinicID).Error; err != nil {

@@ -106,6 +106,17 @@ func (w *world) transfer(p activities.TransferParams) activities.TransferPlan {
 	}
 	require.NoError(w.t, w.acts.RetargetRoom(ctx, p, plan))
 	require.NoError(w.t, w.acts.RetargetRoom(ctx, p, plan))
+
+	// The whole sequence again after it finished: local activities run
+	// again when their workflow task is lost with its worker.
+	replayed, err := w.acts.BeginTransfer(ctx, p)
+	require.NoError(w.t, err, "a finished transfer begun again is not refused")
+	require.Equal(w.t, plan, replayed)
+	if p.CallID != "" {
+		_, err = w.acts.CloseApps(ctx, p)
+		require.NoError(w.t, err)
+	}
+	require.NoError(w.t, w.acts.RetargetRoom(ctx, p, plan))
 	return plan
 }
 

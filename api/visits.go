@@ -268,7 +268,7 @@ func (h *handlers) transfer(c *gin.Context) {
 		return
 	}
 	res, err := workflows.Transfer(c, h.Temporal, v.ID, key,
-		workflows.TransferRequest{ActorID: cl.User.ID, TargetRoomID: target.ID, Note: strings.TrimSpace(req.Note)})
+		workflows.TransferRequest{ActorID: cl.User.ID, TargetRoomID: target.ID, Note: strings.TrimSpace(req.Note), FromRoomID: v.RoomID})
 	if err != nil {
 		fail(c, err)
 		return

@@ -62,9 +62,12 @@ func (p *process) kill() {
 }
 
 func TestWorkerKilledDuringTransfers(t *testing.T) {
-	transfers, visits := 30, 10
+	// At least this many transfers, and on until the worker was killed
+	// minKills times: a transfer takes tens of milliseconds, a kill comes
+	// every 0.3–1.2 s.
+	transfers, visits, minKills := 30, 10, int64(8)
 	if long() {
-		transfers, visits = 100, 20
+		transfers, visits, minKills = 100, 20, 30
 	}
 	e := testenv.Start(t)
 	control := media.NewServer
@@ -99,8 +102,10 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 	}
 
 	// Kill the worker at random moments while transfers run; restart it.
+	var kills atomic.Int64
 	stopKilling := killRepeatedly(300*time.Millisecond, 900*time.Millisecond, func() {
 		w.kill()
+		kills.Add(1)
 		time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
 		w.start(t)
 	})
@@ -114,7 +119,7 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for k := 0; k < per; k++ {
+			for k := 0; k < per || (kills.Load() < minKills && k < 50*per); k++ {
 				st, err := statusWithRetry(ctx, e, id)
 				require.NoError(t, err)
 				target := rooms[rand.IntN(len(rooms))]
@@ -135,8 +140,8 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 	}
 	wg.Wait()
 	stopKilling()
-	t.Logf("%d transfers completed, %d refused or compensated, worker killed %d times", done.Load(), failedClean.Load(), w.kills)
-	require.Positive(t, w.kills)
+	t.Logf("%d transfers completed, %d refused or compensated, worker killed %d times", done.Load(), failedClean.Load(), kills.Load())
+	require.GreaterOrEqual(t, kills.Load(), minKills)
 
 	// Every patient is in exactly one room, and the projection, the workflow
 	// and the audit trail agree.
@@ -154,7 +159,7 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 		require.EqualValues(t, v.Transfers, completed, "one completion row per transfer")
 		require.Equal(t, started, completed+failed, "every started transfer completed or was compensated")
 	}
-	require.EqualValues(t, transfers/visits*visits, done.Load()+failedClean.Load())
+	require.GreaterOrEqual(t, done.Load()+failedClean.Load(), int64(transfers/visits*visits), "every transfer sent got an answer")
 
 	// The worker that is left counts what it completes on /metrics.
 	st, err := statusWithRetry(ctx, e, ids[0])

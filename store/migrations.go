@@ -175,6 +175,13 @@ var migrations = []migration{
 			`CREATE INDEX presence_by_user ON presence (user_id, last_seen_at)`,
 		},
 	},
+	{
+		version: 3,
+		name:    "audit rows by visit",
+		// A transfer step run again looks up its own audit row; without this
+		// it would scan the clinic's whole trail.
+		both: []string{`CREATE INDEX audit_events_by_visit ON audit_events (visit_id, action)`},
+	},
 }
 
 // LatestVersion is the schema version this build expects.

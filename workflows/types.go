@@ -55,6 +55,10 @@ type TransferRequest struct {
 	ActorID      string
 	TargetRoomID string
 	Note         string
+	// FromRoomID is the room the sender saw the patient in. A transfer sent
+	// while another one moved the patient is refused rather than run from
+	// the new room; empty skips the check.
+	FromRoomID string
 }
 
 // MaxNoteLength bounds the optional hand-off note.

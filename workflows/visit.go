@@ -12,7 +12,8 @@ import (
 	"github.com/handoff-telehealth/handoff/store"
 )
 
-// a names the activities for ExecuteActivity; it is never called through.
+// a names the activities for ExecuteActivity and ExecuteLocalActivity; the
+// worker's registered instance runs them, never this nil receiver.
 var a *activities.Activities
 
 // Visit is the workflow of one patient visit, from check-in to its end.
@@ -166,28 +167,56 @@ func (v *visit) setState(ctx workflow.Context, s store.VisitState) error {
 	return v.publish(ctx)
 }
 
-// Activity options. Business rejections are non-retryable errors; anything
-// else (database or media down, a worker lost) is retried.
-func stepCtx(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    10 * time.Second,
-		ScheduleToCloseTimeout: 2 * time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second,
-		},
-	})
+// Steps that only touch the database run as local activities since version
+// localSteps: in the worker that runs the workflow task, recorded as markers,
+// so a transfer from the waiting room is one workflow task instead of three
+// (BENCHMARKS.md). Steps that call the media node stay regular activities:
+// a slow media node then holds only that step, not the workflow task, so
+// other operations on the visit are still answered at once. Histories from
+// before the change replay with the regular activities they recorded. Every
+// step is idempotent either way: a worker lost mid-step runs it again.
+const (
+	localStepsChange = "local-steps"
+	localSteps       = 1
+)
+
+var stepRetry = &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second}
+
+// dbStep runs a database step. Business rejections are non-retryable errors;
+// anything else (database down, a worker lost) is retried.
+func (v *visit) dbStep(ctx workflow.Context, fn any, args ...any) workflow.Future {
+	if local(ctx) {
+		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: 10 * time.Second, ScheduleToCloseTimeout: 2 * time.Minute, RetryPolicy: stepRetry,
+		}), fn, args...)
+	}
+	return v.mediaStep(ctx, fn, args...)
 }
 
-// compensationCtx runs steps that must finish however the handler ends:
+// mediaStep runs a step that calls the media node, as a regular activity.
+func (v *visit) mediaStep(ctx workflow.Context, fn any, args ...any) workflow.Future {
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Second, ScheduleToCloseTimeout: 2 * time.Minute, RetryPolicy: stepRetry,
+	}), fn, args...)
+}
+
+// mustStep runs a database step that must finish however the handler ends:
 // detached from cancellation, retried without a deadline.
-func compensationCtx(ctx workflow.Context) workflow.Context {
+func (v *visit) mustStep(ctx workflow.Context, fn any, args ...any) workflow.Future {
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 10 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second,
-		},
-	})
+	retry := &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second}
+	if local(ctx) {
+		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: 10 * time.Second, RetryPolicy: retry,
+		}), fn, args...)
+	}
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Second, RetryPolicy: retry,
+	}), fn, args...)
+}
+
+func local(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, localStepsChange, workflow.DefaultVersion, localSteps) >= localSteps
 }
 
 func conflict(format string, args ...any) error {
@@ -231,7 +260,7 @@ func (v *visit) checkIn(ctx workflow.Context, _ CheckInRequest) (VisitState, err
 	}
 	v.busy = "checkin"
 	defer func() { v.busy = "" }()
-	err := workflow.ExecuteActivity(stepCtx(ctx), a.RecordCheckIn, activities.CheckInParams{
+	err := v.dbStep(ctx, a.RecordCheckIn, activities.CheckInParams{
 		VisitID: v.in.VisitID, ClinicID: v.in.ClinicID, RoomID: v.in.RoomID,
 		PatientName: v.in.PatientName, TokenHash: v.in.TokenHash, CheckedInAt: v.in.CheckedInAt,
 	}).Get(ctx, nil)
@@ -264,7 +293,7 @@ func (v *visit) admit(ctx workflow.Context, req AdmitRequest) (activities.AdmitR
 	v.busy = "admit"
 	defer func() { v.busy = "" }()
 	var res activities.AdmitResult
-	if err := workflow.ExecuteActivity(stepCtx(ctx), a.Admit, activities.AdmitParams{
+	if err := v.mediaStep(ctx, a.Admit, activities.AdmitParams{
 		VisitID: v.st.VisitID, ActorID: req.ActorID, CallID: req.CallID,
 	}).Get(ctx, &res); err != nil {
 		return activities.AdmitResult{}, err
@@ -285,6 +314,9 @@ func (v *visit) validateTransfer(ctx workflow.Context, req TransferRequest) erro
 	}
 	if err := v.ready(); err != nil {
 		return err
+	}
+	if req.FromRoomID != "" && req.FromRoomID != v.st.RoomID {
+		return conflict("the patient has just been moved to another room")
 	}
 	if req.TargetRoomID == v.st.RoomID {
 		return temporal.NewApplicationError("the patient is already in that room", activities.ErrSameRoom)
@@ -310,7 +342,7 @@ func (v *visit) transfer(ctx workflow.Context, req TransferRequest) (TransferRes
 		SourceRoomID: v.st.RoomID, TargetRoomID: req.TargetRoomID, Note: req.Note, CallID: v.st.CallID}
 	from := v.st.State
 	var plan activities.TransferPlan
-	if err := workflow.ExecuteActivity(stepCtx(ctx), a.BeginTransfer, p).Get(ctx, &plan); err != nil {
+	if err := v.dbStep(ctx, a.BeginTransfer, p).Get(ctx, &plan); err != nil {
 		if isRejection(err) {
 			return TransferResult{}, err // a rule said no; nothing changed
 		}
@@ -324,7 +356,7 @@ func (v *visit) transfer(ctx workflow.Context, req TransferRequest) (TransferRes
 	res := TransferResult{VisitID: v.st.VisitID, ActorID: req.ActorID, FromRoomID: p.SourceRoomID, ToRoomID: p.TargetRoomID, SenderMessage: plan.SenderMessage(), Plan: plan}
 	err := v.leaveCall(ctx, p, from, &res)
 	if err == nil {
-		err = workflow.ExecuteActivity(stepCtx(ctx), a.RetargetRoom, p, plan).Get(ctx, nil)
+		err = v.dbStep(ctx, a.RetargetRoom, p, plan).Get(ctx, nil)
 	}
 	if err != nil {
 		return TransferResult{}, v.compensate(ctx, p, err)
@@ -341,11 +373,11 @@ func (v *visit) leaveCall(ctx workflow.Context, p activities.TransferParams, fro
 	if from != store.VisitInCall || p.CallID == "" {
 		return nil
 	}
-	if err := workflow.ExecuteActivity(stepCtx(ctx), a.CloseApps, p).Get(ctx, nil); err != nil {
+	if err := v.dbStep(ctx, a.CloseApps, p).Get(ctx, nil); err != nil {
 		return err
 	}
 	var d activities.DetachResult
-	if err := workflow.ExecuteActivity(stepCtx(ctx), a.DetachMedia, p).Get(ctx, &d); err != nil {
+	if err := v.mediaStep(ctx, a.DetachMedia, p).Get(ctx, &d); err != nil {
 		return err
 	}
 	v.st.CallID = ""
@@ -359,7 +391,7 @@ func (v *visit) compensate(ctx workflow.Context, p activities.TransferParams, ca
 	if errors.As(cause, &appErr) && appErr.Type() == activities.ErrTargetRoomGone {
 		reason = "the target room no longer exists"
 	}
-	if err := workflow.ExecuteActivity(compensationCtx(ctx), a.ReturnToSource, p, reason).Get(ctx, nil); err != nil {
+	if err := v.mustStep(ctx, a.ReturnToSource, p, reason).Get(ctx, nil); err != nil {
 		return err
 	}
 	v.st.CallID = ""
@@ -391,7 +423,7 @@ func (v *visit) rejoin(ctx workflow.Context, req RejoinRequest) (string, error) 
 	}
 	v.busy = "rejoin"
 	defer func() { v.busy = "" }()
-	err := workflow.ExecuteActivity(stepCtx(ctx), a.RejoinCall, activities.RejoinParams{
+	err := v.mediaStep(ctx, a.RejoinCall, activities.RejoinParams{
 		VisitID: v.st.VisitID, CallID: v.st.CallID, ActorKind: req.ActorKind, ActorID: req.ActorID,
 	}).Get(ctx, nil)
 	return v.st.CallID, err
@@ -426,7 +458,7 @@ func (v *visit) endWith(ctx workflow.Context, req EndRequest, p activities.EndPa
 }
 
 func (v *visit) finish(ctx workflow.Context, p activities.EndParams) error {
-	if err := workflow.ExecuteActivity(compensationCtx(ctx), a.EndVisit, p).Get(ctx, nil); err != nil {
+	if err := v.mustStep(ctx, a.EndVisit, p).Get(ctx, nil); err != nil {
 		return err
 	}
 	v.st.CallID = ""

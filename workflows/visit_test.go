@@ -217,6 +217,7 @@ func (s *visitSuite) TestValidatorRejectionsChangeNothing() {
 		"no target":     {ActorID: drLee},
 		"no actor":      {TargetRoomID: patel},
 		"note too long": {ActorID: drLee, TargetRoomID: patel, Note: strings.Repeat("x", workflows.MaxNoteLength+1)},
+		"moved since":   {ActorID: drLee, TargetRoomID: urgent, FromRoomID: patel},
 	}
 	outs := map[string]*outcome{}
 	i := 0
@@ -229,6 +230,7 @@ func (s *visitSuite) TestValidatorRejectionsChangeNothing() {
 	s.endAt(11 * time.Second)
 	s.env.ExecuteWorkflow(workflows.Visit, input())
 	s.Equal(activities.ErrSameRoom, errType(outs["same room"].rejected))
+	s.Equal(activities.ErrConflict, errType(outs["moved since"].rejected), "a transfer of a patient seen in another room")
 	for _, name := range []string{"no target", "no actor", "note too long"} {
 		s.Equal(activities.ErrInvalid, errType(outs[name].rejected), name)
 	}

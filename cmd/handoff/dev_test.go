@@ -246,7 +246,7 @@ func TestDevRunsTheWholeServiceAndKeepsItsData(t *testing.T) {
 	require.Contains(t, body, `handoff_transfers_total{outcome="completed"} 1`)
 	require.Contains(t, body, `handoff_waiting_visits{clinic_id="`+leeRoom.ClinicID+`"} 1`)
 	require.Contains(t, body, `handoff_http_request_duration_seconds_bucket{method="GET",route="/readyz"`)
-	require.Contains(t, body, `temporal_activity_execution_latency_seconds_bucket`, "the Temporal SDK's own metrics")
+	require.Contains(t, body, `temporal_local_activity_execution_latency_seconds_bucket`, "the Temporal SDK's own metrics")
 	require.Contains(t, body, `activity_type="RetargetRoom"`)
 	require.NotContains(t, body, "Pat Dev")
 	code, body = get(t, d.url(d.mediaPort, "/metrics"))
