@@ -421,7 +421,9 @@ func TestConcurrentTransfersOneWinsOverHTTP(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			statuses[i] = s.do("POST", "/visits/"+visit+"/transfer", tg.tok, map[string]string{"targetRoomId": s.roomID(tg.slug)}).Status
+			// As the dashboards send it: the room each sender saw the patient in.
+			statuses[i] = s.do("POST", "/visits/"+visit+"/transfer", tg.tok, map[string]string{
+				"targetRoomId": s.roomID(tg.slug), "fromRoomId": s.roomID("riverside-reception")}).Status
 		}()
 	}
 	wg.Wait()
@@ -430,6 +432,33 @@ func TestConcurrentTransfersOneWinsOverHTTP(t *testing.T) {
 		counts[st]++
 	}
 	require.Equal(t, map[int]int{200: 1, 409: len(targets) - 1}, counts)
+}
+
+// A sender whose view is stale (the patient moved since it loaded) is told
+// so, not that it cannot act for the room the patient is in now; someone
+// who never could act for the room they name learns nothing.
+func TestTransferFromAStaleViewIsAConflict(t *testing.T) {
+	s := newService(t)
+	leeTok, deskTok, patelTok := s.login(lee), s.login(frontDsk), s.login(patel)
+	visit, _ := s.checkIn("riverside-reception", "Pat Stale")
+	reception := s.roomID("riverside-reception")
+	moved := s.do("POST", "/visits/"+visit+"/transfer", leeTok, map[string]string{"targetRoomId": s.roomID("dr-lee"), "fromRoomId": reception})
+	require.Equal(t, http.StatusOK, moved.Status, moved.Raw)
+
+	stale := s.do("POST", "/visits/"+visit+"/transfer", deskTok, map[string]string{"targetRoomId": s.roomID("riverside-urgent"), "fromRoomId": reception})
+	require.Equal(t, http.StatusConflict, stale.Status, stale.Raw)
+	require.Contains(t, stale.Raw, "has just been moved")
+
+	stranger := s.do("POST", "/visits/"+visit+"/transfer", patelTok, map[string]string{"targetRoomId": s.roomID("riverside-urgent"), "fromRoomId": reception})
+	require.Equal(t, http.StatusForbidden, stranger.Status, stranger.Raw)
+
+	sameRoomStale := s.do("POST", "/visits/"+visit+"/transfer", leeTok, map[string]string{"targetRoomId": s.roomID("dr-patel"), "fromRoomId": reception})
+	require.Equal(t, http.StatusConflict, sameRoomStale.Status, sameRoomStale.Raw)
+
+	var v store.Visit
+	require.NoError(t, s.db.Take(&v, "id = ?", visit).Error)
+	require.Equal(t, 1, v.Transfers, "no refused transfer moved the patient")
+	require.Equal(t, s.roomID("dr-lee"), v.RoomID)
 }
 
 func TestSameIdempotencyKeySameAnswer(t *testing.T) {

@@ -17,15 +17,14 @@ import (
 
 const (
 	heartbeatEvery = 15 * time.Second
-	// pollEvery bounds how late an event can be when a wake-up is lost (a
-	// dropped LISTEN connection): streams read the outbox at least this often.
-	pollEvery = 2 * time.Second
-	batchSize = 500
+	batchSize      = 500
 )
 
 // events streams what the caller may see as Server-Sent Events. Each event's
 // id is its outbox id: a client that reconnects with Last-Event-ID gets
-// every event after it, in order, once.
+// every event after it, in order, once. Live events come from the process's
+// feed (one outbox read for all streams); the backlog, and what a stream
+// missed while it lagged, from the outbox.
 func (h *handlers) events(c *gin.Context) {
 	cl := callerOf(c)
 	last, err := h.resumeFrom(c)
@@ -33,13 +32,18 @@ func (h *handlers) events(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	filter, err := h.eventFilter(c, cl)
+	scope, err := h.eventScope(c, cl)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	wake, stop := h.DB.WatchEvents()
-	defer stop()
+	// Subscribe before reading the backlog, so nothing falls between them.
+	sub, err := scope.subscribe()
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	defer sub.Close()
 
 	ctx := c.Request.Context()
 	connID, leave := h.arrive(ctx, cl)
@@ -55,30 +59,52 @@ func (h *handlers) events(c *gin.Context) {
 	fmt.Fprintf(w, "retry: 2000\n\n")
 	w.Flush()
 
-	heartbeat := time.NewTicker(heartbeatEvery)
-	defer heartbeat.Stop()
-	poll := time.NewTicker(pollEvery)
-	defer poll.Stop()
-	for {
+	send := func(e store.Event) {
+		if e.ID > last { // the backlog may have sent it already
+			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, e.Payload)
+			last = e.ID
+		}
+	}
+	catchUp := func() bool {
 		for {
 			var batch []store.Event
-			if err := filter(h.DB.WithContext(ctx).Where("id > ?", last)).Order("id").Limit(batchSize).Find(&batch).Error; err != nil {
-				return // the client reconnects and resumes from its last id
+			if err := scope.filter(h.DB.WithContext(ctx).Where("id > ?", last)).Order("id").Limit(batchSize).Find(&batch).Error; err != nil {
+				return false // the client reconnects and resumes from its last id
 			}
 			for _, e := range batch {
-				fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, e.Payload)
-				last = e.ID
+				send(e)
 			}
 			w.Flush()
 			if len(batch) < batchSize {
-				break
+				return true
 			}
 		}
+	}
+	if !catchUp() {
+		return
+	}
+
+	heartbeat := time.NewTicker(heartbeatEvery)
+	defer heartbeat.Stop()
+	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-wake:
-		case <-poll.C:
+		case e := <-sub.C:
+			send(e)
+			for more := true; more; { // write what else is queued, then flush once
+				select {
+				case e := <-sub.C:
+					send(e)
+				default:
+					more = false
+				}
+			}
+			w.Flush()
+		case <-sub.Lagged:
+			if !catchUp() {
+				return
+			}
 		case <-heartbeat.C:
 			fmt.Fprintf(w, ": heartbeat\n\n")
 			w.Flush()
@@ -108,22 +134,34 @@ func (h *handlers) resumeFrom(c *gin.Context) (int64, error) {
 	return min(id, newest), nil
 }
 
-// eventFilter narrows the outbox to what the caller may see: a patient its
-// own visit's patient events; a provider the events of the rooms it acts for.
-func (h *handlers) eventFilter(c *gin.Context, cl *caller) (func(*gorm.DB) *gorm.DB, error) {
+// eventScope is what the caller may see: a patient its own visit's patient
+// events; a provider the events of the rooms it acts for. The filter reads
+// them from the outbox; subscribe takes them from the feed.
+type eventScope struct {
+	filter    func(*gorm.DB) *gorm.DB
+	subscribe func() (*store.Subscription, error)
+}
+
+func (h *handlers) eventScope(c *gin.Context, cl *caller) (eventScope, error) {
 	if cl.Visit != nil {
 		v := *cl.Visit
-		return func(q *gorm.DB) *gorm.DB {
-			return q.Where("clinic_id = ? AND audience = ? AND visit_id = ?", v.ClinicID, store.AudiencePatient, v.ID)
+		return eventScope{
+			filter: func(q *gorm.DB) *gorm.DB {
+				return q.Where("clinic_id = ? AND audience = ? AND visit_id = ?", v.ClinicID, store.AudiencePatient, v.ID)
+			},
+			subscribe: func() (*store.Subscription, error) { return h.DB.Feed().ForVisit(v.ClinicID, v.ID) },
 		}, nil
 	}
 	rooms, err := store.RoomsOf(h.DB.WithContext(c), *cl.User)
 	if err != nil {
-		return nil, err
+		return eventScope{}, err
 	}
 	clinicID := cl.Clinic.ID
-	return func(q *gorm.DB) *gorm.DB {
-		return q.Where("clinic_id = ? AND audience = ? AND room_id IN ?", clinicID, store.AudienceRoom, append(rooms, ""))
+	return eventScope{
+		filter: func(q *gorm.DB) *gorm.DB {
+			return q.Where("clinic_id = ? AND audience = ? AND room_id IN ?", clinicID, store.AudienceRoom, append(rooms, ""))
+		},
+		subscribe: func() (*store.Subscription, error) { return h.DB.Feed().ForRooms(clinicID, rooms) },
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -216,7 +217,13 @@ func (h *handlers) admit(c *gin.Context) {
 type transferRequest struct {
 	TargetRoomID string `json:"targetRoomId"`
 	Note         string `json:"note"`
+	// FromRoomID is the room the sender saw the patient in (optional): if
+	// the patient has been moved since, the sender is told so (409) rather
+	// than that it cannot act for the room the patient is in now.
+	FromRoomID string `json:"fromRoomId"`
 }
+
+var errMovedAway = newError(http.StatusConflict, "conflict", "the patient has just been moved to another room")
 
 // idempotencyKey is the client's Idempotency-Key, the update id of the
 // operation: a retried request gets the first one's answer.
@@ -255,7 +262,14 @@ func (h *handlers) transfer(c *gin.Context) {
 			h.respondTransfer(c, done)
 			return
 		}
+		if h.movedAwayFrom(c, req.FromRoomID, err) {
+			err = errMovedAway
+		}
 		fail(c, err)
+		return
+	}
+	if req.FromRoomID != "" && req.FromRoomID != v.RoomID {
+		fail(c, errMovedAway)
 		return
 	}
 	if cl.Clinic.Plan != store.PlanPremium {
@@ -274,6 +288,25 @@ func (h *handlers) transfer(c *gin.Context) {
 		return
 	}
 	h.respondTransfer(c, res)
+}
+
+// movedAwayFrom tells whether a refusal is because the patient left the room
+// the sender saw them in, and the sender may act for that room (so no one
+// learns where patients of rooms they cannot see are).
+func (h *handlers) movedAwayFrom(c *gin.Context, fromRoomID string, refusal error) bool {
+	var ae *apiError
+	if fromRoomID == "" || !errors.As(refusal, &ae) || ae.Status != http.StatusForbidden {
+		return false
+	}
+	cl := callerOf(c)
+	var v store.Visit
+	var from store.Room
+	if h.DB.WithContext(c).Take(&v, "id = ? AND clinic_id = ?", c.Param("id"), cl.Clinic.ID).Error != nil ||
+		h.DB.WithContext(c).Take(&from, "id = ? AND clinic_id = ?", fromRoomID, cl.Clinic.ID).Error != nil {
+		return false
+	}
+	ok, err := store.CanActFor(h.DB.WithContext(c), *cl.User, from)
+	return err == nil && ok && v.RoomID != fromRoomID
 }
 
 // finishedTransfer finds the caller's finished transfer with this key.

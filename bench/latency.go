@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -78,4 +79,62 @@ func FloorUpdates(ctx context.Context, c client.Client, taskQueue string, n int)
 		out = append(out, time.Since(start))
 	}
 	return out, nil
+}
+
+// FloorLoop times n bare update round trips sent open loop at rate per
+// second (the same schedule as the load it is the floor of), spread over a
+// few floor workflows.
+func FloorLoop(ctx context.Context, c client.Client, taskQueue string, rate float64, n int) (Stats, error) {
+	const workflows = 10
+	ids := make([]string, workflows)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("floor-%d-%d", time.Now().UnixNano(), i)
+		if _, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: ids[i], TaskQueue: taskQueue}, FloorWorkflow); err != nil {
+			return Stats{}, err
+		}
+	}
+	defer func() {
+		for _, id := range ids {
+			_ = c.TerminateWorkflow(context.Background(), id, "", "benchmark done")
+		}
+	}()
+	var (
+		mu      sync.Mutex
+		out     []time.Duration
+		lastErr error
+	)
+	OpenLoop(ctx, rate, n, func(i int, scheduled time.Time) {
+		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+			WorkflowID: ids[i%workflows], UpdateName: "noop", WaitForStage: client.WorkflowUpdateStageCompleted,
+		})
+		if err == nil {
+			err = h.Get(ctx, nil)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			lastErr = err
+			return
+		}
+		out = append(out, time.Since(scheduled))
+	})
+	return Summarize(out), lastErr
+}
+
+// Median is each percentile's median over runs.
+func Median(runs []Stats) Stats {
+	field := func(f func(Stats) time.Duration) time.Duration {
+		v := make([]time.Duration, len(runs))
+		for i, r := range runs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	if len(runs) == 0 {
+		return Stats{}
+	}
+	return Stats{N: runs[0].N,
+		P50: field(func(s Stats) time.Duration { return s.P50 }), P90: field(func(s Stats) time.Duration { return s.P90 }),
+		P99: field(func(s Stats) time.Duration { return s.P99 }), Max: field(func(s Stats) time.Duration { return s.Max })}
 }

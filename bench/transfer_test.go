@@ -87,26 +87,3 @@ func TestHarnessRuns(t *testing.T) {
 	require.Positive(t, tr.P50)
 	require.GreaterOrEqual(t, tr.Max, tr.P99)
 }
-
-// BenchmarkHTTPLatency: check-in (POST → 201) and transfer (the provider's
-// POST → the patient's SSE "You have been transferred…") with 200 patients
-// waiting, beside a bare update.
-func BenchmarkHTTPLatency(b *testing.B) {
-	for i := 0; i < b.N; i++ {
-		ci, tr, fl := measureHTTP(b, waitingPatients)
-		b.Logf("check-in over HTTP: %s", ci)
-		b.Logf("transfer over HTTP to the patient's event: %s", tr)
-		b.Logf("floor (bare update): %s", fl)
-		b.ReportMetric(float64(ci.P50.Microseconds())/1000, "checkin-p50-ms")
-		b.ReportMetric(float64(ci.P99.Microseconds())/1000, "checkin-p99-ms")
-		b.ReportMetric(float64(tr.P50.Microseconds())/1000, "transfer-p50-ms")
-		b.ReportMetric(float64(tr.P99.Microseconds())/1000, "transfer-p99-ms")
-	}
-}
-
-func TestHTTPHarnessRuns(t *testing.T) {
-	ci, tr, fl := measureHTTP(t, 3)
-	require.Equal(t, 3, ci.N)
-	require.Equal(t, 3, tr.N)
-	require.Equal(t, 3, fl.N)
-}

@@ -219,7 +219,9 @@ func freePort(t *testing.T) int {
 // statusWithRetry queries the visit, waiting out a worker that is down.
 func statusWithRetry(ctx context.Context, e *testenv.Env, id string) (workflows.VisitState, error) {
 	var last error
-	for i := 0; i < 60; i++ {
+	// Up to two minutes: with the worker killed every second on a busy machine,
+	// a visit's workflow task can wait out several task timeouts.
+	for i := 0; i < 240; i++ {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		st, err := workflows.Status(qctx, e.Client, id)
 		cancel()

@@ -298,9 +298,17 @@ func TestConcurrentTransfersOneWins(t *testing.T) {
 	targets := []struct{ actor, slug string }{{lee, "dr-lee"}, {frontDsk, "riverside-urgent"}, {lee, "dr-patel"}, {frontDsk, "dr-patel"}}
 	errs := make([]error, len(targets))
 	var wg sync.WaitGroup
+	// Each sender saw the patient in Reception, as the API tells the workflow:
+	// a transfer that lands after the winner has moved the patient is refused,
+	// however quickly the winner finished.
+	from := e.Room("riverside-reception").ID
 	for i, tg := range targets {
 		wg.Add(1)
-		go func() { defer wg.Done(); _, errs[i] = transfer(t, e, id, tg.actor, tg.slug) }()
+		go func() {
+			defer wg.Done()
+			_, errs[i] = workflows.Transfer(ctxT(t), e.Client, id, uuid.NewString(),
+				workflows.TransferRequest{ActorID: e.User(tg.actor).ID, TargetRoomID: e.Room(tg.slug).ID, FromRoomID: from})
+		}()
 	}
 	wg.Wait()
 	wins := 0

@@ -38,6 +38,9 @@ type DB struct {
 	dsn    string
 	once   sync.Once
 	events *notifier
+
+	feedOnce sync.Once
+	feed     *Feed
 }
 
 // ParseDSN tells which engine a DSN is for and the driver-level DSN to open.
@@ -127,6 +130,10 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 
 // Close releases the connection pool.
 func (db *DB) Close() error {
+	db.feedOnce.Do(func() {}) // a feed started by another goroutine is seen here
+	if db.feed != nil {
+		db.feed.stop()
+	}
 	sqlDB, err := db.DB.DB()
 	if err != nil {
 		return err

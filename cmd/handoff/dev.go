@@ -11,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -35,6 +37,7 @@ const devSummary = "run all of Handoff in one process: embedded Temporal + UI, A
 
 type devSettings struct {
 	dataDir, host, namespace, codecKeys string
+	pprofAddr                           string
 	apiPort, mediaPort, tPort, uiPort   int
 	db                                  config.Database
 	// An external media node (`handoff media`) instead of the built-in one:
@@ -56,14 +59,17 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	fs.StringVar(&s.mediaURL, "media-url", "", "control API of an external media node (handoff media); empty runs one in this process on --media-port")
 	fs.StringVar(&s.mediaSecret, "media-secret", "", "with --media-url: the secret that signs media tokens, as given to that node")
 	fs.StringVar(&s.mediaControlToken, "media-control-token", "", "with --media-url: that node's control token")
+	fs.StringVar(&s.pprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty: off")
 	fs.StringVar(&s.codecKeys, "codec-keys", "", "payload encryption keys (id:base64[,…]); default: a key made once and kept in the data directory")
 	s.db.Register(fs, "")
-	var sess sessionSettings
+	var sess apiSettings
 	sess.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-
+	if err := sess.check(); err != nil {
+		return err
+	}
 	if err := s.checkMediaURL(); err != nil {
 		return err
 	}
@@ -93,6 +99,13 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 			return err
 		}
 		defer mediaL.Close()
+	}
+	var pprofL net.Listener
+	if s.pprofAddr != "" {
+		if pprofL, err = httpx.Listen(s.pprofAddr, "--pprof-addr / "+config.EnvName("pprof-addr")); err != nil {
+			return err
+		}
+		defer pprofL.Close()
 	}
 	for port, setting := range map[int]string{s.tPort: "temporal-port", s.uiPort: "ui-port"} {
 		l, err := httpx.Listen(hostPort(s.host, port), "--"+setting+" / "+config.EnvName(setting))
@@ -162,6 +175,9 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		},
 		db.ListenForEvents,
 		func(ctx context.Context) error { return runVisitWorker(ctx, c, db, node.control, reg, logger) },
+	}
+	if s.pprofAddr != "" {
+		services = append(services, func(ctx context.Context) error { return httpx.Serve(ctx, pprofL, profiler()) })
 	}
 	if node.server != nil {
 		services = append(services, func(ctx context.Context) error {
@@ -301,4 +317,15 @@ func printDevBanner(w io.Writer, s devSettings, dataDir, apiURL string, t *devse
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nPress Ctrl-C to stop.\n")
+}
+
+// profiler serves net/http/pprof on its own listener, never on the API's:
+// profiles show memory that can hold patient data.
+func profiler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

@@ -40,11 +40,14 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	listen := fs.String("listen", "0.0.0.0:8080", "address the API and web pages listen on")
 	codecToken := fs.String("codec-token", "", "token an operator gives the Temporal UI to decode payloads at /codec; empty turns the codec server off")
 	codecOrigins := fs.String("codec-origins", "", "comma-separated Temporal UI origins allowed to call /codec from a browser")
-	var sess sessionSettings
+	var sess apiSettings
 	sess.register(fs)
 	mediaSecret := fs.String("media-secret", "", "secret that signs media tokens; the media node needs the same")
 	mediaURL := fs.String("media-public-url", "ws://127.0.0.1:8081/ws", "signaling WebSocket URL given to browsers")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := sess.check(); err != nil {
 		return err
 	}
 	l, err := httpx.Listen(*listen, "--listen / "+config.EnvName("listen"))
@@ -248,17 +251,30 @@ func splitList(s string) []string {
 	return out
 }
 
-// sessionSettings are the API's timeouts, shared by `api` and `dev`.
-type sessionSettings struct {
-	ttl, idle, abandon time.Duration
+// apiSettings are the API's timeouts and rate limits, shared by `api` and `dev`.
+type apiSettings struct {
+	ttl, idle, abandon     time.Duration
+	loginRate, checkInRate float64
 }
 
-func (s *sessionSettings) register(fs *config.FlagSet) {
+func (s *apiSettings) register(fs *config.FlagSet) {
 	fs.DurationVar(&s.ttl, "session-ttl", 12*time.Hour, "a provider's session ends this long after sign-in")
 	fs.DurationVar(&s.idle, "session-idle", 30*time.Minute, "a provider's session ends after this long without a request (automatic logoff)")
 	fs.DurationVar(&s.abandon, "abandon-after", 30*time.Minute, "a visit whose patient has left the waiting room for this long ends itself (0: never)")
+	// Behind a proxy every request comes from its address: raise these there
+	// (and for load tests), or the limit is shared by all patients.
+	fs.Float64Var(&s.loginRate, "login-rate", 1, "sign-ins per second allowed from one client address (bursts of 5)")
+	fs.Float64Var(&s.checkInRate, "checkin-rate", 2, "check-ins per second allowed from one client address (bursts of 10)")
 }
 
-func (s sessionSettings) apply(d *api.Deps) {
+func (s apiSettings) check() error {
+	if s.loginRate <= 0 || s.checkInRate <= 0 {
+		return errors.New("--login-rate and --checkin-rate must be positive")
+	}
+	return nil
+}
+
+func (s apiSettings) apply(d *api.Deps) {
 	d.SessionTTL, d.SessionIdle, d.AbandonAfter = s.ttl, s.idle, s.abandon
+	d.LoginRate, d.CheckInRate = s.loginRate, s.checkInRate
 }

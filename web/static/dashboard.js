@@ -165,7 +165,7 @@ async function confirmTransfer(e) {
   const v = transferring;
   try {
     const r = await api('POST', `/visits/${v.id}/transfer`, state.token,
-      { targetRoomId: $('transfer-room').value, note: $('transfer-note').value }, { 'Idempotency-Key': crypto.randomUUID() });
+      { targetRoomId: $('transfer-room').value, note: $('transfer-note').value, fromRoomId: v.roomId }, { 'Idempotency-Key': crypto.randomUUID() });
     $('transfer-dialog').close();
     flash(v.roomId, r.message);
     if (r.warning) flash(v.roomId, r.warning);
