@@ -1,7 +1,7 @@
 # Handoff's two everyday commands are `make dev` and `make test`.
 GO ?= go
 
-.PHONY: dev test go-test e2e build build-production vet bench fuzz chaos
+.PHONY: dev test go-test e2e build build-production vet bench bench-short fuzz chaos
 
 ## dev: run all of Handoff in one process (embedded Temporal + UI, API, worker, media, demo data)
 dev:
@@ -34,9 +34,13 @@ build:
 build-production:
 	CGO_ENABLED=0 $(GO) build -tags production -trimpath -o bin/handoff-production ./cmd/handoff
 
-## bench: latency of a transfer beside a bare Temporal update on the same server (see BENCHMARKS.md)
+## bench: every figure of BENCHMARKS.md, each beside its floor (about an hour; profiles in artifacts/bench)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 120m -v ./bench/
+
+## bench-short: the same figures from fewer samples, heavier ones on SQLite only (under 10 minutes)
+bench-short:
+	HANDOFF_BENCH=short $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m -v ./bench/
 
 ## fuzz: each fuzz target for a while (make test runs only their seed corpora)
 fuzz:

@@ -73,6 +73,18 @@ var engines = []struct {
 	{"postgres", testdb.PostgresDSN},
 }
 
+// enginesFor are the engines a figure is measured on: the short mode
+// measures the heavier figures on dev's default (SQLite) only.
+func enginesFor(both bool) []struct {
+	name string
+	dsn  func(testing.TB) string
+} {
+	if short && !both {
+		return engines[:1]
+	}
+	return engines
+}
+
 // loadedSite is a running `handoff dev`, its clinic with providers signed
 // in, and a floor worker on the same Temporal server.
 type loadedSite struct {
@@ -80,7 +92,6 @@ type loadedSite struct {
 	clinic *bench.Clinic
 	floor  client.Client
 }
-
 
 func startLoadedSite(t testing.TB, name, dsn string) *loadedSite {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -177,7 +188,7 @@ func BenchmarkTransfer(b *testing.B) {
 				b.ReportMetric(float64(p.P99.Microseconds())/1000, "transfer-p99-ms")
 				b.ReportMetric(ratio(p.P50, f.P50), "p50-ratio")
 
-				ci := s.clinic.CheckIns(context.Background(), 50, scale(1000, 500))
+				ci := s.clinic.CheckIns(context.Background(), 50, scale(1000, 250))
 				require.Zero(b, ci.Errors, ci.FirstOf)
 				b.Logf("  check-in at 50/s: POST → provider's card %s (answer %s)", ci.Seen, ci.Answer)
 				b.ReportMetric(float64(ci.Seen.P99.Microseconds())/1000, "checkin-p99-ms")
@@ -253,13 +264,13 @@ func reportCeiling(t testing.TB, name string, steps []ceilingStep) float64 {
 // p99 passes 500 ms, with 1,000 patients waiting; the CPU profile of the
 // step that failed is in artifacts/bench/.
 func BenchmarkCeiling(b *testing.B) {
-	for _, eng := range engines {
+	for _, eng := range enginesFor(false) {
 		b.Run(eng.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				s := startLoadedSite(b, "ceiling-"+eng.name, eng.dsn(b))
 				ctx := context.Background()
 				require.NoError(b, s.clinic.Grow(ctx, 1000, 16))
-				step := time.Duration(scale(10, 6)) * time.Second
+				step := time.Duration(scale(10, 5)) * time.Second
 				rates := []float64{20, 40, 60, 80, 100, 130, 160, 200, 250, 300, 400}
 				tr := s.ramp(b, "ceiling-transfers-"+eng.name, rates, step, func(rate float64, n int) bench.Result {
 					return s.clinic.Transfers(ctx, rate, n)
@@ -278,8 +289,8 @@ func BenchmarkCeiling(b *testing.B) {
 // 10,000 waiting patients (each with the page open); at each size the
 // memory of every process, CPU at idle, and transfer latency at 20/s.
 func BenchmarkCapacity(b *testing.B) {
-	sizes := []int{100, 1000, scale(10000, 3000)}
-	for _, eng := range engines {
+	sizes := []int{100, 1000, scale(10000, 2000)}
+	for _, eng := range enginesFor(false) {
 		b.Run(eng.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				s := startLoadedSite(b, "capacity-"+eng.name, eng.dsn(b))

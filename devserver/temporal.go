@@ -73,10 +73,15 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	sqlCfg := &config.SQL{
 		PluginName:   sqliteplugin.PluginName,
 		DatabaseName: dbPath,
+		// Keys are pragma names as the plugin passes them on: it turns each
+		// into _pragma=key=value, so "_journal_mode" was an unknown pragma
+		// SQLite ignored, leaving the rollback journal and an fsync per
+		// commit (found by profiling the transfer ceiling: BENCHMARKS.md).
 		ConnectAttributes: map[string]string{
-			"mode":          "rwc",
-			"_journal_mode": "wal",
-			"_synchronous":  "normal",
+			"mode":         "rwc",
+			"journal_mode": "wal",
+			"synchronous":  "normal",
+			"busy_timeout": "10000",
 		},
 	}
 	if _, err := os.Stat(dbPath); errors.Is(err, os.ErrNotExist) {

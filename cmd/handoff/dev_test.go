@@ -225,6 +225,12 @@ func TestDevRunsTheWholeServiceAndKeepsItsData(t *testing.T) {
 	appDSN := "sqlite:" + filepath.Join(dataDir, "handoff.db")
 	demo, err := store.Open(ctx, appDSN)
 	require.NoError(t, err)
+	// Both SQLite files run with a write-ahead log (one fsync per checkpoint,
+	// not per commit): the journal mode is kept in the file.
+	for _, file := range []string{"handoff.db", "temporal.db"} {
+		_, err := os.Stat(filepath.Join(dataDir, file+"-wal"))
+		require.NoError(t, err, "%s has a write-ahead log", file)
+	}
 	var leeRoom, patelRoom store.Room
 	var lee store.User
 	require.NoError(t, demo.Take(&leeRoom, "slug = ?", "dr-lee").Error)
