@@ -14,8 +14,9 @@ const feedPoll = 2 * time.Second
 const feedBatch = 1000
 
 // subscriptionBuffer is how many events a stream may fall behind before it
-// reads the outbox itself to catch up.
-const subscriptionBuffer = 256
+// reads the outbox itself to catch up. Every open page holds one: at 256 the
+// buffers were a quarter of the heap with 1,800 pages open (BENCHMARKS.md).
+const subscriptionBuffer = 16
 
 // Feed reads the outbox once for all the live-event streams of this process
 // and hands each stream the events it may see: a thousand open pages cost
