@@ -64,10 +64,14 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	s.db.Register(fs, "")
 	var sess apiSettings
 	sess.register(fs)
+	cache := registerWorkflowCache(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := sess.check(); err != nil {
+		return err
+	}
+	if err := checkWorkflowCache(*cache); err != nil {
 		return err
 	}
 	if err := s.checkMediaURL(); err != nil {
@@ -174,7 +178,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 			return httpx.Serve(ctx, apiL, api.NewRouter(deps))
 		},
 		db.ListenForEvents,
-		func(ctx context.Context) error { return runVisitWorker(ctx, c, db, node.control, reg, logger) },
+		func(ctx context.Context) error { return runVisitWorker(ctx, c, db, node.control, reg, logger, *cache) },
 	}
 	if s.pprofAddr != "" {
 		services = append(services, func(ctx context.Context) error { return httpx.Serve(ctx, pprofL, profiler()) })

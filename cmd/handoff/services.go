@@ -91,7 +91,11 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	mediaURL := fs.String("media-url", "http://127.0.0.1:8081", "the media node's control API")
 	mediaToken := fs.String("media-control-token", "", "service token of the media node's control API")
 	listen := fs.String("listen", "0.0.0.0:8082", "address of the worker's /healthz, /readyz and /metrics")
+	cache := registerWorkflowCache(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkWorkflowCache(*cache); err != nil {
 		return err
 	}
 	if *mediaToken == "" {
@@ -120,7 +124,7 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	return runAll(ctx,
 		func(ctx context.Context) error { return httpx.Serve(ctx, l, health) },
 		func(ctx context.Context) error {
-			return runVisitWorker(ctx, c, d, media.NewControlClient(*mediaURL, *mediaToken), reg, logger)
+			return runVisitWorker(ctx, c, d, media.NewControlClient(*mediaURL, *mediaToken), reg, logger, *cache)
 		},
 	)
 }
