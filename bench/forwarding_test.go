@@ -21,40 +21,55 @@ import (
 
 var forwardingCalls = 30
 
-// mediaProcess runs `handoff media` as its own process, so its CPU time can
-// be read apart from the test's peers.
-type mediaProcess struct {
+// forwardingLoad is what each party of a benchmark call sends: ≈1.5 Mbps of
+// video (3 × 1,200 B every 20 ms) and 50 audio packets a second.
+var forwardingLoad = mediatest.Options{VideoPacketsPerTick: 3, VideoPayloadBytes: 1200}
+
+// settle is how long calls run before a window opens, so that connection
+// setup (ICE, DTLS) is not counted as forwarding work.
+const settle = time.Second
+
+// relayProcess is a forwarder under test run as its own process, so that its
+// CPU time can be read apart from the test's peers.
+type relayProcess struct {
 	cmd     *exec.Cmd
-	base    string
-	control *media.ControlClient
-	tokens  media.Tokens
+	base    string // http://host:port
+	counter string // the metric line of its forwarded-packets counter
 }
 
-func startMediaProcess(t testing.TB) *mediaProcess {
-	bin := filepath.Join(t.TempDir(), "handoff")
-	out, err := exec.Command("go", "build", "-tags", "production", "-o", bin, "../cmd/handoff").CombinedOutput()
+// buildBinary builds pkg (relative to ./bench) into a temporary file.
+func buildBinary(t testing.TB, pkg string, flags ...string) string {
+	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	args := append(append([]string{"build"}, flags...), "-o", bin, pkg)
+	out, err := exec.Command("go", args...).CombinedOutput()
 	require.NoError(t, err, string(out))
+	return bin
+}
+
+// startRelayProcess runs bin with args plus "--listen <free port>", and waits
+// until it serves /healthz.
+func startRelayProcess(t testing.TB, counter, bin string, env []string, args ...string) *relayProcess {
 	ports, err := devserver.FreePorts("127.0.0.1", 1)
 	require.NoError(t, err)
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	cmd := exec.Command(bin, "media", "--listen", addr)
-	cmd.Env = append(os.Environ(), "HANDOFF_MEDIA_SECRET=bench-secret", "HANDOFF_MEDIA_CONTROL_TOKEN=bench-control")
+	cmd := exec.Command(bin, append(args, "--listen", addr)...)
+	cmd.Env = append(os.Environ(), env...)
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-	base := "http://" + addr
+	p := &relayProcess{cmd: cmd, base: "http://" + addr, counter: counter}
 	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/healthz")
+		resp, err := http.Get(p.base + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 		}
 		return err == nil
 	}, 10*time.Second, 50*time.Millisecond)
-	return &mediaProcess{cmd: cmd, base: base, control: media.NewControlClient(base, "bench-control"), tokens: media.NewTokens("bench-secret")}
+	return p
 }
 
 // cpuSeconds is the process's user+system CPU time so far.
-func (m *mediaProcess) cpuSeconds(t testing.TB) float64 {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", m.cmd.Process.Pid))
+func (p *relayProcess) cpuSeconds(t testing.TB) float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
 	require.NoError(t, err)
 	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
 	utime, _ := strconv.ParseFloat(fields[11], 64)
@@ -62,47 +77,94 @@ func (m *mediaProcess) cpuSeconds(t testing.TB) float64 {
 	return (utime + stime) / 100 // clock ticks (USER_HZ = 100)
 }
 
-func (m *mediaProcess) forwarded(t testing.TB) float64 {
-	resp, err := http.Get(m.base + "/metrics")
+// forwarded reads the process's forwarded-packets counter.
+func (p *relayProcess) forwarded(t testing.TB) float64 {
+	resp, err := http.Get(p.base + "/metrics")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "handoff_media_forwarded_packets_total "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), p.counter+" "); ok {
 			n, _ := strconv.ParseFloat(v, 64)
 			return n
 		}
 	}
-	t.Fatal("no forwarded-packets metric")
+	t.Fatalf("no %s metric", p.counter)
 	return 0
 }
 
-// measureForwarding runs calls 2-party calls, each side sending ≈1.5 Mbps of
-// video (3 × 1,200 B every 20 ms) and 50 audio packets a second, and
-// returns forwarded packets per second and per CPU-second of the media node.
-func measureForwarding(t testing.TB, calls int, window time.Duration) (perSecond, perCPUSecond, cores float64) {
-	m := startMediaProcess(t)
+// window is one measuring window of a forwarder.
+type window struct {
+	pps    float64 // packets forwarded per second
+	cores  float64 // CPU-seconds per second
+	perCPU float64 // packets forwarded per CPU-second
+}
+
+// measure reads the counter and the CPU time before and after d.
+func (p *relayProcess) measure(t testing.TB, d time.Duration) window {
+	p0, c0, t0 := p.forwarded(t), p.cpuSeconds(t), time.Now()
+	time.Sleep(d)
+	p1, c1, elapsed := p.forwarded(t), p.cpuSeconds(t), time.Since(t0).Seconds()
+	return window{pps: (p1 - p0) / elapsed, cores: (c1 - c0) / elapsed, perCPU: (p1 - p0) / (c1 - c0)}
+}
+
+// mediaProcess is `handoff media` as its own process.
+type mediaProcess struct {
+	*relayProcess
+	control *media.ControlClient
+	tokens  media.Tokens
+}
+
+func startMediaProcess(t testing.TB) *mediaProcess {
+	bin := buildBinary(t, "../cmd/handoff", "-tags", "production")
+	p := startRelayProcess(t, "handoff_media_forwarded_packets_total", bin,
+		[]string{"HANDOFF_MEDIA_SECRET=bench-secret", "HANDOFF_MEDIA_CONTROL_TOKEN=bench-control"}, "media")
+	return &mediaProcess{relayProcess: p, control: media.NewControlClient(p.base, "bench-control"), tokens: media.NewTokens("bench-secret")}
+}
+
+// dialCalls sets up calls 2-party calls carrying forwardingLoad, and returns
+// once media flows both ways in each. round keeps call and participant ids
+// apart from earlier rounds on the same node. hangUp ends the calls.
+func (m *mediaProcess) dialCalls(t testing.TB, calls int, round string) (hangUp func()) {
 	ctx := t.Context()
 	url := "ws" + strings.TrimPrefix(m.base, "http") + "/ws"
-	load := mediatest.Options{VideoPacketsPerTick: 3, VideoPayloadBytes: 1200}
+	var all []*mediatest.Peer
+	var ids []string
 	for i := 0; i < calls; i++ {
-		call := fmt.Sprintf("call-%d", i)
+		call := fmt.Sprintf("call-%s%d", round, i)
+		ids = append(ids, call)
 		require.NoError(t, m.control.CreateCall(ctx, call))
 		var peers []*mediatest.Peer
-		for j, who := range []string{"user:%d", "visit:%d"} {
-			id := fmt.Sprintf(who, i)
-			p := mediatest.DialWith(t, url, m.tokens.Mint(id, "", time.Minute), id, byte('a'+j), load)
+		for j, who := range []string{"user:%s%d", "visit:%s%d"} {
+			id := fmt.Sprintf(who, round, i)
+			p := mediatest.DialWith(t, url, m.tokens.Mint(id, "", time.Minute), id, byte('a'+j), forwardingLoad)
 			require.NoError(t, m.control.Attach(ctx, call, id))
 			p.Join(m.tokens.Mint(id, call, time.Minute))
 			peers = append(peers, p)
 		}
 		require.Eventually(t, func() bool { return peers[0].Total('b') > 0 && peers[1].Total('a') > 0 }, 10*time.Second, 10*time.Millisecond)
+		all = append(all, peers...)
 	}
-	time.Sleep(time.Second) // settle
-	p0, c0, t0 := m.forwarded(t), m.cpuSeconds(t), time.Now()
-	time.Sleep(window)
-	p1, c1, elapsed := m.forwarded(t), m.cpuSeconds(t), time.Since(t0).Seconds()
-	return (p1 - p0) / elapsed, (p1 - p0) / (c1 - c0), (c1 - c0) / elapsed
+	return func() {
+		for _, p := range all {
+			p.Close()
+		}
+		for _, call := range ids {
+			_ = m.control.EndCall(ctx, call)
+		}
+	}
+}
+
+// measureForwarding runs calls 2-party calls, each side sending ≈1.5 Mbps of
+// video (3 × 1,200 B every 20 ms) and 50 audio packets a second, and
+// returns forwarded packets per second and per CPU-second of the media node.
+func measureForwarding(t testing.TB, calls int, d time.Duration) (perSecond, perCPUSecond, cores float64) {
+	m := startMediaProcess(t)
+	hangUp := m.dialCalls(t, calls, "")
+	defer hangUp()
+	time.Sleep(settle)
+	w := m.measure(t, d)
+	return w.pps, w.perCPU, w.cores
 }
 
 // BenchmarkMediaForwarding: forwarded packets per second, and per core of

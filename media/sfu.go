@@ -8,6 +8,7 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -40,7 +41,7 @@ func NewSFU(secret string) (*SFU, error) {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+	if err := registerInterceptors(me, ir); err != nil {
 		return nil, err
 	}
 	var se webrtc.SettingEngine
@@ -286,6 +287,34 @@ func forwardPacket(raw []byte, pkt *rtp.Packet, local *webrtc.TrackLocalStaticRT
 	_ = local.WriteRTP(pkt)
 	m.Packets.Add(1)
 	m.Bytes.Add(int64(len(raw)))
+}
+
+// nackHistory is how many sent packets per video stream the SFU keeps to
+// answer NACKs: about 1.7 s at 1.5 Mbps (150 packets/s), 1 s at 2.5 Mbps —
+// as long as libwebrtc keeps its own send history (max(1 s, 3·RTT)); a
+// retransmission older than that arrives after the receiver gave up on it.
+// pion's default, 1,024, holds 1.5 MB per subscriber stream, filled over
+// its first 7 seconds.
+const nackHistory = 256
+
+// registerInterceptors is webrtc.RegisterDefaultInterceptors without what
+// Handoff does not use: the stats interceptor (the SFU never calls GetStats,
+// and it reads the clock, clones the header and takes a lock for every
+// packet, in and out). It keeps NACK (retransmissions, and the PLI feedback
+// that gets keyframes), RTCP sender and receiver reports (lip sync, loss
+// reports to publishers) and TWCC feedback (publishers' bandwidth
+// estimation), with a shorter NACK history.
+func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry) error {
+	if err := webrtc.ConfigureNackWithOptions(me, ir, nil, nack.ResponderSize(nackHistory)); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		return err
+	}
+	return webrtc.ConfigureTWCCSender(me, ir)
 }
 
 func webrtcSRTPProfiles() []dtls.SRTPProtectionProfile {

@@ -1,0 +1,161 @@
+package bench_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff-telehealth/handoff/internal/mediatest"
+)
+
+// floorPeer is a pion client of the floor relay. It publishes what a
+// mediatest.Peer publishes with the same Options — the same codecs, payload
+// types, packet sizes and pace — and counts the packets it receives.
+type floorPeer struct {
+	pc       *webrtc.PeerConnection
+	received atomic.Int64
+	stop     chan struct{}
+}
+
+// dialFloor joins call on the floor relay at base and starts publishing.
+func dialFloor(t testing.TB, base, call string, tag byte, load mediatest.Options) *floorPeer {
+	t.Helper()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	require.NoError(t, err)
+	p := &floorPeer{pc: pc, stop: make(chan struct{})}
+	t.Cleanup(p.close)
+	audio, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", call)
+	require.NoError(t, err)
+	video, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", call)
+	require.NoError(t, err)
+	for _, track := range []*webrtc.TrackLocalStaticRTP{audio, video} {
+		sender, err := pc.AddTrack(track)
+		require.NoError(t, err)
+		go drainSenderRTCP(sender)
+	}
+	pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { p.receive(remote) })
+	require.NoError(t, p.negotiate(base, call))
+	go p.publish(audio, video, tag, load)
+	return p
+}
+
+// negotiate is non-trickle: the offer goes out with every candidate in it.
+func (p *floorPeer) negotiate(base, call string) error {
+	offer, err := p.pc.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	gathered := webrtc.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	<-gathered
+	resp, err := http.Post(base+"/offer?call="+url.QueryEscape(call), "application/sdp", bytes.NewReader([]byte(p.pc.LocalDescription().SDP)))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("floor relay: %s: %s", resp.Status, answer)
+	}
+	return p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(answer)})
+}
+
+// receive counts what arrives, parsing each packet as a mediatest.Peer does
+// so that the peers cost the machine about the same on either relay.
+func (p *floorPeer) receive(remote *webrtc.TrackRemote) {
+	buf := make([]byte, 1500)
+	var pkt rtp.Packet
+	for {
+		n, _, err := remote.Read(buf)
+		if err != nil {
+			return
+		}
+		if pkt.Unmarshal(buf[:n]) == nil && len(pkt.Payload) > 0 {
+			p.received.Add(1)
+		}
+	}
+}
+
+// publish sends, every 20 ms, one audio packet and load.VideoPacketsPerTick
+// video packets of load.VideoPayloadBytes, as mediatest.Peer.publish does.
+func (p *floorPeer) publish(audio, video *webrtc.TrackLocalStaticRTP, tag byte, load mediatest.Options) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var seq, vseq uint16
+	var ts uint32
+	small := []byte{tag, 0x10, 0, 0, 0, 0, 0, 0}
+	big := make([]byte, max(load.VideoPayloadBytes, 2))
+	big[0], big[1] = tag, 0x10
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-tick.C:
+		}
+		seq++
+		ts += 960
+		_ = audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: ts}, Payload: small})
+		for j := 0; j < load.VideoPacketsPerTick; j++ {
+			vseq++
+			_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: vseq, Timestamp: ts * 2, Marker: j == load.VideoPacketsPerTick-1}, Payload: big})
+		}
+	}
+}
+
+func (p *floorPeer) close() {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+		_ = p.pc.Close()
+	}
+}
+
+// drainSenderRTCP reads a sender's RTCP so that its interceptors see it.
+func drainSenderRTCP(sender *webrtc.RTPSender) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := sender.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// floorRelay is bench/floorrelay as its own process.
+type floorRelay struct{ *relayProcess }
+
+func startFloorRelay(t testing.TB) *floorRelay {
+	bin := buildBinary(t, "./floorrelay")
+	return &floorRelay{startRelayProcess(t, "floorrelay_forwarded_packets_total", bin, nil)}
+}
+
+// dialCalls is mediaProcess.dialCalls for the floor relay.
+func (f *floorRelay) dialCalls(t testing.TB, calls int, round string) (hangUp func()) {
+	var all []*floorPeer
+	for i := 0; i < calls; i++ {
+		call := fmt.Sprintf("call-%s%d", round, i)
+		a := dialFloor(t, f.base, call, 'a', forwardingLoad)
+		b := dialFloor(t, f.base, call, 'b', forwardingLoad)
+		require.Eventually(t, func() bool { return a.received.Load() > 0 && b.received.Load() > 0 }, 10*time.Second, 10*time.Millisecond)
+		all = append(all, a, b)
+	}
+	return func() {
+		for _, p := range all {
+			p.close()
+		}
+	}
+}
