@@ -42,7 +42,7 @@ func call(method, url, token string, body any, key string) (int, map[string]any)
 
 // until retries a request on the same key until it gets an answer.
 func until(t *testing.T, method, url, token string, body any, key string) (int, map[string]any) {
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(4 * time.Minute)
 	for time.Now().Before(deadline) {
 		status, out := call(method, url, token, body, key)
 		if status != 0 && status < 500 && status != http.StatusConflict && status != http.StatusTooManyRequests {
