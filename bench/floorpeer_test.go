@@ -44,7 +44,7 @@ func dialFloor(t testing.TB, base, call string, tag byte, load mediatest.Options
 	}
 	pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { p.receive(remote) })
 	require.NoError(t, p.negotiate(base, call))
-	go p.publish(audio, video, tag, load)
+	go mediatest.Publish(audio, video, tag, load, p.stop, nil)
 	return p
 }
 
@@ -86,32 +86,6 @@ func (p *floorPeer) receive(remote *webrtc.TrackRemote) {
 		}
 		if pkt.Unmarshal(buf[:n]) == nil && len(pkt.Payload) > 0 {
 			p.received.Add(1)
-		}
-	}
-}
-
-// publish sends, every 20 ms, one audio packet and load.VideoPacketsPerTick
-// video packets of load.VideoPayloadBytes, as mediatest.Peer.publish does.
-func (p *floorPeer) publish(audio, video *webrtc.TrackLocalStaticRTP, tag byte, load mediatest.Options) {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	var seq, vseq uint16
-	var ts uint32
-	small := []byte{tag, 0x10, 0, 0, 0, 0, 0, 0}
-	big := make([]byte, max(load.VideoPayloadBytes, 2))
-	big[0], big[1] = tag, 0x10
-	for {
-		select {
-		case <-p.stop:
-			return
-		case <-tick.C:
-		}
-		seq++
-		ts += 960
-		_ = audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: ts}, Payload: small})
-		for j := 0; j < load.VideoPacketsPerTick; j++ {
-			vseq++
-			_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: vseq, Timestamp: ts * 2, Marker: j == load.VideoPacketsPerTick-1}, Payload: big})
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/handoff-telehealth/handoff/bench"
 	"github.com/handoff-telehealth/handoff/devserver"
 	"github.com/handoff-telehealth/handoff/internal/mediatest"
 	"github.com/handoff-telehealth/handoff/media"
@@ -69,12 +70,9 @@ func startRelayProcess(t testing.TB, counter, bin string, env []string, args ...
 
 // cpuSeconds is the process's user+system CPU time so far.
 func (p *relayProcess) cpuSeconds(t testing.TB) float64 {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	u, err := bench.ProcessUsage(p.cmd.Process.Pid)
 	require.NoError(t, err)
-	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	return (utime + stime) / 100 // clock ticks (USER_HZ = 100)
+	return u.CPUSeconds
 }
 
 // forwarded reads the process's forwarded-packets counter.

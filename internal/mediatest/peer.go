@@ -189,16 +189,25 @@ func (p *Peer) readSignals() {
 
 // publish sends 50 audio and 30 video packets a second, tagged.
 func (p *Peer) publish(audio, video *webrtc.TrackLocalStaticRTP, opts Options) {
+	Publish(audio, video, p.Tag, opts, p.stop, p.keyframe)
+}
+
+// Publish sends, every 20 ms until stop closes, one audio packet and video:
+// opts.VideoPacketsPerTick packets of opts.VideoPayloadBytes, or else one
+// small packet every third tick. The first payload byte is tag; a receive
+// on keyframe marks the next video as a keyframe (nil: never). Other pion
+// clients (the benchmark's floor peers) send the same load with it.
+func Publish(audio, video *webrtc.TrackLocalStaticRTP, tag byte, opts Options, stop, keyframe <-chan struct{}) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	var seq, vseq uint16
 	var ts uint32
-	payload := []byte{p.Tag, 0x10, 0, 0, 0, 0, 0, 0}
+	payload := []byte{tag, 0x10, 0, 0, 0, 0, 0, 0}
 	big := make([]byte, max(opts.VideoPayloadBytes, 2))
-	big[0] = p.Tag
+	big[0] = tag
 	for i := 0; ; i++ {
 		select {
-		case <-p.stop:
+		case <-stop:
 			return
 		case <-tick.C:
 		}
@@ -207,7 +216,7 @@ func (p *Peer) publish(audio, video *webrtc.TrackLocalStaticRTP, opts Options) {
 		_ = audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: ts}, Payload: payload})
 		key := false
 		select {
-		case <-p.keyframe:
+		case <-keyframe:
 			key = true
 		default:
 		}
