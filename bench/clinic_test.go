@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -54,10 +53,7 @@ func handoffBin(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "handoff")
-		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/handoff").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v: %s", err, out)
-		}
+		binErr = goBuild(binPath, "../cmd/handoff")
 	})
 	require.NoError(t, binErr)
 	return binPath

@@ -41,10 +41,17 @@ type relayProcess struct {
 // buildBinary builds pkg (relative to ./bench) into a temporary file.
 func buildBinary(t testing.TB, pkg string, flags ...string) string {
 	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
-	args := append(append([]string{"build"}, flags...), "-o", bin, pkg)
-	out, err := exec.Command("go", args...).CombinedOutput()
-	require.NoError(t, err, string(out))
+	require.NoError(t, goBuild(bin, pkg, flags...))
 	return bin
+}
+
+// goBuild builds pkg into bin.
+func goBuild(bin, pkg string, flags ...string) error {
+	args := append(append([]string{"build"}, flags...), "-o", bin, pkg)
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v: %s", pkg, err, out)
+	}
+	return nil
 }
 
 // startRelayProcess runs bin with args plus "--listen <free port>", and waits
