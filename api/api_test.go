@@ -455,6 +455,9 @@ func TestTransferFromAStaleViewIsAConflict(t *testing.T) {
 	sameRoomStale := s.do("POST", "/visits/"+visit+"/transfer", leeTok, map[string]string{"targetRoomId": s.roomID("dr-patel"), "fromRoomId": reception})
 	require.Equal(t, http.StatusConflict, sameRoomStale.Status, sameRoomStale.Raw)
 
+	unknownRoom := s.do("POST", "/visits/"+visit+"/transfer", leeTok, map[string]string{"targetRoomId": s.roomID("dr-patel"), "fromRoomId": "not-a-room"})
+	require.Equal(t, http.StatusNotFound, unknownRoom.Status, unknownRoom.Raw)
+
 	var v store.Visit
 	require.NoError(t, s.db.Take(&v, "id = ?", visit).Error)
 	require.Equal(t, 1, v.Transfers, "no refused transfer moved the patient")

@@ -269,6 +269,10 @@ func (h *handlers) transfer(c *gin.Context) {
 		return
 	}
 	if req.FromRoomID != "" && req.FromRoomID != v.RoomID {
+		if _, known := idx.rooms[req.FromRoomID]; !known {
+			fail(c, errNotFound("room the patient was seen in"))
+			return
+		}
 		fail(c, errMovedAway)
 		return
 	}
