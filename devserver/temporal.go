@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	uiserver "github.com/temporalio/ui-server/v2/server"
@@ -53,6 +54,23 @@ type Server struct {
 	temporal temporal.Server
 	ui       *uiserver.Server
 	uiDone   chan struct{}
+
+	forceRefresh func()
+	refreshOnce  sync.Once
+}
+
+// SearchAttributesRegistered tells the server handoff's search attributes
+// are in place. When some were just added, every service keeps re-reading
+// them for two of its cache periods (60 s each) so none holds a list from
+// before; otherwise the cached list is used from now on.
+func (s *Server) SearchAttributesRegistered(added bool) {
+	s.refreshOnce.Do(func() {
+		if !added {
+			s.forceRefresh()
+			return
+		}
+		time.AfterFunc(2*time.Minute, s.forceRefresh)
+	})
 }
 
 // Address is host:port of the frontend.
@@ -93,6 +111,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := forgetPreviousMembers(dbPath); err != nil {
 		return nil, err
 	}
+	partitions, err := taskPartitions(dbPath)
+	if err != nil {
+		return nil, err
+	}
+	dc, forceRefresh := devConfig(partitions)
 	ns, err := sqliteschema.NewNamespaceConfig("active", opts.Namespace, false, workflows.SearchAttributes())
 	if err != nil {
 		return nil, err
@@ -121,7 +144,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		temporal.WithLogger(logger),
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
-		temporal.WithDynamicConfigClient(dynamicConfig),
+		temporal.WithDynamicConfigClient(dc),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("configuring the embedded Temporal server: %w", err)
@@ -129,7 +152,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("starting the embedded Temporal server (log: %s): %w", logFile, err)
 	}
-	s := &Server{opts: opts, temporal: srv}
+	s := &Server{opts: opts, temporal: srv, forceRefresh: forceRefresh}
 	if err := waitForPort(ctx, s.Address()); err != nil {
 		_ = srv.Stop()
 		return nil, err
@@ -174,18 +197,33 @@ func (s *Server) Stop() {
 	_ = s.temporal.Stop()
 }
 
-// dynamicConfig tunes the one-machine server.
-var dynamicConfig = dynamicconfig.StaticClient{
-	// Search attributes registered while running are usable at once.
-	dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
+// devConfig tunes the one-machine server. It is a memory client so the
+// search-attribute refresh can be switched off once handoff's attributes
+// are registered.
+func devConfig(readPartitions int) (*dynamicconfig.MemoryClient, func()) {
+	c := dynamicconfig.NewMemoryClient()
 	// The transfer queue, which hands a workflow task to matching after an
 	// activity completes, is read at most 20 times a second per shard by
 	// default. With the single shard of a dev server every visit shares that
 	// budget, and each activity of a transfer waited 30-50 ms for its next
 	// workflow task (measured: a 2-activity transfer took 100 ms against a
 	// 5 ms bare update). Reading on every notification removes the wait.
-	dynamicconfig.TransferProcessorMaxPollRPS.Key():     10000,
-	dynamicconfig.TransferProcessorMaxPollHostRPS.Key(): 10000,
+	c.OverrideSetting(dynamicconfig.TransferProcessorMaxPollRPS, 10000)
+	c.OverrideSetting(dynamicconfig.TransferProcessorMaxPollHostRPS, 10000)
+	// One partition per task queue instead of four: one worker polls, and
+	// with four a new visit's first workflow task often landed on a
+	// partition with no poll waiting, went to the database and waited for
+	// a poll (check-ins at 50/s: p99 118 → 45 ms, BENCHMARKS.md). Tasks are
+	// written to partition 0 only; the others are still read while a data
+	// directory from before holds tasks in them (see taskPartitions).
+	c.OverrideSetting(dynamicconfig.MatchingNumTaskqueueWritePartitions, 1)
+	c.OverrideSetting(dynamicconfig.MatchingNumTaskqueueReadPartitions, readPartitions)
+	// Until handoff's search attributes are known to be registered, every
+	// read of them goes to the database, so attributes added at start are
+	// usable at once. Left on, that was ten database reads per check-in on
+	// the server's one SQLite connection (BENCHMARKS.md).
+	forceRefresh := c.OverrideSetting(dynamicconfig.ForceSearchAttributesCacheRefreshOnRead, true)
+	return c, forceRefresh
 }
 
 // forgetPreviousMembers drops the cluster membership rows of earlier runs.
@@ -203,6 +241,29 @@ func forgetPreviousMembers(dbPath string) error {
 		return fmt.Errorf("clearing stale cluster membership in %s: %w", dbPath, err)
 	}
 	return nil
+}
+
+// taskPartitions is how many partitions of each task queue to read: 1,
+// unless tasks of an earlier run wait in the other partitions, written
+// when every queue had four. Those are read until they are gone, so no
+// visit's task is stranded.
+func taskPartitions(dbPath string) (int, error) {
+	db, err := sql.Open("sqlite", "file:"+dbPath)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var n int
+	// A partition other than the first is named /_sys/<queue>/<n>.
+	err = db.QueryRow(`SELECT (SELECT COUNT(*) FROM tasks WHERE instr(task_queue_id, CAST('/_sys/' AS BLOB)) > 0)
+		+ (SELECT COUNT(*) FROM tasks_v2 WHERE instr(task_queue_id, CAST('/_sys/' AS BLOB)) > 0)`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("looking for tasks in %s: %w", dbPath, err)
+	}
+	if n > 0 {
+		return 4, nil
+	}
+	return 1, nil
 }
 
 func serverConfig(opts Options, sqlCfg *config.SQL) (*config.Config, error) {

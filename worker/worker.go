@@ -36,11 +36,20 @@ type Deps struct {
 // the default stays; the flag is there for workers with many more visits.
 const DefaultWorkflowCache = 10000
 
+const workflowTaskPollers = 8
+
 // New makes a worker for the visit task queue with everything registered.
 func New(c client.Client, d Deps) sdkworker.Worker {
 	// On SIGTERM the worker stops polling and gives running activities this
 	// long to finish, so a deploy does not cut a transfer step in half.
-	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{WorkerStopTimeout: drainTimeout})
+	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
+		WorkerStopTimeout: drainTimeout,
+		// The SDK's two pollers, shared between the sticky and the normal
+		// queue, left new visits' first workflow tasks without a poll
+		// waiting at 50 check-ins/s; they were written to the database and
+		// matched later (BENCHMARKS.md).
+		MaxConcurrentWorkflowTaskPollers: workflowTaskPollers,
+	})
 	w.RegisterWorkflow(workflows.Visit)
 	w.RegisterActivity(&activities.Activities{DB: d.DB, Media: d.Media, Metrics: d.Metrics})
 	return w

@@ -164,9 +164,11 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return err
 	}
 	defer c.Close()
-	if _, err := temporalx.EnsureSearchAttributes(ctx, c, s.namespace); err != nil {
+	added, err := temporalx.EnsureSearchAttributes(ctx, c, s.namespace)
+	if err != nil {
 		return err
 	}
+	temporal.SearchAttributesRegistered(len(added) > 0)
 
 	reg.WatchWaiting(db)
 	printDevBanner(stdout, s, dataDir, apiURL, temporal, time.Since(started))

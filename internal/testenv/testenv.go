@@ -68,6 +68,9 @@ func StartOn(t testing.TB, dsn string) *Env {
 	c, err := client.Dial(temporalx.ClientOptions(config.Temporal{Address: srv.Address(), Namespace: "default"}, codec, logger))
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
+	added, err := temporalx.EnsureSearchAttributes(ctx, c, "default")
+	require.NoError(t, err)
+	srv.SearchAttributesRegistered(len(added) > 0)
 
 	sfu, err := media.NewSFU(MediaSecret)
 	require.NoError(t, err)
