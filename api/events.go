@@ -12,7 +12,6 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/handoff-telehealth/handoff/store"
-	"github.com/handoff-telehealth/handoff/workflows"
 )
 
 const (
@@ -171,8 +170,8 @@ func (h *handlers) eventScope(c *gin.Context, cl *caller) (eventScope, error) {
 // departure.
 func (h *handlers) arrive(ctx context.Context, cl *caller) (string, func()) {
 	if cl.Visit != nil {
-		h.signalPresence(cl.Visit.ID, true)
-		return "", func() { h.signalPresence(cl.Visit.ID, false) }
+		h.patientArrived(cl.Visit.ID)
+		return "", func() { h.patientLeft(cl.Visit.ID) }
 	}
 	conn := store.Presence{ConnectionID: uuid.NewString(), UserID: cl.User.ID, LastSeenAt: time.Now().UTC()}
 	_ = h.DB.WithContext(ctx).Create(&conn).Error
@@ -186,11 +185,4 @@ func (h *handlers) stillHere(ctx context.Context, connID string) {
 		return
 	}
 	_ = h.DB.WithContext(ctx).Model(&store.Presence{}).Where("connection_id = ?", connID).Update("last_seen_at", time.Now().UTC()).Error
-}
-
-func (h *handlers) signalPresence(visitID string, connected bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	// Best effort: a visit that has ended has nobody to tell.
-	_ = h.Temporal.SignalWorkflow(ctx, workflows.VisitWorkflowID(visitID), "", workflows.SignalPresence, workflows.PresenceSignal{Connected: connected})
 }

@@ -11,6 +11,7 @@ import (
 
 type handlers struct {
 	Deps
+	patients *patientStreams
 }
 
 func (h *handlers) live(c *gin.Context) {

@@ -44,7 +44,7 @@ func NewRouter(d Deps) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.ContextWithFallback = true // handlers pass c as the context: spans and deadlines flow on
-	h := &handlers{Deps: d}
+	h := &handlers{Deps: d, patients: newPatientStreams()}
 	r.Use(gin.Recovery(), h.requestID, tracing.Gin(), h.accessLog)
 
 	// Process health: liveness says the process runs, readiness says it can

@@ -182,6 +182,13 @@ var migrations = []migration{
 		// it would scan the clinic's whole trail.
 		both: []string{`CREATE INDEX audit_events_by_visit ON audit_events (visit_id, action)`},
 	},
+	{
+		version: 4,
+		name:    "patient departures per visit",
+		// Counted by the API when a patient's last stream closes; the count
+		// orders presence signals and spares the signal on a first arrival.
+		both: []string{`ALTER TABLE visits ADD COLUMN patient_departures INTEGER NOT NULL DEFAULT 0`},
+	},
 }
 
 // LatestVersion is the schema version this build expects.

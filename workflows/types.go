@@ -36,6 +36,8 @@ type VisitState struct {
 	// PatientConnected and DisconnectedAt drive the abandonment timer.
 	PatientConnected bool
 	DisconnectedAt   time.Time
+	// PresenceSeq is the Seq of the last presence signal applied.
+	PresenceSeq int
 	// Transfers already done, by update id, so a repeated Idempotency-Key
 	// gets the same answer even after continue-as-new.
 	DoneTransfers map[string]TransferResult
@@ -91,4 +93,10 @@ type EndRequest struct {
 // PresenceSignal reports the patient's connection to the waiting room.
 type PresenceSignal struct {
 	Connected bool
+	// Seq is the visit's count of patient departures when the signal was
+	// sent (store.CountPatientDeparture): API processes signal on their
+	// own, so signals can arrive out of order, and the later one wins. A
+	// departure and an arrival with the same Seq: the arrival came after.
+	// Zero (signals from before Seq existed) is applied as it comes.
+	Seq int
 }

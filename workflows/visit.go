@@ -142,6 +142,12 @@ func (v *visit) continueAsNew(ctx workflow.Context) error {
 }
 
 func (v *visit) setPresence(ctx workflow.Context, s PresenceSignal) {
+	if s.Seq > 0 {
+		if s.Seq < v.st.PresenceSeq || (s.Seq == v.st.PresenceSeq && !s.Connected) {
+			return // older than what the visit knows
+		}
+		v.st.PresenceSeq = s.Seq
+	}
 	if s.Connected == v.st.PatientConnected {
 		return
 	}

@@ -393,6 +393,31 @@ func (s *visitSuite) TestReconnectingPatientIsNotAbandoned() {
 	s.env.AssertActivityCalled(s.T(), "EndVisit", mock.Anything, mock.MatchedBy(func(p activities.EndParams) bool { return p.Reason == "ended" }))
 }
 
+// Two API processes signal on their own: the departure counted first can
+// arrive after the arrival that followed it, and must not win.
+func (s *visitSuite) TestLateDepartureDoesNotOutrankTheArrivalAfterIt() {
+	s.checkIn()
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(workflows.SignalPresence, workflows.PresenceSignal{Connected: false, Seq: 1})
+	}, time.Minute)
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(workflows.SignalPresence, workflows.PresenceSignal{Connected: true, Seq: 2})
+		s.env.SignalWorkflow(workflows.SignalPresence, workflows.PresenceSignal{Connected: false, Seq: 2})
+		s.env.SignalWorkflow(workflows.SignalPresence, workflows.PresenceSignal{Connected: false, Seq: 1})
+	}, 2*time.Minute)
+	s.env.RegisterDelayedCallback(func() {
+		st := s.status()
+		s.True(st.PatientConnected, "the arrival after departure 2 stands")
+		s.Equal(2, st.PresenceSeq)
+	}, 3*time.Minute)
+	s.endAt(time.Hour)
+	in := input()
+	in.AbandonAfter = 10 * time.Minute
+	s.env.ExecuteWorkflow(workflows.Visit, in)
+	s.env.AssertActivityNumberOfCalls(s.T(), "EndVisit", 1)
+	s.env.AssertActivityCalled(s.T(), "EndVisit", mock.Anything, mock.MatchedBy(func(p activities.EndParams) bool { return p.Reason == "ended" }))
+}
+
 func (s *visitSuite) TestContinuesAsNewWithItsState() {
 	s.checkIn()
 	s.env.OnActivity(a.BeginTransfer, mock.Anything, mock.Anything).Return(plan, nil).Once()

@@ -1,0 +1,64 @@
+package api_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+
+	"github.com/handoff-telehealth/handoff/store"
+	"github.com/handoff-telehealth/handoff/workflows"
+)
+
+// presence is what the visit's workflow believes of its patient.
+func (s *service) presence(visit string) workflows.VisitState {
+	s.t.Helper()
+	st, err := workflows.Status(context.Background(), s.env.Client, visit)
+	require.NoError(s.t, err)
+	return st
+}
+
+// presenceSignals counts the presence signals in the visit's history.
+func (s *service) presenceSignals(visit string) int {
+	s.t.Helper()
+	it := s.env.Client.GetWorkflowHistory(context.Background(), workflows.VisitWorkflowID(visit), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	n := 0
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(s.t, err)
+		if a := ev.GetWorkflowExecutionSignaledEventAttributes(); a != nil && a.GetSignalName() == workflows.SignalPresence {
+			n++
+		}
+	}
+	return n
+}
+
+// A patient's page opening right after check-in, a second tab, and a tab
+// closed while another stays open tell the visit nothing; closing the last
+// page is a departure, and coming back an arrival after it.
+func TestPatientPagesTellTheVisitOnlyOfDeparturesAndReturns(t *testing.T) {
+	s := newService(t)
+	visit, token := s.checkIn("dr-lee", "Pat Pages")
+
+	first := s.stream(token, "")
+	second := s.stream(token, "")
+	first.cancel()
+	time.Sleep(500 * time.Millisecond) // the server notices the first page is gone
+	require.True(t, s.presence(visit).PatientConnected, "one page is still open")
+
+	second.cancel()
+	require.Eventually(t, func() bool { return !s.presence(visit).PatientConnected }, 10*time.Second, 50*time.Millisecond,
+		"closing the last page is a departure")
+	departures, err := store.PatientDepartures(s.db.DB, visit)
+	require.NoError(t, err)
+	require.Equal(t, 1, departures)
+
+	s.stream(token, "")
+	require.Eventually(t, func() bool { return s.presence(visit).PatientConnected }, 10*time.Second, 50*time.Millisecond,
+		"coming back is an arrival")
+	st := s.presence(visit)
+	require.Equal(t, 1, st.PresenceSeq, "the arrival is ordered after the one departure")
+	require.Equal(t, 2, s.presenceSignals(visit), "one departure and one return: nothing for the first page, the second tab or the closed tab")
+}
