@@ -90,11 +90,11 @@ func (h *handlers) events(c *gin.Context) {
 		case <-ctx.Done():
 			return
 		case e := <-sub.C:
-			send(e)
+			send(*e)
 			for more := true; more; { // write what else is queued, then flush once
 				select {
 				case e := <-sub.C:
-					send(e)
+					send(*e)
 				default:
 					more = false
 				}

@@ -38,8 +38,10 @@ type Feed struct {
 
 // Subscription is one stream's share of the feed.
 type Subscription struct {
-	// C carries the stream's events in id order.
-	C chan Event
+	// C carries the stream's events in id order. Pointers: one event is
+	// shared by every stream it goes to, and an idle stream's buffer is 16
+	// words, not 16 events (10,000 open pages: 33 MB of buffers before).
+	C chan *Event
 	// Lagged receives when events were dropped because C was full: the
 	// stream reads the outbox after its last id.
 	Lagged chan struct{}
@@ -77,7 +79,7 @@ func (f *Feed) ForRooms(clinicID string, rooms []string) (*Subscription, error) 
 
 // subscribe fails only when the feed cannot learn where the outbox ends.
 func (f *Feed) subscribe(keys []feedKey) (*Subscription, error) {
-	s := &Subscription{C: make(chan Event, subscriptionBuffer), Lagged: make(chan struct{}, 1), keys: keys, feed: f}
+	s := &Subscription{C: make(chan *Event, subscriptionBuffer), Lagged: make(chan struct{}, 1), keys: keys, feed: f}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.started {
@@ -167,14 +169,14 @@ func (f *Feed) readOnce(ctx context.Context) int {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, e := range batch {
-		f.dispatch(e)
-		f.last = e.ID
+	for i := range batch {
+		f.dispatch(&batch[i])
+		f.last = batch[i].ID
 	}
 	return len(batch)
 }
 
-func (f *Feed) dispatch(e Event) {
+func (f *Feed) dispatch(e *Event) {
 	var subs map[*Subscription]struct{}
 	switch {
 	case e.Audience == AudiencePatient && e.VisitID != nil:

@@ -40,7 +40,7 @@ func TestFeedDeliversEachStreamItsOwnEvents(t *testing.T) {
 		next := func(s *store.Subscription) store.Event {
 			select {
 			case e := <-s.C:
-				return e
+				return *e
 			case <-time.After(5 * time.Second):
 				t.Fatal("no event reached the stream")
 				return store.Event{}
