@@ -39,7 +39,7 @@ build:
 build-production:
 	CGO_ENABLED=0 $(GO) build -tags production -trimpath -o bin/handoff-production ./cmd/handoff
 
-## bench: every figure of BENCHMARKS.md, each beside its floor (about an hour; profiles in artifacts/bench)
+## bench: every figure of BENCHMARKS.md, each beside its floor (about 25 minutes; profiles in artifacts/bench)
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 120m -v ./bench/
 

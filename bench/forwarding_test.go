@@ -147,7 +147,7 @@ func (m *mediaProcess) dialCalls(t testing.TB, calls int, round string) (hangUp 
 			p.Join(m.tokens.Mint(id, call, time.Minute))
 			peers = append(peers, p)
 		}
-		require.Eventually(t, func() bool { return peers[0].Total('b') > 0 && peers[1].Total('a') > 0 }, 10*time.Second, 10*time.Millisecond)
+		require.Eventually(t, func() bool { return peers[0].Total('b') > 0 && peers[1].Total('a') > 0 }, 30*time.Second, 10*time.Millisecond)
 		all = append(all, peers...)
 	}
 	return func() {
