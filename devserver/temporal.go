@@ -88,20 +88,7 @@ func (s *Server) UIURL() string {
 // frontend accepts connections.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	dbPath := filepath.Join(opts.DataDir, "temporal.db")
-	sqlCfg := &config.SQL{
-		PluginName:   sqliteplugin.PluginName,
-		DatabaseName: dbPath,
-		// Keys are pragma names as the plugin passes them on: it turns each
-		// into _pragma=key=value, so "_journal_mode" was an unknown pragma
-		// SQLite ignored, leaving the rollback journal and an fsync per
-		// commit (found by profiling the transfer ceiling: BENCHMARKS.md).
-		ConnectAttributes: map[string]string{
-			"mode":         "rwc",
-			"journal_mode": "wal",
-			"synchronous":  "normal",
-			"busy_timeout": "10000",
-		},
-	}
+	sqlCfg := sqliteConfig(dbPath)
 	if _, err := os.Stat(dbPath); errors.Is(err, os.ErrNotExist) {
 		if err := sqliteschema.SetupSchema(sqlCfg); err != nil {
 			_ = os.Remove(dbPath) // a half-made schema would fail every later start
@@ -352,5 +339,23 @@ func waitForPort(ctx context.Context, addr string) error {
 			return fmt.Errorf("nothing answers on %s: %w", addr, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// sqliteConfig is the server's SQLite database at path.
+func sqliteConfig(path string) *config.SQL {
+	return &config.SQL{
+		PluginName:   sqliteplugin.PluginName,
+		DatabaseName: path,
+		// Keys are pragma names as the plugin passes them on: it turns each
+		// into _pragma=key=value, so "_journal_mode" was an unknown pragma
+		// SQLite ignored, leaving the rollback journal and an fsync per
+		// commit (found by profiling the transfer ceiling: BENCHMARKS.md).
+		ConnectAttributes: map[string]string{
+			"mode":         "rwc",
+			"journal_mode": "wal",
+			"synchronous":  "normal",
+			"busy_timeout": "10000",
+		},
 	}
 }

@@ -1,0 +1,45 @@
+package devserver
+
+import (
+	"database/sql"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	sqliteschema "go.temporal.io/server/schema/sqlite"
+)
+
+// A data directory from when every task queue had four partitions keeps
+// them read until their tasks are gone; any other is read from one.
+func TestTaskPartitionsReadsOldPartitionsUntilTheyAreEmpty(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "temporal.db")
+	require.NoError(t, sqliteschema.SetupSchema(sqliteConfig(path)))
+
+	n, err := taskPartitions(path)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "a new data directory")
+
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	defer db.Close()
+	insert := func(queue string) {
+		_, err := db.Exec(`INSERT INTO tasks (range_hash, task_queue_id, task_id, data, data_encoding) VALUES (1, ?, 1, x'00', 'proto3')`,
+			append([]byte("0123456789abcdef"), append([]byte(queue), 1)...))
+		require.NoError(t, err)
+	}
+	insert("handoff-visits")
+	n, err = taskPartitions(path)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "tasks in the first partition are read either way")
+
+	insert("/_sys/handoff-visits/2")
+	n, err = taskPartitions(path)
+	require.NoError(t, err)
+	require.Equal(t, 4, n, "a task waits in another partition")
+
+	_, err = db.Exec(`DELETE FROM tasks`)
+	require.NoError(t, err)
+	n, err = taskPartitions(path)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+}
