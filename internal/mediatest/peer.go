@@ -6,6 +6,7 @@ package mediatest
 
 import (
 	"encoding/json"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -269,14 +270,28 @@ func (p *Peer) Close() {
 // ReceivesFrom waits until p gets audio and video from each of the others.
 func (p *Peer) ReceivesFrom(t *testing.T, others ...*Peer) {
 	t.Helper()
-	require.Eventually(t, func() bool {
+	receives := func() bool {
 		for _, o := range others {
 			if p.Count(o.Tag, "audio") < 5 || p.Count(o.Tag, "video") < 2 {
 				return false
 			}
 		}
 		return true
-	}, 10*time.Second, 20*time.Millisecond, "%s should receive from %d others", p.ID, len(others))
+	}
+	for deadline := time.Now().Add(10 * time.Second); !receives(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s should receive from %d others within 10s (%s)", p.ID, len(others), p.state())
+		}
+	}
+}
+
+// state says where the peer's connection stands, for a failing test: a
+// rare failure to receive (seen under CI load) leaves this to go on.
+func (p *Peer) state() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return fmt.Sprintf("connection %s, signaling %s, ICE %s, received %v, %d signaling errors",
+		p.PC.ConnectionState(), p.PC.SignalingState(), p.PC.ICEConnectionState(), p.received, len(p.Errors))
 }
 
 // NoErrors fails the test if the media node reported an error to p.
