@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -305,7 +306,12 @@ func serverConfig(opts Options, sqlCfg *config.SQL) (*config.Config, error) {
 	}, nil
 }
 
-// FreePorts finds n distinct ports free on host right now.
+// FreePorts finds n distinct ports free on host right now. They are drawn
+// below Linux's ephemeral range (32768-60999), from which the kernel picks
+// both ":0" listeners and the local ports of outgoing connections: a port
+// handed out from there could be taken by a connection before the server
+// bound it, and Temporal's services exit the process when a bind fails
+// (seen in CI: "bind: address already in use" for the frontend).
 func FreePorts(host string, n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	var held []net.Listener
@@ -314,9 +320,16 @@ func FreePorts(host string, n int) ([]int, error) {
 			_ = l.Close()
 		}
 	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	for tries := 0; len(ports) < n; tries++ {
+		port := 0 // the kernel's choice, if the low range is full
+		if tries < 1000 {
+			port = lowPortStart + rand.IntN(lowPortEnd-lowPortStart)
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
+			if port != 0 {
+				continue
+			}
 			return nil, fmt.Errorf("finding a free port on %s: %w", host, err)
 		}
 		held = append(held, l)
@@ -324,6 +337,8 @@ func FreePorts(host string, n int) ([]int, error) {
 	}
 	return ports, nil
 }
+
+const lowPortStart, lowPortEnd = 20000, 32768
 
 func waitForPort(ctx context.Context, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)

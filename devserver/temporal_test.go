@@ -2,7 +2,9 @@ package devserver
 
 import (
 	"database/sql"
+	"net"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -42,4 +44,21 @@ func TestTaskPartitionsReadsOldPartitionsUntilTheyAreEmpty(t *testing.T) {
 	n, err = taskPartitions(path)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
+}
+
+// Ports for the embedded services come from below the ephemeral range, so
+// an outgoing connection cannot take one before the server binds it.
+func TestFreePortsAreDistinctFreeAndOutsideTheEphemeralRange(t *testing.T) {
+	ports, err := FreePorts("127.0.0.1", 50)
+	require.NoError(t, err)
+	seen := map[int]bool{}
+	for _, p := range ports {
+		require.False(t, seen[p], "port %d handed out twice", p)
+		seen[p] = true
+		require.GreaterOrEqual(t, p, lowPortStart)
+		require.Less(t, p, lowPortEnd)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		require.NoError(t, err, "port %d is free", p)
+		_ = l.Close()
+	}
 }
