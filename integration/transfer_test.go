@@ -291,6 +291,24 @@ func TestLeaveRacingATransferGetsAConflict(t *testing.T) {
 	record(t, e, id, "left-during-transfer")
 }
 
+// Presence signals from API processes that each count their own pages: a
+// departure, the return after it, then the same departure arriving late. The
+// visit keeps the patient present, and its history is kept for replay.
+func TestLateDepartureSignalDoesNotOutrankTheReturn(t *testing.T) {
+	e := testenv.Start(t)
+	e.StartWorker(nil)
+	id := checkIn(t, e, "dr-lee", "Pat Returning")
+	for _, s := range []workflows.PresenceSignal{{Connected: false, Seq: 1}, {Connected: true, Seq: 1}, {Connected: false, Seq: 1}} {
+		require.NoError(t, e.Client.SignalWorkflow(ctxT(t), workflows.VisitWorkflowID(id), "", workflows.SignalPresence, s))
+	}
+	require.Eventually(t, func() bool {
+		st, err := workflows.Status(ctxT(t), e.Client, id)
+		return err == nil && st.PresenceSeq == 1 && st.PatientConnected
+	}, 10*time.Second, 50*time.Millisecond, "the return after departure 1 stands")
+	end(t, e, id, lee)
+	record(t, e, id, "presence-late-departure")
+}
+
 func TestConcurrentTransfersOneWins(t *testing.T) {
 	e := testenv.Start(t)
 	e.StartWorker(nil)
