@@ -311,34 +311,43 @@ func serverConfig(opts Options, sqlCfg *config.SQL) (*config.Config, error) {
 // both ":0" listeners and the local ports of outgoing connections: a port
 // handed out from there could be taken by a connection before the server
 // bound it, and Temporal's services exit the process when a bind fails
-// (seen in CI: "bind: address already in use" for the frontend).
+// (seen in CI: "bind: address already in use" for the frontend). A cursor
+// walks the range from a random start, so one process never hands out the
+// same port twice (it did when ports were drawn at random: a test's second
+// server got a port the first was about to bind).
 func FreePorts(host string, n int) ([]int, error) {
+	portCursor.Lock()
+	defer portCursor.Unlock()
+	if portCursor.next == 0 {
+		portCursor.next = lowPortStart + rand.IntN(lowPortEnd-lowPortStart)
+	}
 	ports := make([]int, 0, n)
-	var held []net.Listener
-	defer func() {
-		for _, l := range held {
-			_ = l.Close()
-		}
-	}()
 	for tries := 0; len(ports) < n; tries++ {
-		port := 0 // the kernel's choice, if the low range is full
-		if tries < 1000 {
-			port = lowPortStart + rand.IntN(lowPortEnd-lowPortStart)
+		if tries == lowPortEnd-lowPortStart {
+			return nil, fmt.Errorf("no free port on %s between %d and %d", host, lowPortStart, lowPortEnd)
+		}
+		port := portCursor.next
+		portCursor.next++
+		if portCursor.next == lowPortEnd {
+			portCursor.next = lowPortStart
 		}
 		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
-			if port != 0 {
-				continue
-			}
-			return nil, fmt.Errorf("finding a free port on %s: %w", host, err)
+			continue // taken
 		}
-		held = append(held, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		_ = l.Close()
+		ports = append(ports, port)
 	}
 	return ports, nil
 }
 
 const lowPortStart, lowPortEnd = 20000, 32768
+
+// portCursor is the next port FreePorts tries.
+var portCursor struct {
+	sync.Mutex
+	next int
+}
 
 func waitForPort(ctx context.Context, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
