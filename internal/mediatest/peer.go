@@ -290,8 +290,12 @@ func (p *Peer) ReceivesFrom(t *testing.T, others ...*Peer) {
 func (p *Peer) state() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return fmt.Sprintf("connection %s, signaling %s, ICE %s, received %v, %d signaling errors",
-		p.PC.ConnectionState(), p.PC.SignalingState(), p.PC.ICEConnectionState(), p.received, len(p.Errors))
+	var errs []string
+	for len(p.Errors) > 0 {
+		errs = append(errs, <-p.Errors)
+	}
+	return fmt.Sprintf("connection %s, signaling %s, ICE %s, received %v, signaling errors %q",
+		p.PC.ConnectionState(), p.PC.SignalingState(), p.PC.ICEConnectionState(), p.received, errs)
 }
 
 // NoErrors fails the test if the media node reported an error to p.
