@@ -23,10 +23,12 @@ type node struct {
 }
 
 func newNode(t *testing.T) *node {
-	srv, err := NewServer(testSecret, "control-token")
+	// A short join grace: the refusal tests wait it out.
+	srv, err := NewServerWith(testSecret, "control-token", Options{JoinGrace: 300 * time.Millisecond, Keepalive: time.Second})
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
+	t.Cleanup(func() { _ = srv.SFU.Close() })
 	return &node{sfu: srv.SFU, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"}
 }
 
@@ -150,13 +152,6 @@ func TestTokensAndAdmission(t *testing.T) {
 
 	_, _, err := websocket.DefaultDialer.Dial(n.url+"?token="+old, nil)
 	require.Error(t, err, "a join token cannot open a session")
-	dup, _, err := websocket.DefaultDialer.Dial(n.url+"?token="+n.sfu.Tokens().Mint(doctor.ID, "", time.Minute), nil)
-	require.NoError(t, err)
-	var refusal message
-	require.NoError(t, dup.ReadJSON(&refusal))
-	require.Equal(t, errDuplicate.Error(), refusal.Message, "a second session for a participant is refused, not allowed to hijack")
-	_, _, err = dup.ReadMessage()
-	require.Error(t, err, "and closed")
 	doctor.NoErrors(t)
 }
 

@@ -20,7 +20,12 @@ type Server struct {
 // NewServer makes a media node. secret signs media tokens (shared with the
 // API); controlToken guards the control API (shared with the workers).
 func NewServer(secret, controlToken string) (*Server, error) {
-	sfu, err := NewSFU(secret)
+	return NewServerWith(secret, controlToken, Options{})
+}
+
+// NewServerWith is NewServer with a node's network and timing options.
+func NewServerWith(secret, controlToken string, opts Options) (*Server, error) {
+	sfu, err := NewSFUWith(secret, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -30,17 +30,34 @@ type session struct {
 	pc  *webrtc.PeerConnection
 
 	// Guarded by sfu.mu.
-	joined    string
-	published []*publishedTrack
-	senders   map[*publishedTrack]*webrtc.RTPSender
+	joined      string
+	pendingJoin string // a join that came before its attach, held for JoinGrace
+	published   []*publishedTrack
+	senders     map[*publishedTrack]*webrtc.RTPSender
 
-	sendMu sync.Mutex
+	// out is the socket's one writer's queue: nothing blocks on a slow
+	// client's socket, least of all under sfu.mu.
+	out chan message
+
+	// Local candidates wait for the offer they belong to (a candidate the
+	// client gets first is one it cannot add); remote ones for the answer.
+	candMu        sync.Mutex
+	holdLocal     bool
+	heldLocal     []webrtc.ICECandidateInit
+	heldRemote    []webrtc.ICECandidateInit
+	restartTimer  *time.Timer
+	lastRestartAt time.Time
 
 	negMu       sync.Mutex
 	negotiating bool // an offer awaits its answer
 	again       bool // something changed meanwhile: offer again after it
+	restart     bool // … and that offer restarts ICE
 	done        chan struct{}
 }
+
+// outQueue bounds a session's unsent messages; a client that lets more pile
+// up is not reading its socket, and its session is closed.
+const outQueue = 256
 
 // The pages are served by the API, on another origin than the media node,
 // so every origin may open the socket: the session token in the URL, not the
@@ -71,23 +88,28 @@ func (s *SFU) ServeSignaling(w http.ResponseWriter, r *http.Request) {
 	sess.run()
 }
 
-var errDuplicate = errors.New("this participant already has a media session")
+// replacedMessage is what an older page is told when the same participant
+// connects again (a reload, a second tab): the newest session wins.
+const replacedMessage = "this visit is now open in another window or tab"
 
 func (s *SFU) open(id string, ws *websocket.Conn) (*session, error) {
 	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, err
 	}
-	sess := &session{id: id, sfu: s, ws: ws, pc: pc, senders: map[*publishedTrack]*webrtc.RTPSender{}, done: make(chan struct{})}
+	sess := &session{id: id, sfu: s, ws: ws, pc: pc, senders: map[*publishedTrack]*webrtc.RTPSender{},
+		out: make(chan message, outQueue), done: make(chan struct{})}
+	go sess.writeLoop()
 	s.mu.Lock()
-	if _, dup := s.sessions[id]; dup {
-		s.mu.Unlock()
-		_ = pc.Close()
-		return nil, errDuplicate // refuse a second session rather than let it hijack the first
-	}
+	old := s.sessions[id]
 	s.sessions[id] = sess
 	s.Metrics.Participants.Store(int64(len(s.sessions)))
 	s.mu.Unlock()
+	if old != nil {
+		s.Metrics.Replaced.Add(1)
+		old.send(message{Type: "replaced", Message: replacedMessage})
+		old.close()
+	}
 
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
 		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
@@ -97,18 +119,70 @@ func (s *SFU) open(id string, ws *websocket.Conn) (*session, error) {
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c != nil {
-			init := c.ToJSON()
-			sess.send(message{Type: "candidate", Candidate: &init})
+			sess.localCandidate(c.ToJSON())
 		}
 	})
 	pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { sess.publish(remote) })
+	pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) {
+		switch st {
+		case webrtc.ICEConnectionStateDisconnected, webrtc.ICEConnectionStateFailed:
+			sess.restartSoon()
+		case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
+			sess.cancelRestart()
+		}
+	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+		if st == webrtc.PeerConnectionStateClosed {
 			sess.close()
 		}
 	})
-	go sess.negotiate()
+	go sess.negotiate(false)
 	return sess, nil
+}
+
+// restartSoon restarts ICE if the path stays down for a moment: the
+// participant's network changed (a new address, Wi-Fi to cellular) while its
+// signaling socket lives on. The session, and its place in a call, stay.
+func (sess *session) restartSoon() {
+	sess.candMu.Lock()
+	defer sess.candMu.Unlock()
+	if sess.restartTimer != nil {
+		return
+	}
+	wait := time.Second
+	if since := time.Since(sess.lastRestartAt); since < 5*time.Second {
+		wait = 5*time.Second - since // at most one restart every 5 s
+	}
+	sess.restartTimer = time.AfterFunc(wait, func() {
+		sess.candMu.Lock()
+		sess.restartTimer = nil
+		sess.lastRestartAt = time.Now()
+		sess.candMu.Unlock()
+		switch sess.pc.ICEConnectionState() {
+		case webrtc.ICEConnectionStateDisconnected, webrtc.ICEConnectionStateFailed:
+			sess.sfu.Metrics.ICERestarts.Add(1)
+			sess.negotiate(true)
+		}
+	})
+}
+
+func (sess *session) cancelRestart() {
+	sess.candMu.Lock()
+	defer sess.candMu.Unlock()
+	if sess.restartTimer != nil {
+		sess.restartTimer.Stop()
+		sess.restartTimer = nil
+	}
+}
+
+func (sess *session) localCandidate(c webrtc.ICECandidateInit) {
+	sess.candMu.Lock()
+	defer sess.candMu.Unlock()
+	if sess.holdLocal {
+		sess.heldLocal = append(sess.heldLocal, c)
+		return
+	}
+	sess.send(message{Type: "candidate", Candidate: &c})
 }
 
 func (sess *session) publish(remote *webrtc.TrackRemote) {
@@ -116,7 +190,7 @@ func (sess *session) publish(remote *webrtc.TrackRemote) {
 	if err != nil {
 		return
 	}
-	t := &publishedTrack{owner: sess, remote: remote, local: local}
+	t := &publishedTrack{owner: sess, remote: remote, local: local, keyframe: make(chan struct{}, 1)}
 	s := sess.sfu
 	s.mu.Lock()
 	sess.published = append(sess.published, t)
@@ -131,6 +205,9 @@ func (sess *session) run() {
 	defer sess.close()
 	sess.ws.SetReadLimit(maxMessage)
 	for {
+		// A client answers every ping: one that is silent for three is gone
+		// (a dead peer is noticed in seconds, not after ICE's timeout).
+		_ = sess.ws.SetReadDeadline(time.Now().Add(3 * sess.sfu.keepalive))
 		_, raw, err := sess.ws.ReadMessage()
 		if err != nil {
 			return
@@ -160,7 +237,7 @@ func parseMessage(raw []byte) (message, error) {
 	case m.Type == "answer" && m.SDP != "" && len(m.SDP) < maxMessage:
 	case m.Type == "candidate" && m.Candidate != nil && len(m.Candidate.Candidate) < 1024:
 	case m.Type == "join" && m.Token != "" && len(m.Token) < 2048:
-	case m.Type == "leave":
+	case m.Type == "leave", m.Type == "pong", m.Type == "restart":
 	default:
 		return message{}, errProtocol
 	}
@@ -178,22 +255,29 @@ func (sess *session) handle(m message) error {
 		if err := sess.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
 			return errors.Join(errProtocol, err)
 		}
+		sess.applyHeldRemote()
 		sess.answered()
 		return nil
 	case "candidate":
 		if m.Candidate == nil {
 			return errProtocol
 		}
-		if err := sess.pc.AddICECandidate(*m.Candidate); err != nil {
-			return errors.Join(errProtocol, err)
-		}
+		sess.remoteCandidate(*m.Candidate)
+		return nil
+	case "pong":
+		return nil
+	case "restart":
+		// The page saw its network change: offer again with new ICE
+		// credentials on the same session.
+		sess.sfu.Metrics.ICERestarts.Add(1)
+		go sess.negotiate(true)
 		return nil
 	case "join":
 		return sess.join(m.Token)
 	case "leave":
 		s := sess.sfu
 		s.mu.Lock()
-		sess.joined = ""
+		sess.joined, sess.pendingJoin = "", ""
 		s.reconcileLocked()
 		s.mu.Unlock()
 		return nil
@@ -217,28 +301,81 @@ func (sess *session) join(token string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cl, ok := s.calls[claims.Call]
-	if !ok || !cl.members[sess.id] {
-		return errNotAdmitted
+	if ok && cl.members[sess.id] {
+		sess.bindLocked(claims.Call)
+		return nil
 	}
-	sess.joined = claims.Call
-	s.reconcileLocked()
-	sess.send(message{Type: "joined", Call: claims.Call})
+	// Not attached (yet): the page may have heard of its admit before the
+	// control API's attach reached this node. Hold the join briefly.
+	sess.pendingJoin = claims.Call
+	callID := claims.Call
+	time.AfterFunc(s.joinGrace, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if sess.pendingJoin == callID {
+			sess.pendingJoin = ""
+			sess.send(message{Type: "error", Message: errNotAdmitted.Error()})
+		}
+	})
 	return nil
 }
 
+// bindLocked puts the session's media into callID and offers again, so the
+// page (which sends nothing while it waits) adds its camera and microphone.
+// Callers hold sess.sfu.mu.
+func (sess *session) bindLocked(callID string) {
+	sess.joined, sess.pendingJoin = callID, ""
+	sess.sfu.reconcileLocked()
+	sess.send(message{Type: "joined", Call: callID})
+	go sess.negotiate(false)
+}
+
+// remoteCandidate adds a client's candidate, or keeps it until the answer
+// it belongs to is set. A candidate that cannot be added (one of an ICE
+// generation already restarted) is dropped: it is no protocol violation.
+func (sess *session) remoteCandidate(c webrtc.ICECandidateInit) {
+	sess.candMu.Lock()
+	if sess.pc.RemoteDescription() == nil {
+		if len(sess.heldRemote) < 64 {
+			sess.heldRemote = append(sess.heldRemote, c)
+		}
+		sess.candMu.Unlock()
+		return
+	}
+	sess.candMu.Unlock()
+	_ = sess.pc.AddICECandidate(c)
+}
+
+func (sess *session) applyHeldRemote() {
+	sess.candMu.Lock()
+	held := sess.heldRemote
+	sess.heldRemote = nil
+	sess.candMu.Unlock()
+	for _, c := range held {
+		_ = sess.pc.AddICECandidate(c)
+	}
+}
+
 // negotiate sends a server offer, or marks that another is due once the
-// outstanding one is answered: the server always offers, so there is no glare.
-func (sess *session) negotiate() {
+// outstanding one is answered: the server always offers, so there is no
+// glare. restart asks for new ICE credentials (a changed network).
+func (sess *session) negotiate(restart bool) {
 	sess.negMu.Lock()
 	defer sess.negMu.Unlock()
 	if sess.negotiating {
 		sess.again = true
+		sess.restart = sess.restart || restart
 		return
 	}
 	if sess.pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
 		return
 	}
-	offer, err := sess.pc.CreateOffer(nil)
+	// Candidates gathered from here on follow the offer, never precede it.
+	sess.candMu.Lock()
+	sess.holdLocal = true
+	sess.candMu.Unlock()
+	defer sess.releaseLocal()
+	offer, err := sess.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: restart})
 	if err != nil {
 		return
 	}
@@ -249,26 +386,85 @@ func (sess *session) negotiate() {
 	sess.send(message{Type: "offer", SDP: offer.SDP})
 }
 
+func (sess *session) releaseLocal() {
+	sess.candMu.Lock()
+	defer sess.candMu.Unlock()
+	sess.holdLocal = false
+	for _, c := range sess.heldLocal {
+		sess.send(message{Type: "candidate", Candidate: &c})
+	}
+	sess.heldLocal = nil
+}
+
 func (sess *session) answered() {
 	sess.negMu.Lock()
 	sess.negotiating = false
-	again := sess.again
-	sess.again = false
+	again, restart := sess.again, sess.restart
+	sess.again, sess.restart = false, false
 	sess.negMu.Unlock()
 	if again {
-		sess.negotiate()
+		sess.negotiate(restart)
 	}
 }
 
+// send queues m for the session's writer; it never blocks. A client whose
+// queue is full has stopped reading and is disconnected.
 func (sess *session) send(m message) {
-	sess.sendMu.Lock()
-	defer sess.sendMu.Unlock()
-	_ = sess.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	_ = sess.ws.WriteJSON(m)
+	select {
+	case <-sess.done:
+		return
+	default:
+	}
+	select {
+	case sess.out <- m:
+	default:
+		sess.sfu.Metrics.SlowClosed.Add(1)
+		go sess.close()
+	}
+}
+
+// writeLoop is the socket's only writer: queued messages and pings. When
+// the session closes it sends what is still queued (the reason it closed),
+// then closes the socket, which ends the reader.
+func (sess *session) writeLoop() {
+	ping := time.NewTicker(sess.sfu.keepalive)
+	defer ping.Stop()
+	defer sess.ws.Close()
+	write := func(m message, within time.Duration) bool {
+		_ = sess.ws.SetWriteDeadline(time.Now().Add(within))
+		return sess.ws.WriteJSON(m) == nil
+	}
+	for {
+		select {
+		case m := <-sess.out:
+			if !write(m, 5*time.Second) {
+				go sess.close()
+				return
+			}
+		case <-ping.C:
+			if !write(message{Type: "ping"}, 5*time.Second) {
+				go sess.close()
+				return
+			}
+		case <-sess.done:
+			for {
+				select {
+				case m := <-sess.out:
+					if !write(m, time.Second) {
+						return
+					}
+				default:
+					_ = sess.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+					return
+				}
+			}
+		}
+	}
 }
 
 // close ends the session: its tracks stop reaching others, its
-// PeerConnection and socket close. Safe to call more than once.
+// PeerConnection closes, and its writer closes the socket after sending
+// what was queued. Safe to call more than once.
 func (sess *session) close() {
 	s := sess.sfu
 	s.mu.Lock()
@@ -284,6 +480,6 @@ func (sess *session) close() {
 	}
 	s.reconcileLocked()
 	s.mu.Unlock()
+	sess.cancelRestart()
 	_ = sess.pc.Close()
-	_ = sess.ws.Close()
 }

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/logging"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -20,8 +22,11 @@ import (
 // transfer). A participant's media flows only while it is both attached by
 // the control API and joined with a valid token for that call.
 type SFU struct {
-	tokens Tokens
-	api    *webrtc.API
+	tokens    Tokens
+	api       *webrtc.API
+	listeners *iceListeners
+	keepalive time.Duration
+	joinGrace time.Duration
 
 	mu       sync.Mutex
 	calls    map[string]*call
@@ -34,8 +39,23 @@ type call struct {
 	members map[string]bool
 }
 
-// NewSFU makes a media node whose tokens are signed with secret.
-func NewSFU(secret string) (*SFU, error) {
+// Options are a media node's settings beyond its token secret.
+type Options struct {
+	Network Network
+	// Keepalive is how often the node pings each signaling session; a
+	// session that sends nothing for 3 intervals is dead (default 5 s).
+	Keepalive time.Duration
+	// JoinGrace is how long a join that arrives before the control API's
+	// attach is held (default 5 s): the page may hear of its admit first.
+	JoinGrace time.Duration
+}
+
+// NewSFU makes a media node whose tokens are signed with secret, with the
+// defaults of `handoff dev`.
+func NewSFU(secret string) (*SFU, error) { return NewSFUWith(secret, Options{}) }
+
+// NewSFUWith makes a media node with opts; Close releases its ICE ports.
+func NewSFUWith(secret string, opts Options) (*SFU, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, err
@@ -47,13 +67,23 @@ func NewSFU(secret string) (*SFU, error) {
 	var se webrtc.SettingEngine
 	// AEAD-AES-GCM first: cheaper per packet than AES-CM + HMAC.
 	se.SetSRTPProtectionProfiles(webrtcSRTPProfiles()...)
+	listeners, err := opts.Network.apply(&se, logging.NewDefaultLoggerFactory())
+	if err != nil {
+		return nil, err
+	}
 	return &SFU{
-		tokens:   NewTokens(secret),
-		api:      webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)),
-		calls:    map[string]*call{},
-		sessions: map[string]*session{},
+		tokens:    NewTokens(secret),
+		api:       webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)),
+		listeners: listeners,
+		keepalive: orDefault(opts.Keepalive, 5*time.Second),
+		joinGrace: orDefault(opts.JoinGrace, 5*time.Second),
+		calls:     map[string]*call{},
+		sessions:  map[string]*session{},
 	}, nil
 }
+
+// Close releases the node's ICE ports (after Shutdown).
+func (s *SFU) Close() error { return s.listeners.Close() }
 
 // Tokens is the SFU's token signer (the API mints with the same secret).
 func (s *SFU) Tokens() Tokens { return s.tokens }
@@ -115,6 +145,9 @@ func (s *SFU) Attach(_ context.Context, callID, participant string) error {
 		return ErrNoSuchCall
 	}
 	cl.members[participant] = true
+	if sess := s.sessions[participant]; sess != nil && sess.pendingJoin == callID {
+		sess.bindLocked(callID) // its join came first, and was held
+	}
 	s.reconcileLocked()
 	return nil
 }
@@ -129,6 +162,9 @@ func (s *SFU) Detach(_ context.Context, callID, participant string) error {
 		return nil
 	}
 	delete(cl.members, participant)
+	if sess := s.sessions[participant]; sess != nil && sess.pendingJoin == callID {
+		sess.pendingJoin = ""
+	}
 	if sess := s.sessions[participant]; sess != nil && sess.joined == callID {
 		sess.joined = ""
 		sess.send(message{Type: "left", Call: callID})
@@ -219,7 +255,7 @@ func (s *SFU) reconcileLocked() {
 			changed = true
 		}
 		if changed {
-			go sess.negotiate()
+			go sess.negotiate(false)
 		}
 	}
 	s.Metrics.Participants.Store(int64(len(s.sessions)))
@@ -249,20 +285,41 @@ type publishedTrack struct {
 	remote *webrtc.TrackRemote
 	local  *webrtc.TrackLocalStaticRTP
 	live   atomic.Bool
+	// keyframe wakes the track's RTCP writer: a request is made under
+	// sfu.mu, and a network write there could stall every call.
+	keyframe chan struct{}
 }
 
 func (t *publishedTrack) requestKeyframe(m *Metrics) {
 	if t.remote.Kind() != webrtc.RTPCodecTypeVideo {
 		return
 	}
-	m.PLIs.Add(1)
-	_ = t.owner.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.remote.SSRC())}})
+	select {
+	case t.keyframe <- struct{}{}:
+		m.PLIs.Add(1)
+	default: // one is already on its way
+	}
+}
+
+// writeKeyframeRequests sends the publisher a PLI per request until done.
+func (t *publishedTrack) writeKeyframeRequests(done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.keyframe:
+			_ = t.owner.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.remote.SSRC())}})
+		}
+	}
 }
 
 // forward copies the publisher's packets to its local track while the
 // publisher is bound into a call. One buffer and one packet are reused: no
 // allocation per packet.
 func (t *publishedTrack) forward(m *Metrics) {
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go t.writeKeyframeRequests(stopped)
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
 	for {

@@ -40,6 +40,11 @@ type Peer struct {
 	PC   *webrtc.PeerConnection
 	WSMu sync.Mutex
 
+	// Candidates wait for the answer they belong to, as the pages do.
+	candMu   sync.Mutex
+	answered bool
+	held     []webrtc.ICECandidateInit
+
 	mu        sync.Mutex
 	received  map[string]int // "tag/kind" → packets
 	lastAt    map[byte]time.Time
@@ -60,6 +65,12 @@ type Options struct {
 	// VideoPacketsPerTick and VideoPayloadBytes, when set, send that many
 	// video packets of that size every 20 ms (e.g. 3 × 1,200 B ≈ 1.5 Mbps).
 	VideoPacketsPerTick, VideoPayloadBytes int
+	// ICEServers are the STUN/TURN servers the API hands a page;
+	// RelayOnly uses only TURN relays (ICE transport policy "relay").
+	ICEServers []webrtc.ICEServer
+	RelayOnly  bool
+	// TCP also gathers (active) TCP candidates, as browsers do.
+	TCP bool
 }
 
 // Dial opens a session with the session token and starts publishing.
@@ -72,7 +83,15 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 	t.Helper()
 	ws, _, err := websocket.DefaultDialer.Dial(url+"?token="+sessionToken, nil)
 	require.NoError(t, err)
-	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	var se webrtc.SettingEngine
+	if opts.TCP {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
+	}
+	cfg := webrtc.Configuration{ICEServers: opts.ICEServers}
+	if opts.RelayOnly {
+		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(cfg)
 	require.NoError(t, err)
 	p := &Peer{t: t, ID: id, Tag: tag, WS: ws, PC: pc, received: map[string]int{}, lastAt: map[byte]time.Time{},
 		keyframes: map[byte][]time.Time{}, lastSeq: map[uint32]uint16{}, keyframe: make(chan struct{}, 1),
@@ -104,8 +123,7 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 	}()
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c != nil {
-			init := c.ToJSON()
-			p.Send(Message{Type: "candidate", Candidate: &init})
+			p.candidate(c.ToJSON())
 		}
 	})
 	pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
@@ -139,6 +157,16 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 	return p
 }
 
+func (p *Peer) candidate(c webrtc.ICECandidateInit) {
+	p.candMu.Lock()
+	defer p.candMu.Unlock()
+	if !p.answered {
+		p.held = append(p.held, c)
+		return
+	}
+	p.Send(Message{Type: "candidate", Candidate: &c})
+}
+
 // Send writes a signaling message.
 func (p *Peer) Send(m Message) {
 	p.WSMu.Lock()
@@ -159,6 +187,9 @@ func (p *Peer) readSignals() {
 		}
 		switch m.Type {
 		case "offer":
+			p.candMu.Lock()
+			p.answered = false // an ICE restart's candidates follow its answer
+			p.candMu.Unlock()
 			if err := p.PC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
 				p.Errors <- "set offer: " + err.Error()
 				continue
@@ -172,11 +203,20 @@ func (p *Peer) readSignals() {
 				p.Errors <- "set answer: " + err.Error()
 				continue
 			}
+			p.candMu.Lock()
 			p.Send(Message{Type: "answer", SDP: answer.SDP})
+			p.answered = true
+			for _, c := range p.held {
+				p.Send(Message{Type: "candidate", Candidate: &c})
+			}
+			p.held = nil
+			p.candMu.Unlock()
 		case "candidate":
 			if m.Candidate != nil {
 				_ = p.PC.AddICECandidate(*m.Candidate)
 			}
+		case "ping":
+			p.Send(Message{Type: "pong"})
 		case "error":
 			p.Errors <- m.Message
 		default:
