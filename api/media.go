@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/handoff-telehealth/handoff/activities"
+	"github.com/handoff-telehealth/handoff/media"
 	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
@@ -107,7 +108,11 @@ func (h *handlers) mediaCall(c *gin.Context, callID string) (subject, call, visi
 }
 
 func (h *handlers) mediaTokens(subject, callID string) gin.H {
-	out := gin.H{"url": h.MediaURL, "participant": subject, "sessionToken": h.MediaTokens.Mint(subject, "", sessionTokenTTL)}
+	out := gin.H{"url": h.MediaURL, "participant": subject, "sessionToken": h.MediaTokens.Mint(subject, "", sessionTokenTTL),
+		"iceServers": []media.ICEServer{}}
+	if h.ICEServers != nil {
+		out["iceServers"] = h.ICEServers.For(subject)
+	}
 	if callID != "" {
 		out["callId"] = callID
 		out["joinToken"] = h.MediaTokens.Mint(subject, callID, joinTokenTTL)

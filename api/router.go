@@ -35,6 +35,9 @@ type Deps struct {
 	// signaling WebSocket clients connect to.
 	MediaTokens *media.Tokens
 	MediaURL    string
+	// ICEServers are the STUN/TURN servers pages are given, with TURN
+	// credentials minted per participant (nil: none).
+	ICEServers *media.ICEServers
 	// Metrics records this process's figures and serves them at /metrics.
 	Metrics *metrics.Registry
 }

@@ -208,8 +208,7 @@ func (h *handlers) admit(c *gin.Context) {
 	body := gin.H{"call": gin.H{"id": res.CallID, "kind": res.Kind}}
 	if h.MediaTokens != nil {
 		subject := activities.ProviderParticipant(callerOf(c).User.ID)
-		body["media"] = gin.H{"url": h.MediaURL, "participant": subject,
-			"sessionToken": h.MediaTokens.Mint(subject, "", sessionTokenTTL), "joinToken": h.MediaTokens.Mint(subject, res.CallID, joinTokenTTL)}
+		body["media"] = h.mediaTokens(subject, res.CallID)
 	}
 	c.JSON(http.StatusOK, body)
 }

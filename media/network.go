@@ -101,7 +101,10 @@ func (n Network) apply(se *webrtc.SettingEngine, logs logging.LoggerFactory) (*i
 	ls := &iceListeners{}
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
 	if n.UDPPort > 0 {
-		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithLogger(logs.NewLogger("udpmux"))}
+		// Link-local IPv6 reaches nobody across a router, and a tentative
+		// one (just after boot) cannot be bound.
+		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithLogger(logs.NewLogger("udpmux")),
+			ice.UDPMuxFromPortWithIPFilter(func(ip net.IP) bool { return !ip.IsLinkLocalUnicast() })}
 		if n.Loopback {
 			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
 		}

@@ -43,6 +43,8 @@ type devSettings struct {
 	// An external media node (`handoff media`) instead of the built-in one:
 	// to work on media, or to restart it on its own.
 	mediaURL, mediaSecret, mediaControlToken string
+	// The built-in node's network: none of it is needed on one machine.
+	network nodeNetwork
 }
 
 func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
@@ -62,6 +64,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	fs.StringVar(&s.pprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty: off")
 	fs.StringVar(&s.codecKeys, "codec-keys", "", "payload encryption keys (id:base64[,…]); default: a key made once and kept in the data directory")
 	s.db.Register(fs, "")
+	s.network.register(fs, nodeDefaults{turn: 3478})
 	var sess apiSettings
 	sess.register(fs)
 	cache := registerWorkflowCache(fs)
@@ -175,7 +178,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	services := []func(context.Context) error{
 		func(ctx context.Context) error {
 			deps := api.Deps{DB: db, Temporal: c, Logger: logger, CodecServer: codec.CodecServer(codecToken, []string{temporal.UIURL()}),
-				MediaTokens: &node.tokens, MediaURL: node.publicURL, Metrics: reg}
+				MediaTokens: &node.tokens, MediaURL: node.publicURL, ICEServers: node.iceServers, Metrics: reg}
 			sess.apply(&deps)
 			return httpx.Serve(ctx, apiL, api.NewRouter(deps))
 		},
@@ -186,6 +189,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		services = append(services, func(ctx context.Context) error { return httpx.Serve(ctx, pprofL, profiler()) })
 	}
 	if node.server != nil {
+		defer node.server.SFU.Close()
+		defer node.turn.Close()
 		services = append(services, func(ctx context.Context) error {
 			defer node.server.SFU.Shutdown()
 			return httpx.Serve(ctx, mediaL, node.server.Handler())
@@ -203,8 +208,10 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 type devMedia struct {
 	server    *media.Server // nil for an external node
 	control   activities.Media
-	tokens    media.Tokens
-	publicURL string
+	tokens     media.Tokens
+	publicURL  string
+	turn       *media.TURNServer
+	iceServers *media.ICEServers
 }
 
 func (s devSettings) checkMediaURL() error {
@@ -232,12 +239,22 @@ func (s devSettings) mediaNode(dataDir string) (devMedia, error) {
 	if err != nil {
 		return devMedia{}, err
 	}
-	srv, err := media.NewServer(secret, "")
+	netw := s.network
+	if ip := net.ParseIP(s.host); ip != nil && ip.IsLoopback() {
+		netw.loopback = true // one machine, maybe with no other interface
+	}
+	relayHost := s.host
+	if pub, _, _ := strings.Cut(strings.Split(netw.publicIPs, ",")[0], "/"); pub != "" {
+		relayHost = strings.TrimSpace(pub)
+	}
+	srv, turnSrv, err := netw.startNode(secret, "", relayHost)
 	if err != nil {
 		return devMedia{}, err
 	}
+	ice := &media.ICEServers{TURN: embeddedTURNURLs(relayHost, netw), TURNSecret: netw.turnSecret}
 	// In one process the worker drives the SFU directly.
-	return devMedia{server: srv, control: srv.SFU, tokens: srv.SFU.Tokens(), publicURL: "ws://" + hostPort(s.host, s.mediaPort) + "/ws"}, nil
+	return devMedia{server: srv, control: srv.SFU, tokens: srv.SFU.Tokens(), publicURL: "ws://" + hostPort(s.host, s.mediaPort) + "/ws",
+		turn: turnSrv, iceServers: ice}, nil
 }
 
 func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }

@@ -44,10 +44,16 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	sess.register(fs)
 	mediaSecret := fs.String("media-secret", "", "secret that signs media tokens; the media node needs the same")
 	mediaURL := fs.String("media-public-url", "ws://127.0.0.1:8081/ws", "signaling WebSocket URL given to browsers")
+	var ice iceServerSettings
+	ice.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := sess.check(); err != nil {
+		return err
+	}
+	iceServers, err := ice.servers()
+	if err != nil {
 		return err
 	}
 	l, err := httpx.Listen(*listen, "--listen / "+config.EnvName("listen"))
@@ -62,7 +68,7 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	}
 	defer closeAll()
 	reg.WatchWaiting(d)
-	deps := api.Deps{DB: d, Temporal: c, Logger: logger, MediaURL: *mediaURL, Metrics: reg}
+	deps := api.Deps{DB: d, Temporal: c, Logger: logger, MediaURL: *mediaURL, ICEServers: iceServers, Metrics: reg}
 	sess.apply(&deps)
 	if *mediaSecret != "" {
 		tokens := media.NewTokens(*mediaSecret)
@@ -134,21 +140,29 @@ func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	listen := fs.String("listen", "0.0.0.0:8081", "address of the media node's signaling and control endpoints")
 	secret := fs.String("media-secret", "", "secret that signs media tokens; the API needs the same")
 	controlToken := fs.String("media-control-token", "", "service token the workers present to the control API")
+	var netw nodeNetwork
+	netw.register(fs, nodeDefaults{udp: 7882, tcp: 7881, turn: 3478})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *secret == "" || *controlToken == "" {
 		return errors.New("set --media-secret and --media-control-token (HANDOFF_MEDIA_SECRET, HANDOFF_MEDIA_CONTROL_TOKEN)")
 	}
-	srv, err := media.NewServer(*secret, *controlToken)
-	if err != nil {
-		return err
+	if netw.turnSecret != "" && netw.publicIPs == "" {
+		return errors.New("the TURN server (--turn-secret) needs --public-ip: the address its relays are reached at")
 	}
 	l, err := httpx.Listen(*listen, "--listen / "+config.EnvName("listen"))
 	if err != nil {
 		return err
 	}
-	logger.Info("media listening", "addr", l.Addr().String())
+	srv, turnSrv, err := netw.startNode(*secret, *controlToken, "")
+	if err != nil {
+		_ = l.Close()
+		return err
+	}
+	defer srv.SFU.Close()
+	defer turnSrv.Close()
+	logger.Info("media listening", "addr", l.Addr().String(), "ice_udp_port", netw.udpPort, "ice_tcp_port", netw.tcpPort, "turn", turnSrv != nil)
 	defer srv.SFU.Shutdown()
 	return httpx.Serve(ctx, l, srv.Handler())
 }

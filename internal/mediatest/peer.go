@@ -48,6 +48,7 @@ type Peer struct {
 	mu        sync.Mutex
 	received  map[string]int // "tag/kind" → packets
 	lastAt    map[byte]time.Time
+	firstAt   map[string]time.Time // "tag/kind" → first packet
 	keyframes map[byte][]time.Time
 	lastSeq   map[uint32]uint16
 	gaps      int
@@ -93,7 +94,7 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 	}
 	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(cfg)
 	require.NoError(t, err)
-	p := &Peer{t: t, ID: id, Tag: tag, WS: ws, PC: pc, received: map[string]int{}, lastAt: map[byte]time.Time{},
+	p := &Peer{t: t, ID: id, Tag: tag, WS: ws, PC: pc, received: map[string]int{}, lastAt: map[byte]time.Time{}, firstAt: map[string]time.Time{},
 		keyframes: map[byte][]time.Time{}, lastSeq: map[uint32]uint16{}, keyframe: make(chan struct{}, 1),
 		Errors: make(chan string, 10), Events: make(chan Message, 100), stop: make(chan struct{})}
 	audio, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", id)
@@ -143,7 +144,11 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 			}
 			p.lastSeq[pkt.SSRC] = pkt.SequenceNumber
 			now := time.Now()
-			p.received[string([]byte{pkt.Payload[0]})+"/"+remote.Kind().String()]++
+			key := string([]byte{pkt.Payload[0]}) + "/" + remote.Kind().String()
+			if p.received[key] == 0 {
+				p.firstAt[key] = now
+			}
+			p.received[key]++
 			p.lastAt[pkt.Payload[0]] = now
 			if len(pkt.Payload) > 1 && pkt.Payload[1] == keyframeMark {
 				p.keyframes[pkt.Payload[0]] = append(p.keyframes[pkt.Payload[0]], now)
@@ -355,6 +360,14 @@ func (p *Peer) KeyframesFrom(from byte) []time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]time.Time(nil), p.keyframes[from]...)
+}
+
+// FirstFrom is when the first packet of kind from the sender tagged from
+// arrived (zero: none yet).
+func (p *Peer) FirstFrom(from byte, kind string) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.firstAt[string([]byte{from})+"/"+kind]
 }
 
 // LastFrom is when the last packet from the sender tagged from arrived.

@@ -59,12 +59,13 @@ export async function startSite({ externalMedia = false } = {}) {
   });
   const executablePath = process.env.HANDOFF_CHROMIUM || ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find(existsSync);
   if (!executablePath) throw new Error('the browser tests need Chromium: apt-get install chromium (or set HANDOFF_CHROMIUM)');
-  const browser = await chromium.launch({
-    executablePath,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required', '--disable-features=WebRtcHideLocalIpsWithMdns'],
-  });
+  const baseArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream', '--disable-features=WebRtcHideLocalIpsWithMdns'];
+  // The main browser lets pages play sound at once and grants devices;
+  // other browsers (launchBrowser) keep the real policies.
+  const launchBrowser = (args) => chromium.launch({ executablePath, args: [...baseArgs, ...args] });
+  const browser = await launchBrowser(['--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required']);
+  const browsers = [browser];
   const artifacts = process.env.HANDOFF_ARTIFACTS || new URL('../../artifacts/browser', import.meta.url).pathname;
   mkdirSync(artifacts, { recursive: true });
   let shot = 0;
@@ -72,10 +73,14 @@ export async function startSite({ externalMedia = false } = {}) {
   return {
     base: `http://127.0.0.1:${api}`,
     media: node,
-    async person(name) {
-      const context = await browser.newContext({ viewport: { width: 1200, height: 850 } });
+    // person opens a window for name; options.browserArgs gives it its own
+    // browser with those flags, options.permissions what it grants.
+    async person(name, { browserArgs, permissions = ['camera', 'microphone'] } = {}) {
+      let b = browser;
+      if (browserArgs) { b = await launchBrowser(browserArgs); browsers.push(b); }
+      const context = await b.newContext({ viewport: { width: 1200, height: 850 } });
       open.push(context);
-      await context.grantPermissions(['camera', 'microphone']);
+      await context.grantPermissions(permissions);
       const page = await context.newPage();
       page.on('pageerror', (e) => console.error(`[${name}] page error:`, e.message));
       page.shot = async (step) => page.screenshot({ path: join(artifacts, `${String(++shot).padStart(2, '0')}-${name}-${step}.png`), fullPage: true });
@@ -83,7 +88,7 @@ export async function startSite({ externalMedia = false } = {}) {
     },
     // closeAll ends everyone's windows: a participant has one media session.
     async closeAll() { await Promise.all(open.splice(0).map((c) => c.close())); },
-    async stop() { await browser.close(); proc.kill('SIGINT'); if (node) await node.stop(); },
+    async stop() { for (const b of browsers) await b.close(); proc.kill('SIGINT'); if (node) await node.stop(); },
   };
 }
 
@@ -140,4 +145,39 @@ export async function inboundStops(page, label = 'page') {
   await new Promise((r) => setTimeout(r, 1500));
   const b = await bytes();
   if (b > a + 2000) throw new Error(`${label}: still receiving (${a} → ${b} bytes)`);
+}
+
+// hears checks what a listener would: the page's remote video elements are
+// playing with sound on (not muted, not paused), and the audio it receives
+// carries sound (getStats inbound-rtp totalAudioEnergy keeps growing).
+export async function hears(page, label = 'page', { count = 1 } = {}) {
+  await page.waitForFunction((n) => document.querySelectorAll('#remote video').length >= n, count, { timeout: 20000 })
+    .catch(() => { throw new Error(`${label}: no remote video element`); });
+  const deadline = Date.now() + 20000;
+  let els = [];
+  while (Date.now() < deadline) {
+    els = await page.evaluate(() => [...document.querySelectorAll('#remote video')].map((v) => ({ muted: v.muted, paused: v.paused, audio: v.srcObject ? v.srcObject.getAudioTracks().length : 0 })));
+    if (els.length >= count && els.every((e) => !e.muted && !e.paused && e.audio > 0)) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  for (const e of els) {
+    if (e.muted || e.paused || e.audio === 0) throw new Error(`${label}: a remote element is not audible: ${JSON.stringify(els)}`);
+  }
+  const energy = () => page.evaluate(async () => (await window.handoff.media.stats()).audioEnergy);
+  const before = await energy();
+  let now = before;
+  while (Date.now() < deadline + 10000) {
+    await new Promise((r) => setTimeout(r, 500));
+    now = await energy();
+    if (now > before + 0.001) return now - before;
+  }
+  throw new Error(`${label}: received audio carries no sound (totalAudioEnergy ${before} → ${now})`);
+}
+
+// sendsNothing checks that the page sends no media at all (a waiting patient).
+export async function sendsNothing(page, label = 'page') {
+  await page.waitForFunction(() => window.handoff.media && window.handoff.media.pc, null, { timeout: 20000 });
+  await new Promise((r) => setTimeout(r, 1500));
+  const sent = await page.evaluate(async () => (await window.handoff.media.stats()).outboundBytes);
+  if (sent > 0) throw new Error(`${label}: sent ${sent} bytes of media while waiting`);
 }

@@ -1,6 +1,6 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startSite, checkIn, login, card, transfer, admit, inboundGrows, inboundStops } from './site.mjs';
+import { startSite, checkIn, login, card, transfer, admit, inboundGrows, inboundStops, hears, sendsNothing } from './site.mjs';
 
 let site;
 before(async () => { site = await startSite(); });
@@ -14,6 +14,7 @@ test('transfer from the waiting room, then the receiver admits and both see vide
 
   await checkIn(patient, site.base, 'dr-lee', 'Alex Rivera');
   await patient.getByText('Waiting for Dr. Maya Lee').waitFor();
+  await sendsNothing(patient, 'the waiting patient'); // the camera preview stays on the page
   await patient.shot('waiting');
 
   await login(lee, site.base, 'dr.lee@riverside.example');
@@ -39,6 +40,8 @@ test('transfer from the waiting room, then the receiver admits and both see vide
   await patient.getByText('In your visit with Dr. Arjun Patel').waitFor();
   await inboundGrows(patel, 'Dr. Patel');
   await inboundGrows(patient, 'patient');
+  await hears(patel, 'Dr. Patel');
+  await hears(patient, 'the patient');
   await patel.shot('call');
   await patient.shot('call');
 
@@ -81,6 +84,11 @@ test('transfer from a group call removes only that patient', async () => {
   await admit(lee, 'Devon Ell', { toCall: true });
   await inboundGrows(one);
   await inboundGrows(two);
+  // Everyone hears everyone: the provider both patients, each patient the
+  // provider and the other patient.
+  await hears(lee, 'Dr. Lee', { count: 2 });
+  await hears(one, 'Casey', { count: 2 });
+  await hears(two, 'Devon', { count: 2 });
 
   await transfer(lee, 'Casey Diaz', 'Dr. Arjun Patel');
   await one.getByText("You have been transferred to Dr. Arjun Patel's room").waitFor();

@@ -1,5 +1,5 @@
 import { api, events, since, el } from '/api.js';
-import { HandoffMedia, showVideo, mediaStatus } from '/media.js';
+import { HandoffMedia, showVideo, mediaStatus, deviceNotice } from '/media.js';
 
 const $ = (id) => document.getElementById(id);
 const state = { token: sessionStorage.getItem('handoff:provider'), me: null, rooms: [], waiting: {}, flash: {}, call: null, media: null, apps: [] };
@@ -123,8 +123,10 @@ async function admit(v, callId) {
         onEvent: (m) => mediaStatus($('media-status'), m),
         // A lost media session comes back into the call on view, if any.
         renew: () => api('POST', '/media/rejoin', state.token, state.call ? { callId: state.call.id } : {}, { 'Idempotency-Key': crypto.randomUUID() }),
+        session: () => api('GET', '/media/session', state.token),
       });
-      $('local').srcObject = await state.media.start({ url: r.media.url, sessionToken: r.media.sessionToken });
+      $('local').srcObject = await state.media.start({ ...r.media, joinToken: undefined });
+      deviceNotice($('device-status'), state.media);
     }
     state.media.join(r.media.joinToken);
     await refresh();

@@ -1,88 +1,164 @@
 // HandoffMedia: one signaling session per page, kept across calls. The
-// server makes every offer; this side answers, trickles ICE, and joins a
-// call with a join token when admitted.
+// server makes every offer; this side answers, trickles ICE (never before
+// its answer), answers the server's pings, and sends its camera and
+// microphone only while it is in a call: a waiting patient sends nothing.
 //
-// When the session is lost (the media node restarts, the network drops), it
-// asks renew() for a fresh session — which puts the caller back into its
-// call on the new node — and reconnects with backoff, keeping the camera.
+// When the network changes under a live session it asks the server for an
+// ICE restart on the same session. When the session itself is lost (the
+// media node restarts, the socket dies) it reconnects with jittered backoff
+// — probing with a plain session, which costs the visit nothing — and only
+// once connected asks renew() to restore its place in the call (one visit
+// update per reconnection, however long the outage).
+const PING_TIMEOUT = 15000; // the server pings every 5 s
+const BACKOFF_FIRST = 500, BACKOFF_CEILING = 15000;
+
 export class HandoffMedia {
-  constructor({ onRemote, onEvent, renew }) {
+  constructor({ onRemote, onEvent, renew, session }) {
     this.onRemote = onRemote || (() => {});
     this.onEvent = onEvent || (() => {});
-    this.renew = renew;
+    this.renew = renew; // POST /media/rejoin: restores the call, a visit update
+    this.session = session; // GET /media/session: a fresh session token, no update
     this.streams = new Map();
     this.closed = false;
     this.reconnecting = false;
     this.reconnects = 0;
+    this.attempts = 0;
+    this.restarts = 0;
+    this.inCall = false;
+    this.missing = [];
   }
 
+  // start opens the camera and microphone (whatever of them there is) and
+  // the signaling session.
   async start(session) {
-    this.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
-    // A media node that is down now is retried in the background (lost()).
-    try { await this.connect(session); } catch (err) { console.warn('media not reachable yet', err.message); }
+    this.local = await openDevices(this);
+    try { await this.connect(session); } catch (err) { console.warn('media not reachable yet', err.message); this.lost(); }
     return this.local;
   }
 
   // connect opens a PeerConnection and its signaling socket; it resolves once
   // the socket is open and rejects if it closes first.
   connect(session) {
-    const pc = new RTCPeerConnection();
+    this.last = session;
+    const pc = new RTCPeerConnection({ iceServers: session.iceServers || [] });
     this.pc = pc;
-    pc.onicecandidate = (e) => { if (e.candidate) this.send({ type: 'candidate', candidate: e.candidate.toJSON() }); };
+    this.answered = false;
+    this.heldCandidates = [];
+    this.senders = new Map(); // kind → RTCRtpSender of our track
+    pc.onicecandidate = (e) => {
+      if (!e.candidate) return;
+      const c = e.candidate.toJSON();
+      if (this.answered) this.send({ type: 'candidate', candidate: c }); else this.heldCandidates.push(c);
+    };
     pc.ontrack = (e) => {
       const stream = e.streams[0] || new MediaStream([e.track]);
       this.streams.set(stream.id, stream);
       this.onRemote(stream);
       e.track.onended = () => this.onRemote(stream);
     };
-    pc.onconnectionstatechange = () => { if (pc === this.pc && pc.connectionState === 'failed') this.lost(); };
+    pc.onconnectionstatechange = () => {
+      if (pc !== this.pc) return;
+      if (pc.connectionState === 'disconnected' || pc.connectionState === 'failed') this.restartIce();
+    };
     const ws = new WebSocket(`${session.url}?token=${encodeURIComponent(session.sessionToken)}`);
     this.ws = ws;
     // Messages wait for the socket: an admit can arrive while it still opens.
     this.ready = new Promise((resolve, reject) => {
-      ws.onopen = resolve;
+      ws.onopen = () => { this.heard(); resolve(); };
       ws.onclose = () => {
         reject(new Error('the media connection closed'));
         if (ws === this.ws && !this.closed && !this.reconnecting) this.lost();
       };
     });
-    ws.onmessage = (m) => this.handle(pc, JSON.parse(m.data));
+    ws.onmessage = (m) => { if (ws === this.ws) { this.heard(); this.handle(pc, JSON.parse(m.data)); } };
     return this.ready.then(() => { if (session.joinToken) this.join(session.joinToken); });
+  }
+
+  // heard resets the watchdog: a server silent for 15 s is gone, even if
+  // the socket has not noticed (a dead network, a proxy that swallowed it).
+  heard() {
+    clearTimeout(this.watchdog);
+    const ws = this.ws;
+    this.watchdog = setTimeout(() => { if (ws === this.ws && !this.closed) { ws.onclose = null; ws.close(); this.lost(); } }, PING_TIMEOUT);
   }
 
   send(msg) { if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg)); }
 
   async join(token) { await this.ready; this.send({ type: 'join', token }); }
 
+  // restartIce asks the server for an ICE restart on this session (at most
+  // every 5 s): the call and the session stay.
+  restartIce() {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    if (Date.now() - (this.restartedAt || 0) < 5000) return;
+    this.restartedAt = Date.now();
+    this.restarts++;
+    this.send({ type: 'restart' });
+  }
+
   async handle(pc, msg) {
     if (pc !== this.pc) return; // a message of a session already replaced
     if (msg.type === 'offer') {
+      this.answered = false;
       await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
-      // Send our camera and microphone on the m-lines the server offered.
-      for (const track of this.local.getTracks()) {
-        if (!pc.getSenders().some((s) => s.track === track)) pc.addTrack(track, this.local);
-      }
+      if (this.inCall) this.sendTracks(pc);
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
       this.send({ type: 'answer', sdp: answer.sdp });
+      this.answered = true;
+      for (const c of this.heldCandidates.splice(0)) this.send({ type: 'candidate', candidate: c });
     } else if (msg.type === 'candidate' && msg.candidate) {
-      await pc.addIceCandidate(msg.candidate);
+      await pc.addIceCandidate(msg.candidate).catch(() => {}); // one of an ICE generation already restarted
+    } else if (msg.type === 'ping') {
+      this.send({ type: 'pong' });
+    } else if (msg.type === 'joined') {
+      this.inCall = true; // the server offers again: our tracks go with the answer
+      this.onEvent(msg);
+    } else if (msg.type === 'left' || msg.type === 'call_ended') {
+      this.inCall = false;
+      this.stopSending();
+      this.onEvent(msg);
+    } else if (msg.type === 'replaced') {
+      // This visit was opened again elsewhere: that page has the call now.
+      this.closed = true;
+      this.teardown();
+      this.onEvent(msg);
     } else {
       this.onEvent(msg);
     }
   }
+
+  // sendTracks puts our camera and microphone on the m-lines the server
+  // offered, reusing our senders after a pause.
+  sendTracks(pc) {
+    for (const track of this.local.getTracks()) {
+      const sender = this.senders.get(track.kind);
+      if (sender) { if (sender.track !== track) sender.replaceTrack(track); continue; }
+      this.senders.set(track.kind, pc.addTrack(track, this.local));
+    }
+  }
+
+  stopSending() { for (const s of this.senders.values()) s.replaceTrack(null); }
 
   // lost drops the dead session and reconnects until it works or the page
   // closes the media on purpose.
   async lost() {
     if (this.closed || this.reconnecting || !this.renew) return;
     this.reconnecting = true;
+    const wasInCall = this.inCall;
     this.teardown();
     this.onEvent({ type: 'reconnecting' });
     for (let attempt = 0; !this.closed; attempt++) {
-      await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** attempt, 5000)));
+      // Full jitter: pages that lost the same node do not return in step.
+      await new Promise((r) => setTimeout(r, BACKOFF_FIRST / 2 + Math.random() * Math.min(BACKOFF_FIRST * 2 ** attempt, BACKOFF_CEILING)));
+      this.attempts++;
       try {
-        await this.connect(await this.renew());
+        const session = fresh(this.last) ? this.last : await this.session();
+        await this.connect({ ...session, joinToken: undefined });
+        if (wasInCall || session.callId) {
+          const renewed = await this.renew(); // back into the call on this node
+          if (renewed.joinToken) this.join(renewed.joinToken);
+        }
         this.reconnecting = false;
         this.reconnects++;
         this.onEvent({ type: 'reconnected' });
@@ -97,6 +173,8 @@ export class HandoffMedia {
   teardown() {
     const pc = this.pc, ws = this.ws;
     this.pc = null; this.ws = null;
+    this.inCall = false;
+    clearTimeout(this.watchdog);
     if (ws) { ws.onclose = null; ws.close(); }
     if (pc) pc.close();
     // Closing our side does not end the remote tracks' elements by itself.
@@ -109,13 +187,60 @@ export class HandoffMedia {
 
   close() { this.closed = true; this.teardown(); }
 
-  // inboundBytes sums received media bytes (what the tests watch grow).
-  async inboundBytes() {
-    if (!this.pc) return 0;
-    let total = 0;
-    (await this.pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp') total += r.bytesReceived || 0; });
-    return total;
+  // stats sums the page's RTP figures: bytes in and out, and the energy of
+  // the audio it received (what a listener hears).
+  async stats() {
+    const out = { inboundBytes: 0, outboundBytes: 0, audioEnergy: 0, audioPackets: 0 };
+    if (!this.pc) return out;
+    (await this.pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp') {
+        out.inboundBytes += r.bytesReceived || 0;
+        if (r.kind === 'audio') { out.audioEnergy += r.totalAudioEnergy || 0; out.audioPackets += r.packetsReceived || 0; }
+      }
+      if (r.type === 'outbound-rtp') out.outboundBytes += r.bytesSent || 0;
+    });
+    return out;
   }
+
+  // inboundBytes sums received media bytes (what the tests watch grow).
+  async inboundBytes() { return (await this.stats()).inboundBytes; }
+}
+
+// fresh: a session token that still has a minute left (its payload is the
+// claims, base64url JSON, with exp in seconds).
+function fresh(session) {
+  try {
+    const claims = JSON.parse(atob(session.sessionToken.split('.')[0].replace(/-/g, '+').replace(/_/g, '/')));
+    return claims.exp * 1000 - Date.now() > 60000;
+  } catch (_) { return false; }
+}
+
+// openDevices gets the camera and the microphone, or whichever of them the
+// person has: a denied or absent camera still joins with sound, a missing
+// microphone still with video. m.missing names what is not there.
+async function openDevices(m) {
+  try {
+    return await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+  } catch (_) {
+    const [audio, video] = await Promise.all([
+      navigator.mediaDevices.getUserMedia({ audio: true }).catch(() => null),
+      navigator.mediaDevices.getUserMedia({ video: true }).catch(() => null),
+    ]);
+    m.missing = [...(video ? [] : ['camera']), ...(audio ? [] : ['microphone'])];
+    return new MediaStream([...(audio ? audio.getTracks() : []), ...(video ? video.getTracks() : [])]);
+  }
+}
+
+// deviceNotice says which device the visit goes on without.
+export function deviceNotice(el, media) {
+  const text = {
+    camera: 'Your camera is off or not available: the visit goes on with sound only.',
+    microphone: 'Your microphone is not available: the visit goes on with video only. Others will not hear you.',
+    both: 'Your camera and microphone are not available: you can see and hear others, but they cannot see or hear you.',
+  }[media.missing.length === 2 ? 'both' : media.missing[0]];
+  if (!text) return;
+  el.textContent = text;
+  el.classList.remove('hidden');
 }
 
 // mediaStatus shows the reconnecting notice in el for a page's media events.
@@ -125,9 +250,15 @@ export function mediaStatus(el, msg) {
     el.classList.remove('hidden');
   } else if (msg.type === 'reconnected') {
     el.classList.add('hidden');
+  } else if (msg.type === 'replaced') {
+    el.textContent = 'This visit is now open in another window or tab. You can close this one.';
+    el.classList.remove('hidden');
   }
 }
 
+// showVideo shows a remote stream, with its sound. A browser that will not
+// play sound before the person has touched the page gets the video muted
+// and one "Tap to turn on sound" button, which unmutes everyone.
 export function showVideo(container, stream, label) {
   let v = container.querySelector(`video[data-stream="${stream.id}"]`);
   const live = stream.getTracks().some((t) => t.readyState === 'live');
@@ -135,9 +266,32 @@ export function showVideo(container, stream, label) {
   if (!v) {
     v = document.createElement('video');
     v.dataset.stream = stream.id;
-    v.autoplay = true; v.playsInline = true; v.muted = true;
+    v.autoplay = true; v.playsInline = true;
     v.setAttribute('aria-label', label);
     container.appendChild(v);
   }
   v.srcObject = stream;
+  v.play().catch((err) => {
+    if (err.name !== 'NotAllowedError') return;
+    v.muted = true; // the picture at least
+    v.play().catch(() => {});
+    soundButton().classList.remove('hidden');
+  });
+}
+
+function soundButton() {
+  let b = document.getElementById('sound-on');
+  if (!b) {
+    b = document.createElement('button');
+    b.id = 'sound-on';
+    b.type = 'button';
+    b.className = 'sound-on hidden';
+    b.textContent = 'Tap to turn on sound';
+    b.addEventListener('click', () => {
+      for (const v of document.querySelectorAll('video[data-stream]')) { v.muted = false; v.play().catch(() => {}); }
+      b.classList.add('hidden');
+    });
+    document.body.prepend(b);
+  }
+  return b;
 }

@@ -1,5 +1,5 @@
 import { api, events, since } from '/api.js';
-import { HandoffMedia, showVideo, mediaStatus } from '/media.js';
+import { HandoffMedia, showVideo, mediaStatus, deviceNotice } from '/media.js';
 
 const $ = (id) => document.getElementById(id);
 const slug = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] || '');
@@ -55,11 +55,13 @@ async function enter() {
       onEvent: (m) => mediaStatus($('media-status'), m),
       // A lost media session comes back into the same call, if any.
       renew: () => api('POST', '/media/rejoin', state.token, {}, { 'Idempotency-Key': crypto.randomUUID() }),
+      session: () => api('GET', '/media/session', state.token),
     });
     const session = await api('GET', '/media/session', state.token);
     state.stream = await state.media.start(session);
     $('self').srcObject = state.stream;
     $('self-call').srcObject = state.stream;
+    deviceNotice($('device-status'), state.media);
   } catch (err) {
     console.warn('media unavailable', err); // the visit goes on without video
   }
