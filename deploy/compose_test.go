@@ -59,12 +59,20 @@ func TestComposePublishesTheREADMEPorts(t *testing.T) {
 	}
 	require.NotEmpty(t, readmePorts, "README has the ports table")
 	published := map[string]string{}
+	all := map[string][]string{}
 	for name, s := range c.Services {
 		for _, p := range s.Ports {
-			published[name] = strings.Split(p, ":")[0]
+			if _, seen := published[name]; !seen {
+				published[name] = strings.Split(p, ":")[0] // the service's first port is its row
+			}
+			all[name] = append(all[name], p)
 		}
 	}
 	require.Equal(t, readmePorts, published)
+	// Media needs more than signaling: its ICE ports and TURN, UDP and TCP.
+	for _, p := range []string{"7882:7882/udp", "7881:7881/tcp", "3478:3478/udp", "3478:3478/tcp"} {
+		require.Contains(t, all["media"], p, "the media node publishes %s", p)
+	}
 }
 
 func TestComposeGivesHandoffOnlySettingsItKnows(t *testing.T) {

@@ -16,6 +16,7 @@ type Metrics struct {
 	ICERestarts  atomic.Int64
 	SlowClosed   atomic.Int64
 	Replaced     atomic.Int64
+	Resumed      atomic.Int64
 }
 
 // ServeHTTP writes the counters in Prometheus text format.
@@ -32,6 +33,7 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 		{"handoff_media_pli_total", "counter", "Keyframe requests sent to publishers.", m.PLIs.Load()},
 		{"handoff_media_ice_restarts_total", "counter", "ICE restarts (a participant's network changed).", m.ICERestarts.Load()},
 		{"handoff_media_slow_sessions_closed_total", "counter", "Signaling sessions closed because the client stopped reading.", m.SlowClosed.Load()},
+		{"handoff_media_sessions_resumed_total", "counter", "Signaling sessions resumed on a new socket (a changed network).", m.Resumed.Load()},
 		{"handoff_media_sessions_replaced_total", "counter", "Signaling sessions replaced by a newer one of the same participant.", m.Replaced.Load()},
 	} {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", c.name, c.help, c.name, c.kind, c.name, c.v)

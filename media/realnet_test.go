@@ -35,6 +35,7 @@ const (
 func call(t *testing.T, lab *netlab.Lab, m *labnode.Media, doctorNS, patientNS string, doctorOpts, patientOpts mediatest.Options) (doctor, patient *labnode.Peer) {
 	t.Helper()
 	doctor = labnode.StartPeer(t, lab, doctorNS, labnode.PeerConfig{URL: m.URL, ID: "user:doctor", Call: callID, Tag: 'D', From: []byte{'P'}, Options: doctorOpts})
+	patientOpts.Resume = true
 	patient = labnode.StartPeer(t, lab, patientNS, labnode.PeerConfig{URL: m.URL, ID: "visit:patient", Call: callID, Tag: 'P', From: []byte{'D'}, Options: patientOpts, RestartOnDisconnect: true})
 	return doctor, patient
 }
@@ -154,5 +155,6 @@ func TestANetworkChangeMidCallIsRecoveredByICERestart(t *testing.T) {
 	require.True(t, ok, "the patient's media comes back after the address change: %+v (the patient: %+v)", d2, patient.Latest(t, 5*time.Second))
 	p, _ := patient.Until(t, 5*time.Second, func(st labnode.Stats) bool { return st.Restarts >= 1 })
 	require.GreaterOrEqual(t, p.Restarts, 1, "by an ICE restart (new credentials on the same session)")
+	require.Equal(t, int64(1), p.Resumes, "its signaling socket, which died with the old address, resumed the same session")
 	t.Logf("media from the patient resumed %v after its address changed", time.Since(changed).Round(100*time.Millisecond))
 }

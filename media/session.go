@@ -1,6 +1,9 @@
 package media
 
 import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -26,18 +29,21 @@ type message struct {
 type session struct {
 	id  string
 	sfu *SFU
-	ws  *websocket.Conn
 	pc  *webrtc.PeerConnection
+
+	// The socket can change under a live session: a page whose network
+	// changed reconnects with ?resume=<resumeID> and keeps its
+	// PeerConnection and its place in the call (an ICE restart follows).
+	resumeID    string
+	connMu      sync.Mutex
+	conn        *sockConn // nil while detached
+	detachTimer *time.Timer
 
 	// Guarded by sfu.mu.
 	joined      string
 	pendingJoin string // a join that came before its attach, held for JoinGrace
 	published   []*publishedTrack
 	senders     map[*publishedTrack]*webrtc.RTPSender
-
-	// out is the socket's one writer's queue: nothing blocks on a slow
-	// client's socket, least of all under sfu.mu.
-	out chan message
 
 	// Local candidates wait for the offer they belong to (a candidate the
 	// client gets first is one it cannot add); remote ones for the answer.
@@ -54,6 +60,22 @@ type session struct {
 	restart     bool // … and that offer restarts ICE
 	done        chan struct{}
 }
+
+// sockConn is one WebSocket of a session, with its one writer's queue:
+// nothing blocks on a slow client's socket, least of all under sfu.mu.
+type sockConn struct {
+	ws   *websocket.Conn
+	out  chan message
+	gone chan struct{} // closed when the session lets go of this socket
+}
+
+func newSockConn(ws *websocket.Conn) *sockConn {
+	return &sockConn{ws: ws, out: make(chan message, outQueue), gone: make(chan struct{})}
+}
+
+// resumeGrace is how long a session whose socket dropped waits for its
+// page to come back (a new network) before it ends.
+const resumeGrace = 10 * time.Second
 
 // outQueue bounds a session's unsent messages; a client that lets more pile
 // up is not reading its socket, and its session is closed.
@@ -79,13 +101,87 @@ func (s *SFU) ServeSignaling(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
+	if resume := r.URL.Query().Get("resume"); resume != "" {
+		s.mu.Lock()
+		sess := s.sessions[claims.Subject]
+		s.mu.Unlock()
+		if sess == nil || subtle.ConstantTimeCompare([]byte(sess.resumeID), []byte(resume)) != 1 {
+			_ = ws.WriteJSON(message{Type: "error", Message: errNoResume.Error()})
+			_ = ws.Close()
+			return
+		}
+		sess.run(sess.attachSocket(ws))
+		return
+	}
 	sess, err := s.open(claims.Subject, ws)
 	if err != nil {
 		_ = ws.WriteJSON(message{Type: "error", Message: err.Error()})
 		_ = ws.Close()
 		return
 	}
-	sess.run()
+	sess.run(sess.currentConn())
+}
+
+var errNoResume = errors.New("that media session is over; open a new one")
+
+func (sess *session) currentConn() *sockConn {
+	sess.connMu.Lock()
+	defer sess.connMu.Unlock()
+	return sess.conn
+}
+
+// attachSocket puts a resumed page's new socket under the session, drops
+// the old one if it lingers, and restarts ICE: the page's network changed.
+func (sess *session) attachSocket(ws *websocket.Conn) *sockConn {
+	c := newSockConn(ws)
+	sess.connMu.Lock()
+	if sess.detachTimer != nil {
+		sess.detachTimer.Stop()
+		sess.detachTimer = nil
+	}
+	old := sess.conn
+	sess.conn = c
+	sess.connMu.Unlock()
+	if old != nil {
+		close(old.gone)
+	}
+	go sess.writeLoop(c)
+	sess.sfu.Metrics.Resumed.Add(1)
+	sess.send(message{Type: "welcome", Token: sess.resumeID})
+	// An offer sent into the dead socket was never answered: send it again
+	// (pion cannot roll a local offer back), and restart ICE after it.
+	sess.sfu.Metrics.ICERestarts.Add(1)
+	sess.negMu.Lock()
+	if pending := sess.pc.PendingLocalDescription(); pending != nil && sess.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
+		sess.negotiating, sess.again, sess.restart = true, true, true
+		sess.negMu.Unlock()
+		sess.send(message{Type: "offer", SDP: pending.SDP})
+		return c
+	}
+	sess.negotiating = false
+	sess.negMu.Unlock()
+	go sess.negotiate(true)
+	return c
+}
+
+// detach lets go of a socket that dropped without a goodbye and gives the
+// page resumeGrace to come back before the session ends.
+func (sess *session) detach(c *sockConn) {
+	sess.connMu.Lock()
+	defer sess.connMu.Unlock()
+	if sess.conn != c {
+		return // already replaced by a resumed socket
+	}
+	sess.conn = nil
+	close(c.gone)
+	sess.detachTimer = time.AfterFunc(resumeGrace, func() {
+		sess.connMu.Lock()
+		resumed := sess.conn != nil
+		sess.connMu.Unlock()
+		if !resumed {
+			sess.close()
+		}
+	})
 }
 
 // replacedMessage is what an older page is told when the same participant
@@ -97,9 +193,10 @@ func (s *SFU) open(id string, ws *websocket.Conn) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess := &session{id: id, sfu: s, ws: ws, pc: pc, senders: map[*publishedTrack]*webrtc.RTPSender{},
-		out: make(chan message, outQueue), done: make(chan struct{})}
-	go sess.writeLoop()
+	sess := &session{id: id, sfu: s, pc: pc, senders: map[*publishedTrack]*webrtc.RTPSender{},
+		conn: newSockConn(ws), resumeID: randomID(), done: make(chan struct{})}
+	go sess.writeLoop(sess.conn)
+	sess.send(message{Type: "welcome", Token: sess.resumeID})
 	s.mu.Lock()
 	old := s.sessions[id]
 	s.sessions[id] = sess
@@ -199,27 +296,34 @@ func (sess *session) publish(remote *webrtc.TrackRemote) {
 	t.forward(&s.Metrics)
 }
 
-// run reads signaling messages until the socket closes or a message is
-// malformed; either ends only this session.
-func (sess *session) run() {
-	defer sess.close()
-	sess.ws.SetReadLimit(maxMessage)
+// run reads one socket's signaling messages until it closes or a message
+// is malformed. A malformed message or a goodbye ends the session; a socket
+// that just dropped leaves it waiting for its page to resume.
+func (sess *session) run(c *sockConn) {
+	c.ws.SetReadLimit(maxMessage)
 	for {
 		// A client answers every ping: one that is silent for three is gone
 		// (a dead peer is noticed in seconds, not after ICE's timeout).
-		_ = sess.ws.SetReadDeadline(time.Now().Add(3 * sess.sfu.keepalive))
-		_, raw, err := sess.ws.ReadMessage()
+		_ = c.ws.SetReadDeadline(time.Now().Add(3 * sess.sfu.keepalive))
+		_, raw, err := c.ws.ReadMessage()
 		if err != nil {
+			if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
+				sess.close()
+			} else {
+				sess.detach(c)
+			}
 			return
 		}
 		m, err := parseMessage(raw)
 		if err != nil {
 			sess.send(message{Type: "error", Message: "malformed signaling message"})
+			sess.close()
 			return
 		}
 		if err := sess.handle(m); err != nil {
 			sess.send(message{Type: "error", Message: err.Error()})
 			if errors.Is(err, errProtocol) {
+				sess.close()
 				return
 			}
 		}
@@ -415,8 +519,12 @@ func (sess *session) send(m message) {
 		return
 	default:
 	}
+	c := sess.currentConn()
+	if c == nil {
+		return // detached: the resumed socket starts with a fresh offer
+	}
 	select {
-	case sess.out <- m:
+	case c.out <- m:
 	default:
 		sess.sfu.Metrics.SlowClosed.Add(1)
 		go sess.close()
@@ -426,35 +534,37 @@ func (sess *session) send(m message) {
 // writeLoop is the socket's only writer: queued messages and pings. When
 // the session closes it sends what is still queued (the reason it closed),
 // then closes the socket, which ends the reader.
-func (sess *session) writeLoop() {
+func (sess *session) writeLoop(c *sockConn) {
 	ping := time.NewTicker(sess.sfu.keepalive)
 	defer ping.Stop()
-	defer sess.ws.Close()
+	defer c.ws.Close()
 	write := func(m message, within time.Duration) bool {
-		_ = sess.ws.SetWriteDeadline(time.Now().Add(within))
-		return sess.ws.WriteJSON(m) == nil
+		_ = c.ws.SetWriteDeadline(time.Now().Add(within))
+		return c.ws.WriteJSON(m) == nil
 	}
 	for {
 		select {
-		case m := <-sess.out:
+		case <-c.gone:
+			return
+		case m := <-c.out:
 			if !write(m, 5*time.Second) {
-				go sess.close()
+				go sess.detach(c)
 				return
 			}
 		case <-ping.C:
 			if !write(message{Type: "ping"}, 5*time.Second) {
-				go sess.close()
+				go sess.detach(c)
 				return
 			}
 		case <-sess.done:
 			for {
 				select {
-				case m := <-sess.out:
+				case m := <-c.out:
 					if !write(m, time.Second) {
 						return
 					}
 				default:
-					_ = sess.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+					_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 					return
 				}
 			}
@@ -481,5 +591,16 @@ func (sess *session) close() {
 	s.reconcileLocked()
 	s.mu.Unlock()
 	sess.cancelRestart()
+	sess.connMu.Lock()
+	if sess.detachTimer != nil {
+		sess.detachTimer.Stop()
+	}
+	sess.connMu.Unlock()
 	_ = sess.pc.Close()
+}
+
+func randomID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -206,8 +206,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 
 // devMedia is the media node dev uses: its own, or one named by --media-url.
 type devMedia struct {
-	server    *media.Server // nil for an external node
-	control   activities.Media
+	server     *media.Server // nil for an external node
+	control    activities.Media
 	tokens     media.Tokens
 	publicURL  string
 	turn       *media.TURNServer

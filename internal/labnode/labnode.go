@@ -61,6 +61,8 @@ type Stats struct {
 	State    string         // ICE connection state
 	Local    string         // selected local candidate: "host/udp", "relay/udp", "host/tcp", …
 	Restarts int            // ICE restarts seen (new remote credentials)
+	Resumes  int64          // signaling sockets resumed on the same session
+	Errors   []string       // signaling errors the peer saw
 	// FirstAudio and FirstVideo are when the first packet from each From
 	// tag arrived, in ms after the join was sent (0: not yet).
 	FirstAudio, FirstVideo map[string]float64
@@ -148,6 +150,7 @@ func runPeer(t *testing.T, cfg PeerConfig) {
 	joined := time.Now()
 	p.Join(tokens.Mint(cfg.ID, cfg.Call, time.Hour))
 	first := map[string]time.Time{}
+	var errs []string
 	commands := make(chan string, 4)
 	go func() {
 		sc := bufio.NewScanner(os.Stdin)
@@ -197,6 +200,16 @@ func runPeer(t *testing.T, cfg PeerConfig) {
 			}
 		}
 		st.Restarts = max(len(ufrags)-1, 0)
+		st.Resumes = p.Resumes.Load()
+		for drained := false; !drained; {
+			select {
+			case e := <-p.Errors:
+				errs = append(errs, e)
+			default:
+				drained = true
+			}
+		}
+		st.Errors = errs
 		st.Local = selectedLocal(p.PC)
 		out, _ := json.Marshal(st)
 		fmt.Println("STATS " + string(out))

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 )
@@ -54,6 +55,11 @@ type Peer struct {
 	gaps      int
 	keyframe  chan struct{}
 
+	ifaces               *stdnet.Net
+	url, token, resumeID string
+	resume               bool
+	Resumes              atomic.Int64
+
 	PLIs   atomic.Int64
 	Errors chan string
 	Events chan Message
@@ -72,6 +78,9 @@ type Options struct {
 	RelayOnly  bool
 	// TCP also gathers (active) TCP candidates, as browsers do.
 	TCP bool
+	// Resume reconnects a dropped signaling socket to the same session
+	// (?resume=), as the pages do when their network changes.
+	Resume bool
 }
 
 // Dial opens a session with the session token and starts publishing.
@@ -85,6 +94,11 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 	ws, _, err := websocket.DefaultDialer.Dial(url+"?token="+sessionToken, nil)
 	require.NoError(t, err)
 	var se webrtc.SettingEngine
+	// pion reads the host's interfaces once; a peer whose address changes
+	// (a new network) reads them again before each answer, as browsers do.
+	ifaces, err := stdnet.NewNet()
+	require.NoError(t, err)
+	se.SetNet(ifaces)
 	if opts.TCP {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
 	}
@@ -96,7 +110,8 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 	require.NoError(t, err)
 	p := &Peer{t: t, ID: id, Tag: tag, WS: ws, PC: pc, received: map[string]int{}, lastAt: map[byte]time.Time{}, firstAt: map[string]time.Time{},
 		keyframes: map[byte][]time.Time{}, lastSeq: map[uint32]uint16{}, keyframe: make(chan struct{}, 1),
-		Errors: make(chan string, 10), Events: make(chan Message, 100), stop: make(chan struct{})}
+		Errors: make(chan string, 10), Events: make(chan Message, 100), stop: make(chan struct{}),
+		url: url, token: sessionToken, resume: opts.Resume, ifaces: ifaces}
 	audio, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", id)
 	require.NoError(t, err)
 	video, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", id)
@@ -172,6 +187,29 @@ func (p *Peer) candidate(c webrtc.ICECandidateInit) {
 	p.Send(Message{Type: "candidate", Candidate: &c})
 }
 
+// reconnect dials the same session again (for up to 10 s) after its
+// socket dropped.
+func (p *Peer) reconnect() bool {
+	for i := 0; i < 40; i++ {
+		select {
+		case <-p.stop:
+			return false
+		case <-time.After(250 * time.Millisecond):
+		}
+		ws, _, err := websocket.DefaultDialer.Dial(p.url+"?token="+p.token+"&resume="+p.resumeID, nil)
+		if err != nil {
+			continue
+		}
+		p.WSMu.Lock()
+		_ = p.WS.Close()
+		p.WS = ws
+		p.WSMu.Unlock()
+		p.Resumes.Add(1)
+		return true
+	}
+	return false
+}
+
 // Send writes a signaling message.
 func (p *Peer) Send(m Message) {
 	p.WSMu.Lock()
@@ -181,8 +219,17 @@ func (p *Peer) Send(m Message) {
 
 func (p *Peer) readSignals() {
 	for {
-		_, raw, err := p.WS.ReadMessage()
+		p.WSMu.Lock()
+		ws := p.WS
+		p.WSMu.Unlock()
+		// The node pings every 5 s (or faster): a socket silent for 8 s is
+		// dead, even if TCP has not noticed (the address it used is gone).
+		_ = ws.SetReadDeadline(time.Now().Add(8 * time.Second))
+		_, raw, err := ws.ReadMessage()
 		if err != nil {
+			if p.resume && p.resumeID != "" && p.reconnect() {
+				continue
+			}
 			close(p.Events)
 			return
 		}
@@ -195,6 +242,7 @@ func (p *Peer) readSignals() {
 			p.candMu.Lock()
 			p.answered = false // an ICE restart's candidates follow its answer
 			p.candMu.Unlock()
+			_ = p.ifaces.UpdateInterfaces()
 			if err := p.PC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
 				p.Errors <- "set offer: " + err.Error()
 				continue
@@ -222,6 +270,8 @@ func (p *Peer) readSignals() {
 			}
 		case "ping":
 			p.Send(Message{Type: "pong"})
+		case "welcome":
+			p.resumeID = m.Token
 		case "error":
 			p.Errors <- m.Message
 		default:

@@ -60,26 +60,66 @@ export class HandoffMedia {
       if (pc !== this.pc) return;
       if (pc.connectionState === 'disconnected' || pc.connectionState === 'failed') this.restartIce();
     };
-    const ws = new WebSocket(`${session.url}?token=${encodeURIComponent(session.sessionToken)}`);
+    this.resumeID = null;
+    return this.openSocket(pc, session, null).then(() => { if (session.joinToken) this.join(session.joinToken); });
+  }
+
+  // openSocket opens the signaling socket of pc's session: a new session,
+  // or (resume) the same one again after the socket dropped.
+  openSocket(pc, session, resume) {
+    const q = resume ? `&resume=${encodeURIComponent(resume)}` : '';
+    const ws = new WebSocket(`${session.url}?token=${encodeURIComponent(session.sessionToken)}${q}`);
     this.ws = ws;
     // Messages wait for the socket: an admit can arrive while it still opens.
     this.ready = new Promise((resolve, reject) => {
       ws.onopen = () => { this.heard(); resolve(); };
       ws.onclose = () => {
         reject(new Error('the media connection closed'));
-        if (ws === this.ws && !this.closed && !this.reconnecting) this.lost();
+        if (ws === this.ws && !this.closed && !this.reconnecting) this.dropped(pc);
       };
     });
-    ws.onmessage = (m) => { if (ws === this.ws) { this.heard(); this.handle(pc, JSON.parse(m.data)); } };
-    return this.ready.then(() => { if (session.joinToken) this.join(session.joinToken); });
+    ws.onmessage = (m) => {
+      if (ws !== this.ws) return;
+      this.heard();
+      const msg = JSON.parse(m.data);
+      if (msg.type === 'welcome') { this.resumeID = msg.token; return; }
+      if (msg.type === 'error' && resume) { this.resumeID = null; ws.close(); return; } // that session is over
+      if (msg.type === 'media_restarting') this.resumeID = null; // nothing to resume on a new node
+      this.handle(pc, msg);
+    };
+    return this.ready;
+  }
+
+  // dropped: the socket died under a live session (a changed network, a
+  // proxy). Resume the same session on a new socket — the PeerConnection
+  // and the place in the call stay, the server restarts ICE — and fall back
+  // to a new session only if that fails.
+  async dropped(pc) {
+    if (!this.resumeID || pc !== this.pc) return this.lost();
+    this.reconnecting = true;
+    this.onEvent({ type: 'reconnecting' });
+    for (let i = 0; i < 5 && this.resumeID && !this.closed && pc === this.pc; i++) {
+      await new Promise((r) => setTimeout(r, 500 + Math.random() * 1000));
+      try {
+        const session = fresh(this.last) ? this.last : await this.session();
+        await this.openSocket(pc, session, this.resumeID);
+        this.reconnecting = false;
+        this.resumes = (this.resumes || 0) + 1;
+        this.onEvent({ type: 'reconnected' });
+        return;
+      } catch (_) { /* try again */ }
+    }
+    this.reconnecting = false;
+    if (pc === this.pc) this.lost();
   }
 
   // heard resets the watchdog: a server silent for 15 s is gone, even if
   // the socket has not noticed (a dead network, a proxy that swallowed it).
   heard() {
+    this.lastHeard = Date.now();
     clearTimeout(this.watchdog);
     const ws = this.ws;
-    this.watchdog = setTimeout(() => { if (ws === this.ws && !this.closed) { ws.onclose = null; ws.close(); this.lost(); } }, PING_TIMEOUT);
+    this.watchdog = setTimeout(() => { if (ws === this.ws && !this.closed) { ws.onclose = null; ws.close(); this.dropped(this.pc); } }, PING_TIMEOUT);
   }
 
   send(msg) { if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg)); }
@@ -94,6 +134,11 @@ export class HandoffMedia {
     this.restartedAt = Date.now();
     this.restarts++;
     this.send({ type: 'restart' });
+    // The path went down: if the socket went with it (the address it used
+    // is gone), nothing answers; resume on a new socket without waiting for
+    // the 15 s watchdog.
+    const ws = this.ws, heard = this.lastHeard;
+    setTimeout(() => { if (ws === this.ws && this.lastHeard === heard && !this.closed) { ws.onclose = null; ws.close(); this.dropped(this.pc); } }, 3000);
   }
 
   async handle(pc, msg) {
