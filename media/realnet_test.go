@@ -1,6 +1,8 @@
 package media_test
 
 import (
+	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -157,4 +159,62 @@ func TestANetworkChangeMidCallIsRecoveredByICERestart(t *testing.T) {
 	require.GreaterOrEqual(t, p.Restarts, 1, "by an ICE restart (new credentials on the same session)")
 	require.Equal(t, int64(1), p.Resumes, "its signaling socket, which died with the old address, resumed the same session")
 	t.Logf("media from the patient resumed %v after its address changed", time.Since(changed).Round(100*time.Millisecond))
+}
+
+// BenchmarkConnectTime measures, over 30 calls in each topology, the time
+// from a peer's join to the first audio and the first video from the other
+// side: direct UDP (patient behind NAT), ICE-TCP (a firewall that drops
+// UDP) and TURN-relayed (a patient whose only way out is TURN).
+//
+//	go test -run '^$' -bench BenchmarkConnectTime -benchtime 1x ./media/
+func BenchmarkConnectTime(b *testing.B) {
+	calls := 30
+	for _, topo := range []string{"direct", "ice-tcp", "turn"} {
+		b.Run(topo, func(b *testing.B) {
+			for range b.N {
+				lab := netlab.New(b)
+				mediaNS := lab.Host("media", "198.18.1")
+				patientNS := lab.HostBehindNAT("patient", "10.10.0")
+				doctorNS := lab.Host("doctor", "198.18.2")
+				cfg := labnode.MediaConfig{Network: media.Network{UDPPort: udpPort, TCPPort: tcpPort}}
+				var opts mediatest.Options
+				switch topo {
+				case "ice-tcp":
+					lab.DropUDP(patientNS)
+					opts.TCP = true
+				case "turn":
+					lab.OnlyTo(patientNS, "tcp:"+mediaPublic+":8081", "udp:"+mediaPublic+":3478", "tcp:"+mediaPublic+":3478")
+					cfg.TURN = media.TURN{Port: 3478, Secret: labnode.TURNSecret, RelayIP: mediaPublic}
+					s := media.ICEServers{TURN: []string{"turn:" + mediaPublic + ":3478?transport=udp"}, TURNSecret: labnode.TURNSecret}.For("visit:patient")[0]
+					opts.ICEServers = []webrtc.ICEServer{{URLs: s.URLs, Username: s.Username, Credential: s.Credential}}
+				}
+				var ids []string
+				for i := range calls {
+					ids = append(ids, "user:doctor"+strconv.Itoa(i), "visit:patient"+strconv.Itoa(i))
+				}
+				cfg.Call, cfg.Members = callID, ids
+				m := labnode.StartMedia(b, lab, mediaNS, mediaPublic, cfg)
+				var audio, video []float64
+				for i := range calls {
+					n := strconv.Itoa(i)
+					d := labnode.StartPeer(b, lab, doctorNS, labnode.PeerConfig{URL: m.URL, ID: "user:doctor" + n, Call: callID, Tag: 'D', From: []byte{'P'}})
+					p := labnode.StartPeer(b, lab, patientNS, labnode.PeerConfig{URL: m.URL, ID: "visit:patient" + n, Call: callID, Tag: 'P', From: []byte{'D'}, Options: opts})
+					st, ok := p.Until(b, 20*time.Second, func(st labnode.Stats) bool { return st.FirstAudio["D"] > 0 && st.FirstVideo["D"] > 0 })
+					if !ok {
+						b.Fatalf("%s call %d did not connect: %+v", topo, i, st)
+					}
+					audio, video = append(audio, st.FirstAudio["D"]), append(video, st.FirstVideo["D"])
+					p.Stop()
+					d.Stop()
+				}
+				sort.Float64s(audio)
+				sort.Float64s(video)
+				pct := func(v []float64, q float64) float64 { return v[min(len(v)-1, int(q*float64(len(v))))] }
+				b.ReportMetric(pct(audio, 0.5), "audio-p50-ms")
+				b.ReportMetric(pct(audio, 0.99), "audio-p99-ms")
+				b.ReportMetric(pct(video, 0.5), "video-p50-ms")
+				b.ReportMetric(pct(video, 0.99), "video-p99-ms")
+			}
+		})
+	}
 }
