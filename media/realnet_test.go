@@ -194,7 +194,7 @@ func BenchmarkConnectTime(b *testing.B) {
 				}
 				cfg.Call, cfg.Members = callID, ids
 				m := labnode.StartMedia(b, lab, mediaNS, mediaPublic, cfg)
-				var audio, video []float64
+				var audio, video, ice, dtls []float64
 				for i := range calls {
 					n := strconv.Itoa(i)
 					d := labnode.StartPeer(b, lab, doctorNS, labnode.PeerConfig{URL: m.URL, ID: "user:doctor" + n, Call: callID, Tag: 'D', From: []byte{'P'}})
@@ -204,12 +204,16 @@ func BenchmarkConnectTime(b *testing.B) {
 						b.Fatalf("%s call %d did not connect: %+v", topo, i, st)
 					}
 					audio, video = append(audio, st.FirstAudio["D"]), append(video, st.FirstVideo["D"])
+					ice, dtls = append(ice, st.ICEMs), append(dtls, st.ConnectedMs)
 					p.Stop()
 					d.Stop()
 				}
-				sort.Float64s(audio)
-				sort.Float64s(video)
+				for _, v := range [][]float64{audio, video, ice, dtls} {
+					sort.Float64s(v)
+				}
 				pct := func(v []float64, q float64) float64 { return v[min(len(v)-1, int(q*float64(len(v))))] }
+				b.ReportMetric(pct(ice, 0.5), "ice-p50-ms")
+				b.ReportMetric(pct(dtls, 0.5), "dtls-p50-ms")
 				b.ReportMetric(pct(audio, 0.5), "audio-p50-ms")
 				b.ReportMetric(pct(audio, 0.99), "audio-p99-ms")
 				b.ReportMetric(pct(video, 0.5), "video-p50-ms")

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -63,6 +64,9 @@ type Stats struct {
 	Restarts int            // ICE restarts seen (new remote credentials)
 	Resumes  int64          // signaling sockets resumed on the same session
 	Errors   []string       // signaling errors the peer saw
+	// ICEMs and ConnectedMs are when ICE, then DTLS, connected (ms after
+	// the join; 0: not yet).
+	ICEMs, ConnectedMs float64
 	// FirstAudio and FirstVideo are when the first packet from each From
 	// tag arrived, in ms after the join was sent (0: not yet).
 	FirstAudio, FirstVideo map[string]float64
@@ -147,6 +151,12 @@ func runPeer(t *testing.T, cfg PeerConfig) {
 			}
 		})
 	}
+	var iceAt, connectedAt atomic.Int64
+	p.PC.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateConnected {
+			connectedAt.CompareAndSwap(0, time.Now().UnixMicro())
+		}
+	})
 	joined := time.Now()
 	p.Join(tokens.Mint(cfg.ID, cfg.Call, time.Hour))
 	first := map[string]time.Time{}
@@ -201,6 +211,15 @@ func runPeer(t *testing.T, cfg PeerConfig) {
 		}
 		st.Restarts = max(len(ufrags)-1, 0)
 		st.Resumes = p.Resumes.Load()
+		if iceAt.Load() == 0 && (p.PC.ICEConnectionState() == webrtc.ICEConnectionStateConnected || p.PC.ICEConnectionState() == webrtc.ICEConnectionStateCompleted) {
+			iceAt.Store(time.Now().UnixMicro())
+		}
+		if v := iceAt.Load(); v > 0 {
+			st.ICEMs = float64(v-joined.UnixMicro()) / 1000
+		}
+		if v := connectedAt.Load(); v > 0 {
+			st.ConnectedMs = float64(v-joined.UnixMicro()) / 1000
+		}
 		for drained := false; !drained; {
 			select {
 			case e := <-p.Errors:

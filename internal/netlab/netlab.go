@@ -193,6 +193,9 @@ func (l *Lab) Start(ns string, env []string, args ...string) *Proc {
 	return p
 }
 
+// Pid is the process's id (`ip netns exec` execs the command in place).
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Send writes one line to the process's stdin.
 func (p *Proc) Send(line string) { _, _ = io.WriteString(p.stdin, line+"\n") }
 
