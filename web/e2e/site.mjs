@@ -1,7 +1,7 @@
 // Starts a real `handoff dev` on free ports and Debian's Chromium with a
 // fake camera and microphone, and gives each test person their own window.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -40,14 +40,19 @@ async function mediaNode(bin, port) {
   return node;
 }
 
-export async function startSite({ externalMedia = false } = {}) {
+// startSite runs `handoff dev` (with devArgs); netns { ns, host } runs it in
+// that network namespace, bound to host.
+export async function startSite({ externalMedia = false, netns = null, devArgs = [] } = {}) {
   const bin = process.env.HANDOFF_BIN || new URL('../../bin/handoff', import.meta.url).pathname;
   if (!existsSync(bin)) throw new Error(`no handoff binary at ${bin}: run make build`);
   const [api, media, temporal, ui] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const node = externalMedia ? await mediaNode(bin, media) : null;
   const env = { ...process.env, HANDOFF_API_PORT: `${api}`, HANDOFF_MEDIA_PORT: `${media}`, HANDOFF_TEMPORAL_PORT: `${temporal}`, HANDOFF_UI_PORT: `${ui}` };
   if (node) Object.assign(env, node.env, { HANDOFF_MEDIA_URL: node.url });
-  const proc = spawn(bin, ['dev', '--data-dir', mkdtempSync(join(tmpdir(), 'handoff-e2e-'))], {
+  const devCmd = [bin, 'dev', '--data-dir', mkdtempSync(join(tmpdir(), 'handoff-e2e-')), ...devArgs];
+  if (netns) devCmd.push('--host', netns.host);
+  const [cmd, ...cmdArgs] = netns ? ['ip', 'netns', 'exec', netns.ns, ...devCmd] : devCmd;
+  const proc = spawn(cmd, cmdArgs, {
     env,
     stdio: ['ignore', 'pipe', process.env.HANDOFF_E2E_LOG ? 'inherit' : 'ignore'],
   });
@@ -63,21 +68,38 @@ export async function startSite({ externalMedia = false } = {}) {
     '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream', '--disable-features=WebRtcHideLocalIpsWithMdns'];
   // The main browser lets pages play sound at once and grants devices;
   // other browsers (launchBrowser) keep the real policies.
-  const launchBrowser = (args) => chromium.launch({ executablePath, args: [...baseArgs, ...args] });
+  // A browser in a network namespace is Chromium started through a
+  // wrapper that enters it (`ip netns exec` execs in place, so playwright's
+  // pipe to the browser goes along).
+  const launchBrowser = (args, ns) => {
+    let exe = executablePath;
+    if (ns) {
+      exe = join(mkdtempSync(join(tmpdir(), 'handoff-chromium-')), 'chromium');
+      writeFileSync(exe, `#!/bin/sh\nexec ip netns exec ${ns} ${executablePath} "$@"\n`, { mode: 0o755 });
+    }
+    return chromium.launch({ executablePath: exe, args: [...baseArgs, ...args] });
+  };
   const browser = await launchBrowser(['--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required']);
   const browsers = [browser];
   const artifacts = process.env.HANDOFF_ARTIFACTS || new URL('../../artifacts/browser', import.meta.url).pathname;
   mkdirSync(artifacts, { recursive: true });
+  const base = `http://${netns ? netns.host : '127.0.0.1'}:${api}`;
   let shot = 0;
   const open = [];
   return {
-    base: `http://127.0.0.1:${api}`,
+    base,
     media: node,
     // person opens a window for name; options.browserArgs gives it its own
     // browser with those flags, options.permissions what it grants.
-    async person(name, { browserArgs, permissions = ['camera', 'microphone'] } = {}) {
+    async person(name, { browserArgs, permissions = ['camera', 'microphone'], netns: ns } = {}) {
       let b = browser;
-      if (browserArgs) { b = await launchBrowser(browserArgs); browsers.push(b); }
+      if (browserArgs || ns) {
+        // A namespace's page is served from an address, not localhost:
+        // only a secure origin gets camera and microphone.
+        const secure = ns ? [`--unsafely-treat-insecure-origin-as-secure=${base}`] : [];
+        b = await launchBrowser([...(browserArgs || ['--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required']), ...secure], ns);
+        browsers.push(b);
+      }
       const context = await b.newContext({ viewport: { width: 1200, height: 850 } });
       open.push(context);
       await context.grantPermissions(permissions);

@@ -264,6 +264,10 @@ function fresh(session) {
 // person has: a denied or absent camera still joins with sound, a missing
 // microphone still with video. m.missing names what is not there.
 async function openDevices(m) {
+  if (!navigator.mediaDevices) { // a page not served over HTTPS gets no devices at all
+    m.missing = ['camera', 'microphone'];
+    return new MediaStream();
+  }
   try {
     return await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
   } catch (_) {

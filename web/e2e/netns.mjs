@@ -1,0 +1,66 @@
+// A small network for a browser test, made of the kernel's own parts (as
+// internal/netlab does for the Go tests): a router namespace and hosts
+// cabled to it by veth pairs, each host on its own 198.18.x.0/24 with the
+// router at .254. Every address is one the lab made. remove() deletes it
+// all (the process's exit does too, if the test dies first).
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+
+function sh(...args) {
+  try {
+    return execFileSync(args[0], args.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], timeout: 20000 }).toString();
+  } catch (err) {
+    throw new Error(`netns: ${args.join(' ')}: ${err.stderr || err.message}`);
+  }
+}
+
+export function lab() {
+  if (process.getuid && process.getuid() !== 0) throw new Error('netns: the firewall browser test needs root (CI runs as root)');
+  for (const tool of ['ip', 'iptables']) {
+    try { sh('which', tool); } catch (_) { throw new Error(`netns: ${tool} is missing (apt-get install iproute2 iptables; .ci/run installs them)`); }
+  }
+  const prefix = 'he' + randomBytes(3).toString('hex');
+  const made = [];
+  let links = 0;
+  const inNs = (ns, ...args) => sh('ip', 'netns', 'exec', ns, ...args);
+  const namespace = (name) => {
+    const ns = `${prefix}-${name}`;
+    sh('ip', 'netns', 'add', ns);
+    made.push(ns);
+    inNs(ns, 'ip', 'link', 'set', 'lo', 'up');
+    inNs(ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1');
+    return ns;
+  };
+  const remove = () => {
+    for (const ns of made.splice(0).reverse()) {
+      try { for (const pid of sh('ip', 'netns', 'pids', ns).split(/\s+/).filter(Boolean)) process.kill(Number(pid), 'SIGKILL'); } catch (_) { /* gone */ }
+      try { sh('ip', 'netns', 'del', ns); } catch (_) { /* gone */ }
+    }
+  };
+  process.once('exit', remove);
+  const router = namespace('router');
+  inNs(router, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+  return {
+    inNs,
+    remove,
+    // host: a namespace at subnet.1 (subnet like "198.18.1").
+    host(name, subnet) {
+      const ns = namespace(name);
+      links++;
+      const hostIf = `${prefix}h${links}`, routerIf = `${prefix}r${links}`;
+      sh('ip', 'link', 'add', hostIf, 'netns', ns, 'type', 'veth', 'peer', 'name', routerIf, 'netns', router);
+      inNs(ns, 'ip', 'link', 'set', hostIf, 'name', 'eth0');
+      inNs(ns, 'ip', 'addr', 'add', `${subnet}.1/24`, 'dev', 'eth0');
+      inNs(ns, 'ip', 'link', 'set', 'eth0', 'up');
+      inNs(ns, 'ip', 'route', 'add', 'default', 'via', `${subnet}.254`);
+      inNs(router, 'ip', 'addr', 'add', `${subnet}.254/24`, 'dev', routerIf);
+      inNs(router, 'ip', 'link', 'set', routerIf, 'up');
+      return ns;
+    },
+    // dropUDP: a network that lets no UDP in or out.
+    dropUDP(ns) {
+      inNs(ns, 'iptables', '-A', 'OUTPUT', '-p', 'udp', '-j', 'DROP');
+      inNs(ns, 'iptables', '-A', 'INPUT', '-p', 'udp', '-j', 'DROP');
+    },
+  };
+}

@@ -1,0 +1,74 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startSite, checkIn, login, admit, hears, inboundGrows } from './site.mjs';
+import { lab } from './netns.mjs';
+
+// The clinic's network drops all UDP (as some hospitals' do): the
+// provider's Chromium reaches the media node over ICE-TCP. handoff dev runs
+// in a "server" namespace, each browser in a namespace of its own.
+let site, net;
+before(async () => {
+  net = lab();
+  const server = net.host('server', '198.18.1');
+  net.clinic = net.host('clinic', '198.18.2');
+  net.home = net.host('home', '198.18.3');
+  net.dropUDP(net.clinic);
+  site = await startSite({ netns: { ns: server, host: '198.18.1.1' }, devArgs: ['--ice-udp-port', '7882', '--ice-tcp-port', '7881'] });
+});
+after(async () => { await site?.stop(); net?.remove(); });
+
+// selectedPath is the page's nominated candidate pair: local type and protocol.
+const selectedPath = (page) => page.evaluate(async () => {
+  const stats = await window.handoff.media.pc.getStats();
+  let path = null;
+  stats.forEach((r) => {
+    if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') {
+      const local = stats.get(r.localCandidateId);
+      path = `${local.candidateType}/${local.protocol}`;
+    }
+  });
+  return path;
+});
+
+test('a provider behind a firewall that drops all UDP hears and sees the patient over ICE-TCP', async () => {
+  const patient = await site.person('patient-home', { netns: net.home });
+  const provider = await site.person('dr-lee-clinic', { netns: net.clinic });
+  await checkIn(patient, site.base, 'dr-lee', 'Kai Lund');
+  await login(provider, site.base, 'dr.lee@riverside.example');
+  await admit(provider, 'Kai Lund');
+  await patient.getByText('In your visit with Dr. Maya Lee').waitFor();
+  await inboundGrows(provider, 'the provider behind the firewall');
+  await hears(provider, 'the provider behind the firewall');
+  await hears(patient, 'the patient at home');
+  // Chromium's active TCP candidate is learnt by the node as peer-reflexive.
+  assert.match(await selectedPath(provider), /\/tcp$/, 'the provider\'s media goes over TCP');
+  assert.match(await selectedPath(patient), /\/udp$/, 'the patient\'s over UDP');
+  await provider.shot('call-through-udp-firewall');
+});
+
+test("the patient's address changes mid-call: the page resumes its media session, no rejoin, the call goes on", async () => {
+  const patient = await site.person('patient-moving', { netns: net.home });
+  const provider = await site.person('dr-lee-moving', { netns: net.clinic });
+  const rejoins = [];
+  patient.on('request', (r) => { if (r.url().endsWith('/api/v1/media/rejoin')) rejoins.push(r.url()); });
+  await checkIn(patient, site.base, 'dr-lee', 'Lee Moss');
+  await login(provider, site.base, 'dr.lee@riverside.example');
+  await admit(provider, 'Lee Moss');
+  await patient.getByText('In your visit with Dr. Maya Lee').waitFor();
+  await hears(provider, 'the provider before the move');
+
+  // Wi-Fi to cellular, as the kernel sees it: the old address is gone.
+  net.inNs(net.home, 'ip', 'addr', 'flush', 'dev', 'eth0');
+  net.inNs(net.home, 'ip', 'addr', 'add', '198.18.3.7/24', 'dev', 'eth0');
+  net.inNs(net.home, 'ip', 'route', 'replace', 'default', 'via', '198.18.3.254');
+  const moved = Date.now();
+  await patient.waitForFunction(() => (window.handoff.media.resumes || 0) >= 1, null, { timeout: 40000 })
+    .catch(() => { throw new Error('the patient page did not resume its media session'); });
+  await inboundGrows(provider, 'the provider after the patient moved');
+  await hears(provider, 'the provider after the patient moved');
+  await inboundGrows(patient, 'the patient after the move');
+  console.log(`the patient's media came back ${Date.now() - moved} ms after its address changed`);
+  assert.deepEqual(rejoins, [], 'no /media/rejoin: the same session, the same call');
+  assert.equal(await patient.evaluate(() => window.handoff.media.reconnects), 0, 'no new session either');
+  await patient.getByText('In your visit with Dr. Maya Lee').waitFor();
+});
