@@ -24,6 +24,20 @@ test('a patient whose camera is denied joins with sound, and the page says so', 
   await lee.shot('call-with-audio-only-patient');
 });
 
+test('a patient whose microphone is missing joins with video, and hears the provider', async () => {
+  const patient = await site.person('patient-no-mic', { browserArgs: [], permissions: ['camera'] });
+  const lee = await site.person('dr-lee-no-mic');
+  await checkIn(patient, site.base, 'dr-lee', 'Jo Park');
+  await patient.getByText('Your microphone is not available: the visit goes on with video only.').waitFor();
+  await login(lee, site.base, 'dr.lee@riverside.example');
+  await admit(lee, 'Jo Park');
+  await patient.getByText('In your visit with Dr. Maya Lee').waitFor();
+  await inboundGrows(lee, 'Dr. Lee sees the patient without a microphone');
+  await hears(patient, 'the patient without a microphone');
+  const kinds = await patient.evaluate(() => window.handoff.stream.getTracks().map((t) => t.kind));
+  assert.deepEqual(kinds, ['video'], 'only the camera is sent');
+});
+
 test('a second tab takes the call over; where sound needs a tap, one button turns it on', async () => {
   const first = await site.person('patient-first-tab');
   const lee = await site.person('dr-lee-tabs');
