@@ -1,9 +1,13 @@
 package api_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -213,4 +217,57 @@ func TestMediaRestartMidCallEveryoneRejoins(t *testing.T) {
 	for _, p := range []*mediatest.Peer{patient2, lee2} {
 		p.NoErrors(t)
 	}
+}
+
+// Every media answer a page gets (its session, a rejoin, the provider's
+// admit) carries the ICE servers with a TURN credential minted for that
+// participant alone.
+func TestMediaAnswersCarryICEServersWithPerParticipantTURNCredentials(t *testing.T) {
+	e := testenv.Start(t)
+	e.StartWorker(nil)
+	servers := &media.ICEServers{STUN: []string{"stun:turn.example.test:3478"},
+		TURN: []string{"turn:turn.example.test:3478?transport=udp", "turns:turn.example.test:443?transport=tcp"}, TURNSecret: "api-turn-secret", TTL: time.Hour}
+	s := startAPI(t, e, func(d *api.Deps) { d.ICEServers = servers })
+	leeTok := s.login(lee)
+	visit, patientTok := s.checkIn("dr-lee", "Ice Servers")
+
+	turnOf := func(body map[string]any) (urls []any, user, cred string) {
+		t.Helper()
+		list, ok := body["iceServers"].([]any)
+		require.True(t, ok, "iceServers in %v", body)
+		require.Len(t, list, 2, "STUN, then TURN")
+		require.Equal(t, []any{"stun:turn.example.test:3478"}, list[0].(map[string]any)["urls"])
+		tu := list[1].(map[string]any)
+		return tu["urls"].([]any), tu["username"].(string), tu["credential"].(string)
+	}
+	check := func(body map[string]any, participant string) {
+		t.Helper()
+		urls, user, cred := turnOf(body)
+		require.Len(t, urls, 2)
+		expiry, who, ok := strings.Cut(user, ":")
+		require.True(t, ok, user)
+		require.Equal(t, participant, who)
+		exp, err := strconv.ParseInt(expiry, 10, 64)
+		require.NoError(t, err)
+		left := time.Until(time.Unix(exp, 0))
+		require.InDelta(t, time.Hour.Seconds(), left.Seconds(), 60, "valid for the configured TTL")
+		// The password is what coturn's use-auth-secret computes.
+		mac := hmac.New(sha1.New, []byte("api-turn-secret"))
+		mac.Write([]byte(user))
+		require.Equal(t, base64.StdEncoding.EncodeToString(mac.Sum(nil)), cred)
+	}
+
+	sess := s.do("GET", "/media/session", patientTok, nil)
+	require.Equal(t, http.StatusOK, sess.Status, sess.Raw)
+	check(sess.Body, "visit:"+visit)
+	ad := s.do("POST", "/visits/"+visit+"/admit", leeTok, nil)
+	require.Equal(t, http.StatusOK, ad.Status, ad.Raw)
+	provider := ad.Body["media"].(map[string]any)
+	check(provider, provider["participant"].(string))
+	rj := s.do("POST", "/media/rejoin", patientTok, nil)
+	require.Equal(t, http.StatusOK, rj.Status, rj.Raw)
+	check(rj.Body, "visit:"+visit)
+	_, leeUser, _ := turnOf(provider)
+	require.NotContains(t, leeUser, visit, "the provider's credential is its own")
+	require.True(t, strings.HasPrefix(provider["participant"].(string), "user:"))
 }
