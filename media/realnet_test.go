@@ -1,6 +1,8 @@
 package media_test
 
 import (
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"testing"
@@ -134,6 +136,33 @@ func TestCallWhoseOnlyWayOutIsTURNIsRelayed(t *testing.T) {
 		Options: mediatest.Options{ICEServers: []webrtc.ICEServer{{URLs: wrong[0].URLs, Username: wrong[0].Username, Credential: wrong[0].Credential}}}})
 	st, ok := intruder.Until(t, 6*time.Second, func(st labnode.Stats) bool { return st.Local != "" })
 	require.False(t, ok, "a forged TURN credential gets no relay: %+v", st)
+}
+
+// The same TURN setting serves coturn: a real coturn with use-auth-secret
+// and the secret the API mints credentials with relays a patient whose
+// only way out is that TURN server.
+func TestCallRelayedByCoturnWithTheSameCredentials(t *testing.T) {
+	coturn, err := exec.LookPath("turnserver")
+	require.NoError(t, err, "coturn is missing (apt-get install coturn; .ci/run installs it)")
+	lab := netlab.New(t)
+	mediaNS := lab.Host("media", "198.18.1")
+	doctorNS := lab.Host("doctor", "198.18.2")
+	turnNS := lab.Host("coturn", "198.18.4")
+	patientNS := lab.HostBehindNAT("patient", "10.10.0")
+	const turnIP, secret = "198.18.4.1", "coturn-shared-secret"
+	lab.OnlyTo(patientNS, "tcp:"+mediaPublic+":8081", "udp:"+turnIP+":3478")
+	ts := lab.Start(turnNS, nil, coturn, "-n", "--listening-ip="+turnIP, "--relay-ip="+turnIP, "--listening-port=3478",
+		"--use-auth-secret", "--static-auth-secret="+secret, "--realm=handoff", "--no-tls", "--no-dtls", "--no-cli",
+		"--log-file=stdout", "--simple-log", "--pidfile="+filepath.Join(t.TempDir(), "turnserver.pid"))
+	ts.WaitLine(t, "", 10*time.Second) // it writes its log as it starts
+	m := labnode.StartMedia(t, lab, mediaNS, mediaPublic, labnode.MediaConfig{Network: media.Network{UDPPort: udpPort}, Call: callID, Members: members()})
+	var ice []webrtc.ICEServer
+	for _, s := range (media.ICEServers{TURN: []string{"turn:" + turnIP + ":3478?transport=udp"}, TURNSecret: secret}).For("visit:patient") {
+		ice = append(ice, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	doctor, patient := call(t, lab, m, doctorNS, patientNS, mediatest.Options{}, mediatest.Options{ICEServers: ice})
+	_, p := bothWays(t, doctor, patient)
+	require.Equal(t, "relay/udp", p.Local, "the patient's media is relayed by coturn")
 }
 
 // A patient whose address changes mid-call (a new network) is recovered by
