@@ -57,6 +57,26 @@ export function lab() {
       inNs(router, 'ip', 'link', 'set', routerIf, 'up');
       return ns;
     },
+    // hostBehindNAT: a host on a private subnet behind the router's NAT
+    // (masquerade): it reaches everything, nothing reaches it unasked.
+    hostBehindNAT(name, subnet) {
+      const ns = this.host(name, subnet);
+      const cidr = `${subnet}.0/24`;
+      inNs(router, 'iptables', '-t', 'nat', '-A', 'POSTROUTING', '-s', cidr, '!', '-d', cidr, '-j', 'MASQUERADE');
+      inNs(router, 'iptables', '-A', 'FORWARD', '-d', cidr, '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT');
+      inNs(router, 'iptables', '-A', 'FORWARD', '-d', cidr, '-j', 'DROP');
+      return ns;
+    },
+    // onlyTo lets ns reach only "proto:ip:port" destinations (and answers).
+    onlyTo(ns, ...allowed) {
+      inNs(ns, 'iptables', '-A', 'OUTPUT', '-o', 'lo', '-j', 'ACCEPT');
+      inNs(ns, 'iptables', '-A', 'OUTPUT', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT');
+      for (const a of allowed) {
+        const [proto, ip, port] = a.split(':');
+        inNs(ns, 'iptables', '-A', 'OUTPUT', '-p', proto, '-d', ip, '--dport', port, '-j', 'ACCEPT');
+      }
+      inNs(ns, 'iptables', '-A', 'OUTPUT', '-j', 'DROP');
+    },
     // dropUDP: a network that lets no UDP in or out.
     dropUDP(ns) {
       inNs(ns, 'iptables', '-A', 'OUTPUT', '-p', 'udp', '-j', 'DROP');

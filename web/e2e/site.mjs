@@ -88,6 +88,7 @@ export async function startSite({ externalMedia = false, netns = null, devArgs =
   const open = [];
   return {
     base,
+    mediaPort: media,
     media: node,
     // person opens a window for name; options.browserArgs gives it its own
     // browser with those flags, options.permissions what it grants.
