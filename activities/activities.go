@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/handoff-telehealth/handoff/clinic"
 	"github.com/handoff-telehealth/handoff/metrics"
 	"github.com/handoff-telehealth/handoff/store"
 )
@@ -283,16 +284,16 @@ func transferCompleted(tx *gorm.DB, p TransferParams) (bool, error) {
 }
 
 func planTransfer(tx *gorm.DB, v store.Visit, p TransferParams) (TransferPlan, error) {
-	var clinic store.Clinic
-	if err := tx.Take(&clinic, "id = ?", v.ClinicID).Error; err != nil {
+	var cl store.Clinic
+	if err := tx.Take(&cl, "id = ?", v.ClinicID).Error; err != nil {
 		return TransferPlan{}, err
 	}
 	actor, err := loadUser(tx, p.ActorID, v.ClinicID)
 	if err != nil {
 		return TransferPlan{}, err
 	}
-	if clinic.Plan != store.PlanPremium {
-		return TransferPlan{}, reject(ErrPlanRequired, "transferring patients requires the Premium plan")
+	if err := clinic.MayTransfer(cl.Plan); err != nil {
+		return TransferPlan{}, AsApplicationError(err)
 	}
 	source, err := loadRoom(tx, p.SourceRoomID)
 	if err != nil {
@@ -308,8 +309,10 @@ func planTransfer(tx *gorm.DB, v store.Visit, p TransferParams) (TransferPlan, e
 	if target.ClinicID != v.ClinicID || target.DeletedAt != nil {
 		return TransferPlan{}, reject(ErrNotFound, "target room not found")
 	}
-	if target.ID == v.RoomID && v.State != store.VisitTransferring {
-		return TransferPlan{}, reject(ErrSameRoom, "the patient is already in that room")
+	if v.State != store.VisitTransferring { // a re-run of its own BeginTransfer is not a same-room transfer
+		if err := clinic.CheckTarget(v.RoomID, target.ID); err != nil {
+			return TransferPlan{}, AsApplicationError(err)
+		}
 	}
 	display, err := store.DisplayName(tx, target)
 	if err != nil {

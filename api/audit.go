@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/handoff-telehealth/handoff/clinic"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -19,7 +20,7 @@ func (h *handlers) me(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"user": userView(*cl.User),
 		"clinic":   gin.H{"id": cl.Clinic.ID, "name": cl.Clinic.Name, "plan": cl.Clinic.Plan},
-		"features": gin.H{"transfer": cl.Clinic.Plan == store.PlanPremium, "sharedRooms": cl.Clinic.Plan == store.PlanPremium},
+		"features": gin.H{"transfer": clinic.MayTransfer(cl.Clinic.Plan) == nil, "sharedRooms": clinic.HasSharedRooms(cl.Clinic.Plan)},
 		"roomIds":  rooms})
 }
 

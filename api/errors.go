@@ -18,6 +18,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/handoff-telehealth/handoff/activities"
+	"github.com/handoff-telehealth/handoff/clinic"
 )
 
 // apiError is an error with the status and code the client sees. Handlers
@@ -62,6 +63,12 @@ func toAPIError(err error) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
+	}
+	var rule *clinic.Rejection
+	if errors.As(err, &rule) {
+		if m, ok := ruleStatus[rule.Kind]; ok {
+			return newError(m.status, m.code, rule.Message)
+		}
 	}
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {

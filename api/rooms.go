@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/handoff-telehealth/handoff/clinic"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -109,7 +110,7 @@ func (h *handlers) listRooms(c *gin.Context) {
 	}
 	rooms := []gin.H{}
 	for _, r := range sortedRooms(idx) {
-		if r.DeletedAt != nil || (r.Kind == store.RoomShared && cl.Clinic.Plan != store.PlanPremium) {
+		if r.DeletedAt != nil || (r.Kind == store.RoomShared && !clinic.HasSharedRooms(cl.Clinic.Plan)) {
 			continue
 		}
 		providers, err := h.providersOf(c, idx, r)

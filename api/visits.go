@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/handoff-telehealth/handoff/activities"
+	"github.com/handoff-telehealth/handoff/clinic"
 	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
@@ -20,7 +21,7 @@ const maxNameLength = 100
 
 // publicRoom is the face of a room on its check-in link.
 func (h *handlers) publicRoom(c *gin.Context) {
-	r, clinic, err := h.roomBySlug(c, c.Param("slug"))
+	r, owner, err := h.roomBySlug(c, c.Param("slug"))
 	if err != nil {
 		fail(c, err)
 		return
@@ -30,22 +31,22 @@ func (h *handlers) publicRoom(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"slug": r.Slug, "kind": r.Kind, "displayName": name, "clinic": clinic.Name})
+	c.JSON(http.StatusOK, gin.H{"slug": r.Slug, "kind": r.Kind, "displayName": name, "clinic": owner.Name})
 }
 
 func (h *handlers) roomBySlug(c *gin.Context, slug string) (store.Room, store.Clinic, error) {
 	var r store.Room
-	var clinic store.Clinic
+	var cl store.Clinic
 	if len(slug) > 80 || h.DB.WithContext(c).Take(&r, "slug = ? AND deleted_at IS NULL", slug).Error != nil {
-		return r, clinic, errNotFound("room")
+		return r, cl, errNotFound("room")
 	}
-	if err := h.DB.WithContext(c).Take(&clinic, "id = ?", r.ClinicID).Error; err != nil {
-		return r, clinic, err
+	if err := h.DB.WithContext(c).Take(&cl, "id = ?", r.ClinicID).Error; err != nil {
+		return r, cl, err
 	}
-	if r.Kind == store.RoomShared && clinic.Plan != store.PlanPremium {
-		return r, clinic, errNotFound("room") // shared rooms exist only on Premium
+	if r.Kind == store.RoomShared && !clinic.HasSharedRooms(cl.Plan) {
+		return r, cl, errNotFound("room") // shared rooms exist only on Premium
 	}
-	return r, clinic, nil
+	return r, cl, nil
 }
 
 type checkInRequest struct {
@@ -247,8 +248,8 @@ func (h *handlers) transfer(c *gin.Context) {
 		fail(c, errBadRequest("targetRoomId is required"))
 		return
 	}
-	if len([]rune(req.Note)) > workflows.MaxNoteLength {
-		fail(c, errBadRequest("note is longer than 500 characters"))
+	if err := clinic.CheckNote(req.Note); err != nil {
+		fail(c, err)
 		return
 	}
 	cl := callerOf(c)
@@ -275,8 +276,8 @@ func (h *handlers) transfer(c *gin.Context) {
 		fail(c, errMovedAway)
 		return
 	}
-	if cl.Clinic.Plan != store.PlanPremium {
-		fail(c, newError(http.StatusForbidden, "plan_required", "transferring patients requires the Premium plan"))
+	if err := clinic.MayTransfer(cl.Clinic.Plan); err != nil {
+		fail(c, err)
 		return
 	}
 	target, ok := idx.rooms[req.TargetRoomID]

@@ -1,14 +1,19 @@
 package store
 
-import "time"
+import (
+	"time"
 
-// Plan is a clinic's subscription; transfer and shared rooms need Premium.
-type Plan string
+	"github.com/handoff-telehealth/handoff/clinic"
+)
+
+// Plan is a clinic's subscription; what each allows is the domain's
+// (clinic.MayTransfer, clinic.HasSharedRooms).
+type Plan = clinic.Plan
 
 const (
-	PlanFree    Plan = "free"
-	PlanPro     Plan = "pro"
-	PlanPremium Plan = "premium"
+	PlanFree    = clinic.PlanFree
+	PlanPro     = clinic.PlanPro
+	PlanPremium = clinic.PlanPremium
 )
 
 // Role is what a user is in its clinic. Every role may transfer.

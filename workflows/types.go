@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/handoff-telehealth/handoff/activities"
+	"github.com/handoff-telehealth/handoff/clinic"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -64,7 +65,7 @@ type TransferRequest struct {
 }
 
 // MaxNoteLength bounds the optional hand-off note.
-const MaxNoteLength = 500
+const MaxNoteLength = clinic.MaxNoteLength
 
 // TransferResult is the transfer's outcome as the sender sees it.
 type TransferResult struct {

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/handoff-telehealth/handoff/activities"
+	"github.com/handoff-telehealth/handoff/clinic"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -315,8 +316,9 @@ func (v *visit) validateTransfer(ctx workflow.Context, req TransferRequest) erro
 	switch {
 	case req.ActorID == "" || req.TargetRoomID == "":
 		return temporal.NewApplicationError("a transfer needs the provider's id and a target room", activities.ErrInvalid)
-	case len([]rune(req.Note)) > MaxNoteLength:
-		return temporal.NewApplicationError(fmt.Sprintf("the note is longer than %d characters", MaxNoteLength), activities.ErrInvalid)
+	}
+	if err := clinic.CheckNote(req.Note); err != nil {
+		return validationError(err)
 	}
 	if err := v.ready(); err != nil {
 		return err
@@ -324,10 +326,19 @@ func (v *visit) validateTransfer(ctx workflow.Context, req TransferRequest) erro
 	if req.FromRoomID != "" && req.FromRoomID != v.st.RoomID {
 		return conflict("the patient has just been moved to another room")
 	}
-	if req.TargetRoomID == v.st.RoomID {
-		return temporal.NewApplicationError("the patient is already in that room", activities.ErrSameRoom)
+	if err := clinic.CheckTarget(v.st.RoomID, req.TargetRoomID); err != nil {
+		return validationError(err)
 	}
 	return nil
+}
+
+// validationError is a domain rejection as an update validator's error.
+func validationError(err error) error {
+	var r *clinic.Rejection
+	if errors.As(err, &r) {
+		return temporal.NewApplicationError(r.Message, r.Kind)
+	}
+	return err
 }
 
 // transfer runs the transfer's steps. Up to BeginTransfer nothing has
