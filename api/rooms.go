@@ -70,10 +70,11 @@ func (h *handlers) providersOf(c *gin.Context, idx *clinicIndex, r store.Room) (
 }
 
 func displayName(idx *clinicIndex, r store.Room) string {
-	if r.Kind == store.RoomPersonal && r.OwnerID != nil {
-		return idx.users[*r.OwnerID].DisplayName
+	owner := ""
+	if r.OwnerID != nil {
+		owner = idx.users[*r.OwnerID].DisplayName
 	}
-	return r.Name
+	return clinic.DisplayName(r.Kind, r.Name, owner)
 }
 
 // listRooms: every room of the caller's clinic (any can receive a

@@ -38,3 +38,19 @@ func TestRules(t *testing.T) {
 		t.Fatal("shared rooms are Premium's")
 	}
 }
+
+func TestDisplayName(t *testing.T) {
+	for _, c := range []struct {
+		kind                 RoomKind
+		room, owner, patient string
+	}{
+		{RoomPersonal, "Lee's room", "Dr. Maya Lee", "Dr. Maya Lee"},
+		{RoomPersonal, "Orphaned room", "", "Orphaned room"},
+		{RoomShared, "Reception", "Sam Ortiz", "Reception"},
+		{RoomShared, "Urgent Care", "", "Urgent Care"},
+	} {
+		if got := DisplayName(c.kind, c.room, c.owner); got != c.patient {
+			t.Errorf("%s room %q owned by %q: patients read %q, want %q", c.kind, c.room, c.owner, got, c.patient)
+		}
+	}
+}

@@ -1,6 +1,10 @@
 package store
 
-import "gorm.io/gorm"
+import (
+	"gorm.io/gorm"
+
+	"github.com/handoff-telehealth/handoff/clinic"
+)
 
 // CanActFor tells whether u may act for room r: its own personal room, or a
 // shared room it is a member of, whatever its role.
@@ -25,15 +29,16 @@ func RoomsOf(tx *gorm.DB, u User) ([]string, error) {
 	return ids, err
 }
 
-// DisplayName is the <name> patients read: the owner's name for a personal
-// room, the room's name for a shared room.
+// DisplayName is the <name> patients read (clinic.DisplayName), with the
+// owner read from the database.
 func DisplayName(tx *gorm.DB, r Room) (string, error) {
-	if r.Kind != RoomPersonal || r.OwnerID == nil {
-		return r.Name, nil
+	owner := ""
+	if r.Kind == RoomPersonal && r.OwnerID != nil {
+		var u User
+		if err := tx.Take(&u, "id = ?", *r.OwnerID).Error; err != nil {
+			return "", err
+		}
+		owner = u.DisplayName
 	}
-	var owner User
-	if err := tx.Take(&owner, "id = ?", *r.OwnerID).Error; err != nil {
-		return "", err
-	}
-	return owner.DisplayName, nil
+	return clinic.DisplayName(r.Kind, r.Name, owner), nil
 }

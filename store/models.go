@@ -26,30 +26,30 @@ const (
 	RoleStaff  Role = "staff"
 )
 
-// RoomKind tells a provider's own room from a room shared by its members.
-type RoomKind string
+// RoomKind, VisitState and CallKind are the domain's (package clinic).
+type RoomKind = clinic.RoomKind
 
 const (
-	RoomPersonal RoomKind = "personal"
-	RoomShared   RoomKind = "shared"
+	RoomPersonal = clinic.RoomPersonal
+	RoomShared   = clinic.RoomShared
 )
 
 // VisitState is the projection of the visit workflow's state machine.
-type VisitState string
+type VisitState = clinic.VisitState
 
 const (
-	VisitWaiting      VisitState = "waiting"
-	VisitInCall       VisitState = "in_call"
-	VisitTransferring VisitState = "transferring"
-	VisitEnded        VisitState = "ended"
+	VisitWaiting      = clinic.VisitWaiting
+	VisitInCall       = clinic.VisitInCall
+	VisitTransferring = clinic.VisitTransferring
+	VisitEnded        = clinic.VisitEnded
 )
 
 // CallKind is 1:1 or group.
-type CallKind string
+type CallKind = clinic.CallKind
 
 const (
-	CallOneToOne CallKind = "one_to_one"
-	CallGroup    CallKind = "group"
+	CallOneToOne = clinic.CallOneToOne
+	CallGroup    = clinic.CallGroup
 )
 
 // Clinic is a tenant: users, rooms and visits all belong to exactly one.

@@ -8,7 +8,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/handoff-telehealth/handoff/activities"
-	"github.com/handoff-telehealth/handoff/store"
+	"github.com/handoff-telehealth/handoff/clinic"
 )
 
 // CheckIn starts the visit's workflow if it is not running and checks the
@@ -21,7 +21,7 @@ func CheckIn(ctx context.Context, c client.Client, in VisitInput) (VisitState, e
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			ClinicIDAttr.ValueSet(in.ClinicID), RoomIDAttr.ValueSet(in.RoomID),
-			VisitStateAttr.ValueSet(string(store.VisitWaiting)), TransfersAttr.ValueSet(0),
+			VisitStateAttr.ValueSet(string(clinic.VisitWaiting)), TransfersAttr.ValueSet(0),
 		),
 	}, Visit, in)
 	h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{

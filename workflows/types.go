@@ -5,7 +5,6 @@ import (
 
 	"github.com/handoff-telehealth/handoff/activities"
 	"github.com/handoff-telehealth/handoff/clinic"
-	"github.com/handoff-telehealth/handoff/store"
 )
 
 // VisitInput starts a visit. Patient data in it (the name) is encrypted by
@@ -29,7 +28,7 @@ type VisitState struct {
 	VisitID   string
 	ClinicID  string
 	RoomID    string
-	State     store.VisitState
+	State     clinic.VisitState
 	CallID    string
 	CheckedIn bool
 	Transfers int

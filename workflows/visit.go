@@ -10,7 +10,6 @@ import (
 
 	"github.com/handoff-telehealth/handoff/activities"
 	"github.com/handoff-telehealth/handoff/clinic"
-	"github.com/handoff-telehealth/handoff/store"
 )
 
 // a names the activities for ExecuteActivity and ExecuteLocalActivity; the
@@ -41,7 +40,7 @@ func (v *visit) setup(ctx workflow.Context) error {
 		v.st = *v.in.Resume
 	} else {
 		v.st = VisitState{VisitID: v.in.VisitID, ClinicID: v.in.ClinicID, RoomID: v.in.RoomID,
-			State: store.VisitWaiting, PatientConnected: true}
+			State: clinic.VisitWaiting, PatientConnected: true}
 	}
 	if v.st.DoneTransfers == nil {
 		v.st.DoneTransfers = map[string]TransferResult{}
@@ -84,7 +83,7 @@ func (v *visit) run(ctx workflow.Context) error {
 	if ndeProbe {
 		_ = workflow.Sleep(ctx, time.Second)
 	}
-	for v.st.State != store.VisitEnded {
+	for v.st.State != clinic.VisitEnded {
 		if v.abandonable() {
 			wait := v.st.DisconnectedAt.Add(v.in.AbandonAfter).Sub(workflow.Now(ctx))
 			changed, err := workflow.AwaitWithTimeout(ctx, max(wait, 0), func() bool { return !v.abandonable() || v.shouldContinueAsNew(ctx) })
@@ -101,7 +100,7 @@ func (v *visit) run(ctx workflow.Context) error {
 				continue
 			}
 		} else if err := workflow.Await(ctx, func() bool {
-			return v.st.State == store.VisitEnded || v.abandonable() || v.shouldContinueAsNew(ctx)
+			return v.st.State == clinic.VisitEnded || v.abandonable() || v.shouldContinueAsNew(ctx)
 		}); err != nil {
 			return err
 		}
@@ -115,11 +114,11 @@ func (v *visit) run(ctx workflow.Context) error {
 
 func (v *visit) abandonable() bool {
 	return v.in.AbandonAfter > 0 && v.busy == "" && v.st.CheckedIn &&
-		v.st.State == store.VisitWaiting && !v.st.PatientConnected
+		v.st.State == clinic.VisitWaiting && !v.st.PatientConnected
 }
 
 func (v *visit) shouldContinueAsNew(ctx workflow.Context) bool {
-	return v.busy == "" && v.st.State != store.VisitEnded && workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+	return v.busy == "" && v.st.State != clinic.VisitEnded && workflow.GetInfo(ctx).GetContinueAsNewSuggested()
 }
 
 // continueAsNew carries the state into a fresh run once no handler runs and
@@ -169,7 +168,7 @@ func (v *visit) publish(ctx workflow.Context) error {
 	)
 }
 
-func (v *visit) setState(ctx workflow.Context, s store.VisitState) error {
+func (v *visit) setState(ctx workflow.Context, s clinic.VisitState) error {
 	v.st.State = s
 	return v.publish(ctx)
 }
@@ -252,7 +251,7 @@ func (v *visit) ready() error {
 		return v.busyError()
 	case !v.st.CheckedIn:
 		return conflict("the patient has not checked in")
-	case v.st.State == store.VisitEnded:
+	case v.st.State == clinic.VisitEnded:
 		return conflict("the visit has ended")
 	}
 	return nil
@@ -285,7 +284,7 @@ func (v *visit) validateAdmit(_ workflow.Context, req AdmitRequest) error {
 	if err := v.ready(); err != nil {
 		return err
 	}
-	if v.st.State != store.VisitWaiting {
+	if v.st.State != clinic.VisitWaiting {
 		return conflict("the patient is not in the waiting room")
 	}
 	return nil
@@ -306,7 +305,7 @@ func (v *visit) admit(ctx workflow.Context, req AdmitRequest) (activities.AdmitR
 		return activities.AdmitResult{}, err
 	}
 	v.st.CallID = res.CallID
-	return res, v.setState(ctx, store.VisitInCall)
+	return res, v.setState(ctx, clinic.VisitInCall)
 }
 
 func (v *visit) validateTransfer(ctx workflow.Context, req TransferRequest) error {
@@ -366,7 +365,7 @@ func (v *visit) transfer(ctx workflow.Context, req TransferRequest) (TransferRes
 		// It may have committed before failing: make sure the patient waits.
 		return TransferResult{}, v.compensate(ctx, p, err)
 	}
-	if err := v.setState(ctx, store.VisitTransferring); err != nil {
+	if err := v.setState(ctx, clinic.VisitTransferring); err != nil {
 		return TransferResult{}, err
 	}
 
@@ -382,12 +381,12 @@ func (v *visit) transfer(ctx workflow.Context, req TransferRequest) (TransferRes
 	v.st.CallID = ""
 	v.st.Transfers++
 	v.st.DoneTransfers[id] = res
-	return res, v.setState(ctx, store.VisitWaiting)
+	return res, v.setState(ctx, clinic.VisitWaiting)
 }
 
 // leaveCall closes the session's apps and detaches the patient's media.
-func (v *visit) leaveCall(ctx workflow.Context, p activities.TransferParams, from store.VisitState, res *TransferResult) error {
-	if from != store.VisitInCall || p.CallID == "" {
+func (v *visit) leaveCall(ctx workflow.Context, p activities.TransferParams, from clinic.VisitState, res *TransferResult) error {
+	if from != clinic.VisitInCall || p.CallID == "" {
 		return nil
 	}
 	if err := v.dbStep(ctx, a.CloseApps, p).Get(ctx, nil); err != nil {
@@ -412,7 +411,7 @@ func (v *visit) compensate(ctx workflow.Context, p activities.TransferParams, ca
 		return err
 	}
 	v.st.CallID = ""
-	if err := v.setState(ctx, store.VisitWaiting); err != nil {
+	if err := v.setState(ctx, clinic.VisitWaiting); err != nil {
 		return err
 	}
 	return temporal.NewNonRetryableApplicationError("transfer failed: "+reason+"; the patient is back in the waiting room", "TransferFailed", cause)
@@ -425,7 +424,7 @@ func (v *visit) validateRejoin(_ workflow.Context, req RejoinRequest) error {
 	if err := v.ready(); err != nil {
 		return err
 	}
-	if v.st.State != store.VisitInCall || v.st.CallID == "" {
+	if v.st.State != clinic.VisitInCall || v.st.CallID == "" {
 		return conflict("the patient is not in a call")
 	}
 	return nil
@@ -480,7 +479,7 @@ func (v *visit) finish(ctx workflow.Context, p activities.EndParams) error {
 	}
 	v.st.CallID = ""
 	v.st.EndReason = p.Reason
-	return v.setState(ctx, store.VisitEnded)
+	return v.setState(ctx, clinic.VisitEnded)
 }
 
 func updateID(ctx workflow.Context) string {
