@@ -312,12 +312,11 @@ func (v *visit) validateTransfer(ctx workflow.Context, req TransferRequest) erro
 	if _, done := v.st.DoneTransfers[updateID(ctx)]; done {
 		return nil // a repeat of a finished transfer: the handler answers it
 	}
-	switch {
-	case req.ActorID == "" || req.TargetRoomID == "":
+	if req.ActorID == "" || req.TargetRoomID == "" {
 		return temporal.NewApplicationError("a transfer needs the provider's id and a target room", activities.ErrInvalid)
 	}
 	if err := clinic.CheckNote(req.Note); err != nil {
-		return validationError(err)
+		return activities.AsApplicationError(err)
 	}
 	if err := v.ready(); err != nil {
 		return err
@@ -326,18 +325,9 @@ func (v *visit) validateTransfer(ctx workflow.Context, req TransferRequest) erro
 		return conflict("the patient has just been moved to another room")
 	}
 	if err := clinic.CheckTarget(v.st.RoomID, req.TargetRoomID); err != nil {
-		return validationError(err)
+		return activities.AsApplicationError(err)
 	}
 	return nil
-}
-
-// validationError is a domain rejection as an update validator's error.
-func validationError(err error) error {
-	var r *clinic.Rejection
-	if errors.As(err, &r) {
-		return temporal.NewApplicationError(r.Message, r.Kind)
-	}
-	return err
 }
 
 // transfer runs the transfer's steps. Up to BeginTransfer nothing has
