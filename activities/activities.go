@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/handoff-telehealth/handoff/clinic"
 	"github.com/handoff-telehealth/handoff/metrics"
@@ -46,52 +44,42 @@ func (a *Activities) now() time.Time {
 	return time.Now().UTC()
 }
 
-// tx runs fn in a transaction and, once it commits, wakes the live-event
-// streams of this process (other processes hear PostgreSQL's NOTIFY).
-func (a *Activities) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	if err := a.DB.WithContext(ctx).Transaction(fn); err != nil {
-		return err
-	}
-	a.DB.EventsCommitted()
-	return nil
+// tx runs fn in one transaction; the events it writes wake the live-event
+// streams once it commits.
+func (a *Activities) tx(ctx context.Context, fn func(q store.Queries) error) error {
+	return a.DB.InTx(ctx, fn)
 }
 
-func (a *Activities) writer(tx *gorm.DB, clinicID, visitID string, now time.Time) writer {
-	return writer{db: a.DB, tx: tx, clinicID: clinicID, visitID: visitID, now: now, began: new(bool)}
+func (a *Activities) writer(q store.Queries, clinicID, visitID string, now time.Time) writer {
+	return writer{q: q, clinicID: clinicID, visitID: visitID, now: now}
 }
-
-// PatientParticipant is the media participant id of a visit's patient.
-func PatientParticipant(visitID string) string { return "visit:" + visitID }
-
-// ProviderParticipant is the media participant id of a user.
-func ProviderParticipant(userID string) string { return "user:" + userID }
 
 // RecordCheckIn writes the visit's projection row, its event and audit row.
 func (a *Activities) RecordCheckIn(ctx context.Context, p CheckInParams) error {
-	return a.tx(ctx, func(tx *gorm.DB) error {
-		room, err := loadRoom(tx, p.RoomID)
+	return a.tx(ctx, func(q store.Queries) error {
+		room, err := loadRoom(q, p.RoomID)
 		if err != nil {
 			return err
 		}
 		if room.ClinicID != p.ClinicID || room.DeletedAt != nil {
-			return reject(ErrNotFound, "room not found")
+			return AsApplicationError(clinic.NotFoundError("room"))
 		}
 		now := a.now()
-		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&store.Visit{
+		created, err := q.Visits.Create(store.Visit{
 			ID: p.VisitID, ClinicID: p.ClinicID, RoomID: p.RoomID, State: store.VisitWaiting,
 			PatientName: p.PatientName, TokenHash: p.TokenHash, CheckedInAt: p.CheckedInAt.UTC(), UpdatedAt: now,
 		})
-		if res.Error != nil || res.RowsAffected == 0 {
-			return res.Error // 0 rows: an earlier attempt did it all
+		if err != nil || !created {
+			return err // not created: an earlier attempt did it all
 		}
-		var v store.Visit
-		if err := tx.Take(&v, "id = ?", p.VisitID).Error; err != nil {
+		v, err := q.Visits.Get(p.VisitID)
+		if err != nil {
 			return err
 		}
-		w := a.writer(tx, p.ClinicID, p.VisitID, now)
+		w := a.writer(q, p.ClinicID, p.VisitID, now)
 		return w.all(
-			w.toRoom(p.RoomID, "visit.checked_in", cardPayload(v, "")),
-			w.audit("patient", p.VisitID, "visit.checked_in", &p.RoomID, nil, ""),
+			w.toRoom(p.RoomID, clinic.EventCheckedIn, cardPayload(v, "")),
+			w.audit(clinic.ActorPatient, p.VisitID, clinic.EventCheckedIn, &p.RoomID, nil, ""),
 		)
 	})
 }
@@ -100,68 +88,67 @@ func (a *Activities) RecordCheckIn(ctx context.Context, p CheckInParams) error {
 // an existing call of the room, which becomes a group call.
 func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, error) {
 	var res AdmitResult
-	err := a.tx(ctx, func(tx *gorm.DB) error {
-		v, err := loadVisit(tx, p.VisitID)
+	err := a.tx(ctx, func(q store.Queries) error {
+		v, err := loadVisit(q, p.VisitID)
 		if err != nil {
 			return err
 		}
 		if v.State == store.VisitInCall && v.CallID != nil {
 			// Done by an earlier attempt.
-			var call store.Call
-			if err := tx.Take(&call, "id = ?", *v.CallID).Error; err != nil {
+			call, err := q.Calls.Get(*v.CallID)
+			if err != nil {
 				return err
 			}
 			res = AdmitResult{CallID: call.ID, Kind: call.Kind}
 			return nil
 		}
 		if v.State != store.VisitWaiting {
-			return reject(ErrConflict, "the patient is not waiting")
+			return AsApplicationError(clinic.ErrNotWaiting)
 		}
-		actor, err := loadUser(tx, p.ActorID, v.ClinicID)
+		actor, err := loadUser(q, p.ActorID, v.ClinicID)
 		if err != nil {
 			return err
 		}
-		room, err := loadRoom(tx, v.RoomID)
+		room, err := loadRoom(q, v.RoomID)
 		if err != nil {
 			return err
 		}
-		if err := requireAccess(tx, actor, room, "you do not have access to this room"); err != nil {
+		if err := requireAccess(q, actor, room, clinic.ErrNoAccessToRoom); err != nil {
 			return err
 		}
 		now := a.now()
 		var call store.Call
 		if p.CallID == "" {
 			call = store.Call{ID: uuid.NewString(), ClinicID: v.ClinicID, RoomID: v.RoomID, Kind: store.CallOneToOne, MediaNode: "local", StartedAt: now}
-			if err := tx.Create(&call).Error; err != nil {
+			if err := q.Calls.Create(call); err != nil {
 				return err
 			}
 		} else {
-			err := tx.Take(&call, "id = ? AND clinic_id = ?", p.CallID, v.ClinicID).Error
-			if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && call.RoomID != v.RoomID) {
-				return reject(ErrNotFound, "call not found in this room")
+			call, err = q.Calls.InClinic(p.CallID, v.ClinicID)
+			if errors.Is(err, store.ErrNotFound) || (err == nil && call.RoomID != v.RoomID) {
+				return reject(clinic.NotFound, "call not found in this room")
 			} else if err != nil {
 				return err
 			}
 			if call.EndedAt != nil {
-				return reject(ErrConflict, "that call has ended")
+				return reject(clinic.Conflict, "that call has ended")
 			}
 			if call.Kind != store.CallGroup {
-				if err := tx.Model(&call).Update("kind", store.CallGroup).Error; err != nil {
+				if err := q.Calls.BecameGroup(call.ID); err != nil {
 					return err
 				}
 				call.Kind = store.CallGroup
 			}
 		}
-		if err := tx.Model(&store.Visit{}).Where("id = ?", v.ID).
-			Updates(map[string]any{"state": store.VisitInCall, "call_id": call.ID, "updated_at": now}).Error; err != nil {
+		if err := q.Visits.Admitted(v.ID, call.ID, now); err != nil {
 			return err
 		}
 		res = AdmitResult{CallID: call.ID, Kind: call.Kind}
-		w := a.writer(tx, v.ClinicID, v.ID, now)
+		w := a.writer(q, v.ClinicID, v.ID, now)
 		return w.all(
-			w.toPatient("visit.admitted", map[string]any{"visitId": v.ID, "callId": call.ID, "message": actor.DisplayName + " is ready to see you"}),
-			w.toRoom(v.RoomID, "visit.admitted", map[string]any{"visitId": v.ID, "callId": call.ID, "kind": call.Kind, "admittedBy": actor.DisplayName}),
-			w.audit("user", actor.ID, "visit.admitted", &v.RoomID, nil, "call "+call.ID),
+			w.toPatient(clinic.EventAdmitted, map[string]any{"visitId": v.ID, "callId": call.ID, "message": actor.DisplayName + " is ready to see you"}),
+			w.toRoom(v.RoomID, clinic.EventAdmitted, map[string]any{"visitId": v.ID, "callId": call.ID, "kind": call.Kind, "admittedBy": actor.DisplayName}),
+			w.audit(clinic.ActorUser, actor.ID, clinic.EventAdmitted, &v.RoomID, nil, "call "+call.ID),
 		)
 	})
 	if err != nil {
@@ -173,10 +160,10 @@ func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, err
 	if err := a.Media.CreateCall(ctx, res.CallID); err != nil {
 		return AdmitResult{}, err
 	}
-	if err := a.Media.Attach(ctx, res.CallID, ProviderParticipant(p.ActorID)); err != nil {
+	if err := a.Media.Attach(ctx, res.CallID, clinic.ProviderParticipant(p.ActorID)); err != nil {
 		return AdmitResult{}, err
 	}
-	if err := a.Media.Attach(ctx, res.CallID, PatientParticipant(p.VisitID)); err != nil {
+	if err := a.Media.Attach(ctx, res.CallID, clinic.PatientParticipant(p.VisitID)); err != nil {
 		return AdmitResult{}, err
 	}
 	return res, nil
@@ -188,35 +175,35 @@ func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, err
 // provider may act for its room.
 func (a *Activities) RejoinCall(ctx context.Context, p RejoinParams) error {
 	var participant string
-	err := a.tx(ctx, func(tx *gorm.DB) error {
-		v, err := loadVisit(tx, p.VisitID)
+	err := a.tx(ctx, func(q store.Queries) error {
+		v, err := loadVisit(q, p.VisitID)
 		if err != nil {
 			return err
 		}
 		if v.State != store.VisitInCall || v.CallID == nil || *v.CallID != p.CallID {
-			return reject(ErrConflict, "the patient is not in that call")
+			return reject(clinic.Conflict, "the patient is not in that call")
 		}
 		switch p.ActorKind {
-		case "patient":
-			participant = PatientParticipant(v.ID)
-		case "user":
-			actor, err := loadUser(tx, p.ActorID, v.ClinicID)
+		case clinic.ActorPatient:
+			participant = clinic.PatientParticipant(v.ID)
+		case clinic.ActorUser:
+			actor, err := loadUser(q, p.ActorID, v.ClinicID)
 			if err != nil {
 				return err
 			}
-			room, err := loadRoom(tx, v.RoomID)
+			room, err := loadRoom(q, v.RoomID)
 			if err != nil {
 				return err
 			}
-			if err := requireAccess(tx, actor, room, "you do not have access to this room"); err != nil {
+			if err := requireAccess(q, actor, room, clinic.ErrNoAccessToRoom); err != nil {
 				return err
 			}
-			participant = ProviderParticipant(actor.ID)
+			participant = clinic.ProviderParticipant(actor.ID)
 		default:
-			return reject(ErrInvalid, "a rejoin is by the patient or a provider")
+			return reject(clinic.Invalid, "a rejoin is by the patient or a provider")
 		}
-		w := a.writer(tx, v.ClinicID, v.ID, a.now())
-		return w.audit(p.ActorKind, p.ActorID, "call.rejoined", &v.RoomID, nil, "call "+p.CallID)()
+		w := a.writer(q, v.ClinicID, v.ID, a.now())
+		return w.audit(p.ActorKind, p.ActorID, clinic.AuditCallRejoined, &v.RoomID, nil, "call "+p.CallID)()
 	})
 	if err != nil {
 		return err
@@ -232,12 +219,12 @@ func (a *Activities) RejoinCall(ctx context.Context, p RejoinParams) error {
 // It changes nothing when a rule is broken.
 func (a *Activities) BeginTransfer(ctx context.Context, p TransferParams) (TransferPlan, error) {
 	var plan TransferPlan
-	err := a.tx(ctx, func(tx *gorm.DB) error {
-		v, err := loadVisit(tx, p.VisitID)
+	err := a.tx(ctx, func(q store.Queries) error {
+		v, err := loadVisit(q, p.VisitID)
 		if err != nil {
 			return err
 		}
-		done, err := transferCompleted(tx, p)
+		done, err := q.Transfers.Completed(p.VisitID, p.TransferID)
 		if err != nil {
 			return err
 		}
@@ -247,7 +234,7 @@ func (a *Activities) BeginTransfer(ctx context.Context, p TransferParams) (Trans
 			// was, from the source room, and change nothing.
 			v.RoomID, v.State = p.SourceRoomID, store.VisitTransferring
 		}
-		plan, err = planTransfer(tx, v, p)
+		plan, err = planTransfer(q, v, p)
 		if err != nil || done {
 			return err
 		}
@@ -256,72 +243,67 @@ func (a *Activities) BeginTransfer(ctx context.Context, p TransferParams) (Trans
 			return nil // an earlier attempt of this transfer got here
 		case store.VisitWaiting, store.VisitInCall:
 		default:
-			return reject(ErrConflict, "the visit has ended")
+			return AsApplicationError(clinic.ErrVisitEnded)
 		}
 		now := a.now()
-		if err := tx.Model(&store.Visit{}).Where("id = ? AND state = ?", v.ID, v.State).
-			Updates(map[string]any{"state": store.VisitTransferring, "updated_at": now}).Error; err != nil {
+		if err := q.Visits.Transferring(v.ID, v.State, now); err != nil {
 			return err
 		}
-		w := a.writer(tx, v.ClinicID, v.ID, now)
+		w := a.writer(q, v.ClinicID, v.ID, now)
 		return w.all(
-			w.toPatient("visit.transfer_started", map[string]any{"visitId": v.ID, "message": plan.PatientMessageStarting()}),
-			w.toRoom(v.RoomID, "visit.transfer_started", map[string]any{"visitId": v.ID, "targetRoomId": p.TargetRoomID}),
-			w.audit("user", p.ActorID, "transfer.started", &p.SourceRoomID, &p.TargetRoomID, "transfer "+p.TransferID),
+			w.toPatient(clinic.EventTransferStarted, map[string]any{"visitId": v.ID, "message": plan.PatientMessageStarting()}),
+			w.toRoom(v.RoomID, clinic.EventTransferStarted, map[string]any{"visitId": v.ID, "targetRoomId": p.TargetRoomID}),
+			w.audit(clinic.ActorUser, p.ActorID, clinic.AuditTransferStarted, &p.SourceRoomID, &p.TargetRoomID, "transfer "+p.TransferID),
 		)
 	})
 	return plan, err
 }
 
-// planTransfer applies the spec's rules to the database's facts.
-// transferCompleted reports whether transfer p already moved the patient.
-func transferCompleted(tx *gorm.DB, p TransferParams) (bool, error) {
-	var n int64
-	err := tx.Model(&store.AuditEvent{}).
-		Where("visit_id = ? AND action = ? AND detail = ?", p.VisitID, "transfer.completed", "transfer "+p.TransferID).
-		Count(&n).Error
-	return n > 0, err
-}
-
-func planTransfer(tx *gorm.DB, v store.Visit, p TransferParams) (TransferPlan, error) {
-	var cl store.Clinic
-	if err := tx.Take(&cl, "id = ?", v.ClinicID).Error; err != nil {
-		return TransferPlan{}, err
-	}
-	actor, err := loadUser(tx, p.ActorID, v.ClinicID)
+// planTransfer applies the domain's transfer rules to the database's facts.
+func planTransfer(q store.Queries, v store.Visit, p TransferParams) (TransferPlan, error) {
+	cl, err := q.Clinics.Get(v.ClinicID)
 	if err != nil {
 		return TransferPlan{}, err
 	}
-	if err := clinic.MayTransfer(cl.Plan); err != nil {
+	actor, err := loadUser(q, p.ActorID, v.ClinicID)
+	if err != nil {
+		return TransferPlan{}, err
+	}
+	source, err := loadRoom(q, p.SourceRoomID)
+	if err != nil {
+		return TransferPlan{}, err
+	}
+	actsForSource, err := actsFor(q, actor, source)
+	if err != nil {
+		return TransferPlan{}, err
+	}
+	if err := clinic.MayTransfer(cl.Plan, actsForSource); err != nil {
 		return TransferPlan{}, AsApplicationError(err)
 	}
-	source, err := loadRoom(tx, p.SourceRoomID)
-	if err != nil {
+	target, err := q.Rooms.Get(p.TargetRoomID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return TransferPlan{}, err
 	}
-	if err := requireAccess(tx, actor, source, "you do not have access to the patient's room"); err != nil {
-		return TransferPlan{}, err
+	var targetFacts *clinic.Room
+	if err == nil {
+		f := target.Facts()
+		targetFacts = &f
 	}
-	target, err := loadRoom(tx, p.TargetRoomID)
-	if err != nil {
-		return TransferPlan{}, err
+	current := v.RoomID
+	if v.State == store.VisitTransferring {
+		current = "" // a re-run of its own BeginTransfer is not a same-room transfer
 	}
-	if target.ClinicID != v.ClinicID || target.DeletedAt != nil {
-		return TransferPlan{}, reject(ErrNotFound, "target room not found")
+	if err := clinic.TransferTarget(v.ClinicID, current, targetFacts); err != nil {
+		return TransferPlan{}, AsApplicationError(err)
 	}
-	if v.State != store.VisitTransferring { // a re-run of its own BeginTransfer is not a same-room transfer
-		if err := clinic.CheckTarget(v.RoomID, target.ID); err != nil {
-			return TransferPlan{}, AsApplicationError(err)
-		}
-	}
-	display, err := store.DisplayName(tx, target)
+	display, err := q.Rooms.DisplayName(target)
 	if err != nil {
 		return TransferPlan{}, err
 	}
 	plan := TransferPlan{ClinicID: v.ClinicID, ActorName: actor.DisplayName, TargetDisplayName: display, TargetRoomName: target.Name}
 	if p.CallID != "" {
-		var call store.Call
-		if err := tx.Take(&call, "id = ?", p.CallID).Error; err != nil {
+		call, err := q.Calls.Get(p.CallID)
+		if err != nil {
 			return TransferPlan{}, err
 		}
 		plan.CallKind = call.Kind
@@ -333,15 +315,12 @@ func planTransfer(tx *gorm.DB, v store.Visit, p TransferParams) (TransferPlan, e
 // session data, so none of it reaches the receiving provider.
 func (a *Activities) CloseApps(ctx context.Context, p TransferParams) (int, error) {
 	var closed int
-	err := a.tx(ctx, func(tx *gorm.DB) error {
-		var apps []store.AppSession
-		if err := tx.Where("call_id = ? AND closed_at IS NULL", p.CallID).Find(&apps).Error; err != nil {
+	err := a.tx(ctx, func(q store.Queries) error {
+		apps, err := q.Apps.OpenIn(p.CallID)
+		if err != nil || len(apps) == 0 {
 			return err
 		}
-		if len(apps) == 0 {
-			return nil
-		}
-		v, err := loadVisit(tx, p.VisitID)
+		v, err := loadVisit(q, p.VisitID)
 		if err != nil {
 			return err
 		}
@@ -350,15 +329,14 @@ func (a *Activities) CloseApps(ctx context.Context, p TransferParams) (int, erro
 		for i, app := range apps {
 			ids[i] = app.ID
 		}
-		if err := tx.Model(&store.AppSession{}).Where("id IN ?", ids).
-			Updates(map[string]any{"closed_at": now, "data": nil}).Error; err != nil {
+		if _, err := q.Apps.Close(p.CallID, ids, now); err != nil {
 			return err
 		}
-		w := a.writer(tx, v.ClinicID, v.ID, now)
+		w := a.writer(q, v.ClinicID, v.ID, now)
 		for _, app := range apps {
 			if err := w.all(
-				w.toRoom(p.SourceRoomID, "app.closed", map[string]any{"callId": p.CallID, "appId": app.ID, "app": app.App, "reason": "transfer"}),
-				w.audit("system", "transfer", "app.closed", &p.SourceRoomID, nil, app.App+" "+app.ID),
+				w.toRoom(p.SourceRoomID, clinic.EventAppClosed, map[string]any{"callId": p.CallID, "appId": app.ID, "app": app.App, "reason": "transfer"}),
+				w.audit(clinic.ActorSystem, "transfer", clinic.EventAppClosed, &p.SourceRoomID, nil, app.App+" "+app.ID),
 			); err != nil {
 				return err
 			}
@@ -372,11 +350,11 @@ func (a *Activities) CloseApps(ctx context.Context, p TransferParams) (int, erro
 // DetachMedia takes the patient out of the call. A 1:1 call ends, for the
 // sender too; in a group call only the patient leaves.
 func (a *Activities) DetachMedia(ctx context.Context, p TransferParams) (DetachResult, error) {
-	var call store.Call
-	if err := a.DB.WithContext(ctx).Take(&call, "id = ?", p.CallID).Error; err != nil {
+	call, err := a.DB.With(ctx).Calls.Get(p.CallID)
+	if err != nil {
 		return DetachResult{}, err
 	}
-	if err := a.Media.Detach(ctx, p.CallID, PatientParticipant(p.VisitID)); err != nil {
+	if err := a.Media.Detach(ctx, p.CallID, clinic.PatientParticipant(p.VisitID)); err != nil {
 		return DetachResult{}, err
 	}
 	oneToOne := call.Kind == store.CallOneToOne
@@ -385,34 +363,32 @@ func (a *Activities) DetachMedia(ctx context.Context, p TransferParams) (DetachR
 			return DetachResult{}, err
 		}
 	}
-	err := a.tx(ctx, func(tx *gorm.DB) error {
+	err = a.tx(ctx, func(q store.Queries) error {
 		now := a.now()
-		// A visit still in_call keeps its call id until the step that moves
-		// it on (EndVisit) clears both together.
-		if err := tx.Model(&store.Visit{}).Where("id = ? AND call_id = ? AND state <> ?", p.VisitID, p.CallID, store.VisitInCall).
-			Updates(map[string]any{"call_id": nil, "updated_at": now}).Error; err != nil {
+		if err := q.Visits.LeftCall(p.VisitID, p.CallID, now); err != nil {
 			return err
 		}
 		if !oneToOne {
 			return nil
 		}
-		res := tx.Model(&store.Call{}).Where("id = ? AND ended_at IS NULL", p.CallID).Update("ended_at", now)
-		if res.Error != nil || res.RowsAffected == 0 {
-			return res.Error
+		ended, err := q.Calls.Ended(p.CallID, now)
+		if err != nil || !ended {
+			return err
 		}
-		w := a.writer(tx, call.ClinicID, p.VisitID, now)
-		return w.toRoom(call.RoomID, "call.ended", map[string]any{"callId": call.ID, "reason": "transfer"})()
+		w := a.writer(q, call.ClinicID, p.VisitID, now)
+		return w.toRoom(call.RoomID, clinic.EventCallEnded, map[string]any{"callId": call.ID, "reason": "transfer"})()
 	})
 	return DetachResult{CallEnded: oneToOne}, err
 }
 
 // RetargetRoom moves the patient into the target waiting room and, in the
-// same transaction, writes the three sides' events and the audit row: the
-// move and its notification commit together or not at all.
+// same transaction, records the transfer as done and writes the three
+// sides' events and the audit row: the move and its notification commit
+// together or not at all.
 func (a *Activities) RetargetRoom(ctx context.Context, p TransferParams, plan TransferPlan) error {
 	counted := false // counted once, not again by a retry that finds it done
-	err := a.tx(ctx, func(tx *gorm.DB) error {
-		v, err := loadVisit(tx, p.VisitID)
+	err := a.tx(ctx, func(q store.Queries) error {
+		v, err := loadVisit(q, p.VisitID)
 		if err != nil {
 			return err
 		}
@@ -420,21 +396,21 @@ func (a *Activities) RetargetRoom(ctx context.Context, p TransferParams, plan Tr
 			return nil // an earlier attempt did it
 		}
 		if v.State != store.VisitTransferring || v.RoomID != p.SourceRoomID {
-			return reject(ErrConflict, "the visit is not being transferred")
+			return reject(clinic.Conflict, "the visit is not being transferred")
 		}
-		target, err := loadRoom(tx, p.TargetRoomID)
-		if err != nil && !isRejection(err, ErrNotFound) {
+		target, err := q.Rooms.Get(p.TargetRoomID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		if err != nil || target.DeletedAt != nil {
-			return reject(ErrTargetRoomGone, "the target room no longer exists")
+			return reject(clinic.TargetRoomGone, "the target room no longer exists")
 		}
 		now := a.now()
-		if err := tx.Model(&store.Visit{}).Where("id = ? AND state = ?", v.ID, store.VisitTransferring).Updates(map[string]any{
-			"room_id": p.TargetRoomID, "state": store.VisitWaiting, "call_id": nil,
-			"transferred_by_id": p.ActorID, "transferred_from_room_id": p.SourceRoomID,
-			"transfer_note": p.Note, "transfers": gorm.Expr("transfers + 1"), "updated_at": now,
-		}).Error; err != nil {
+		if err := q.Visits.MovedTo(store.Move{VisitID: v.ID, ActorID: p.ActorID, FromRoomID: p.SourceRoomID,
+			ToRoomID: p.TargetRoomID, Note: p.Note, At: now}); err != nil {
+			return err
+		}
+		if err := q.Transfers.Complete(v.ID, p.TransferID, now); err != nil {
 			return err
 		}
 		counted = true
@@ -442,12 +418,12 @@ func (a *Activities) RetargetRoom(ctx context.Context, p TransferParams, plan Tr
 		moved.RoomID, moved.TransferNote = p.TargetRoomID, p.Note
 		card := cardPayload(moved, plan.ReceiverMessage())
 		card["transferredFromRoomId"] = p.SourceRoomID
-		w := a.writer(tx, v.ClinicID, v.ID, now)
+		w := a.writer(q, v.ClinicID, v.ID, now)
 		return w.all(
-			w.toPatient("visit.transferred", map[string]any{"visitId": v.ID, "roomId": p.TargetRoomID, "message": plan.PatientMessageDone()}),
-			w.toRoom(p.SourceRoomID, "visit.transferred", map[string]any{"visitId": v.ID, "targetRoomId": p.TargetRoomID, "message": plan.SenderMessage()}),
-			w.toRoom(p.TargetRoomID, "visit.transferred", card),
-			w.audit("user", p.ActorID, "transfer.completed", &p.SourceRoomID, &p.TargetRoomID, "transfer "+p.TransferID),
+			w.toPatient(clinic.EventTransferred, map[string]any{"visitId": v.ID, "roomId": p.TargetRoomID, "message": plan.PatientMessageDone()}),
+			w.toRoom(p.SourceRoomID, clinic.EventTransferred, map[string]any{"visitId": v.ID, "targetRoomId": p.TargetRoomID, "message": plan.SenderMessage()}),
+			w.toRoom(p.TargetRoomID, clinic.EventTransferred, card),
+			w.audit(clinic.ActorUser, p.ActorID, clinic.AuditTransferCompleted, &p.SourceRoomID, &p.TargetRoomID, "transfer "+p.TransferID),
 		)
 	})
 	if err == nil && counted {
@@ -460,35 +436,34 @@ func (a *Activities) RetargetRoom(ctx context.Context, p TransferParams, plan Tr
 // source room again, and both sides are told why.
 func (a *Activities) ReturnToSource(ctx context.Context, p TransferParams, reason string) error {
 	counted := false
-	err := a.tx(ctx, func(tx *gorm.DB) error {
-		v, err := loadVisit(tx, p.VisitID)
+	err := a.tx(ctx, func(q store.Queries) error {
+		v, err := loadVisit(q, p.VisitID)
 		if err != nil {
 			return err
 		}
 		if v.State != store.VisitTransferring {
 			return nil // done by an earlier attempt
 		}
-		source, err := loadRoom(tx, v.RoomID)
+		source, err := loadRoom(q, v.RoomID)
 		if err != nil {
 			return err
 		}
-		display, err := store.DisplayName(tx, source)
+		display, err := q.Rooms.DisplayName(source)
 		if err != nil {
 			return err
 		}
 		now := a.now()
-		if err := tx.Model(&store.Visit{}).Where("id = ? AND state = ?", v.ID, store.VisitTransferring).
-			Updates(map[string]any{"state": store.VisitWaiting, "call_id": nil, "updated_at": now}).Error; err != nil {
+		if err := q.Visits.BackToWaiting(v.ID, now); err != nil {
 			return err
 		}
 		counted = true
-		w := a.writer(tx, v.ClinicID, v.ID, now)
+		w := a.writer(q, v.ClinicID, v.ID, now)
 		return w.all(
-			w.toPatient("visit.transfer_failed", map[string]any{"visitId": v.ID, "roomId": v.RoomID,
+			w.toPatient(clinic.EventTransferFailed, map[string]any{"visitId": v.ID, "roomId": v.RoomID,
 				"message": "We could not transfer you. You are back in " + display + "'s waiting room"}),
-			w.toRoom(v.RoomID, "visit.transfer_failed", map[string]any{"visitId": v.ID, "targetRoomId": p.TargetRoomID,
+			w.toRoom(v.RoomID, clinic.EventTransferFailed, map[string]any{"visitId": v.ID, "targetRoomId": p.TargetRoomID,
 				"message": "Transfer failed: " + reason + ". The patient is back in your waiting room"}),
-			w.audit("user", p.ActorID, "transfer.failed", &p.SourceRoomID, &p.TargetRoomID, "transfer "+p.TransferID+": "+reason),
+			w.audit(clinic.ActorUser, p.ActorID, clinic.AuditTransferFailed, &p.SourceRoomID, &p.TargetRoomID, "transfer "+p.TransferID+": "+reason),
 		)
 	})
 	if err == nil && counted {
@@ -504,8 +479,8 @@ func (a *Activities) EndVisit(ctx context.Context, p EndParams) error {
 			return err
 		}
 	}
-	return a.tx(ctx, func(tx *gorm.DB) error {
-		v, err := loadVisit(tx, p.VisitID)
+	return a.tx(ctx, func(q store.Queries) error {
+		v, err := loadVisit(q, p.VisitID)
 		if err != nil {
 			return err
 		}
@@ -513,25 +488,15 @@ func (a *Activities) EndVisit(ctx context.Context, p EndParams) error {
 			return nil
 		}
 		now := a.now()
-		if err := tx.Model(&store.Visit{}).Where("id = ? AND state <> ?", v.ID, store.VisitEnded).Updates(map[string]any{
-			"state": store.VisitEnded, "call_id": nil, "ended_at": now, "end_reason": p.Reason, "updated_at": now,
-		}).Error; err != nil {
+		if err := q.Visits.Ended(v.ID, p.Reason, now); err != nil {
 			return err
 		}
-		typ := "visit.ended"
-		if p.Reason == "left" {
-			typ = "visit.left"
-		}
-		w := a.writer(tx, v.ClinicID, v.ID, now)
+		typ := clinic.EndEvent(p.Reason)
+		w := a.writer(q, v.ClinicID, v.ID, now)
 		return w.all(
 			w.toPatient(typ, map[string]any{"visitId": v.ID, "reason": p.Reason}),
 			w.toRoom(v.RoomID, typ, map[string]any{"visitId": v.ID, "reason": p.Reason}),
 			w.audit(p.ActorKind, p.ActorID, typ, &v.RoomID, nil, p.Reason),
 		)
 	})
-}
-
-func isRejection(err error, errType string) bool {
-	var appErr interface{ Type() string }
-	return errors.As(err, &appErr) && appErr.Type() == errType
 }

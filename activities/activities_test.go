@@ -12,7 +12,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/handoff-telehealth/handoff/activities"
-	"github.com/handoff-telehealth/handoff/internal/testdb"
+	"github.com/handoff-telehealth/handoff/clinic"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testdb"
 	"github.com/handoff-telehealth/handoff/media"
 	"github.com/handoff-telehealth/handoff/store"
 )
@@ -51,7 +52,7 @@ func (w *world) checkIn(slug, name string) string {
 
 func (w *world) visit(id string) store.Visit {
 	var v store.Visit
-	require.NoError(w.t, w.db.Take(&v, "id = ?", id).Error)
+	require.NoError(w.t, w.db.Gorm().Take(&v, "id = ?", id).Error)
 	return v
 }
 
@@ -63,7 +64,7 @@ type event struct {
 
 func (w *world) events(visitID string) []event {
 	var rows []store.Event
-	require.NoError(w.t, w.db.Where("visit_id = ?", visitID).Order("id").Find(&rows).Error)
+	require.NoError(w.t, w.db.Gorm().Where("visit_id = ?", visitID).Order("id").Find(&rows).Error)
 	out := make([]event, len(rows))
 	for i, r := range rows {
 		out[i] = event{Type: r.Type, Audience: string(r.Audience), RoomID: r.RoomID}
@@ -74,7 +75,7 @@ func (w *world) events(visitID string) []event {
 
 func (w *world) audit(visitID string) []string {
 	var actions []string
-	require.NoError(w.t, w.db.Model(&store.AuditEvent{}).Where("visit_id = ?", visitID).Order("id").Pluck("action", &actions).Error)
+	require.NoError(w.t, w.db.Gorm().Model(&store.AuditEvent{}).Where("visit_id = ?", visitID).Order("id").Pluck("action", &actions).Error)
 	return actions
 }
 
@@ -192,26 +193,26 @@ func TestTransferDuringCalls(t *testing.T) {
 			require.Equal(t, store.CallOneToOne, call.Kind)
 			members, live := w.calls.Members(call.CallID)
 			require.True(t, live)
-			require.ElementsMatch(t, []string{activities.ProviderParticipant(lee.ID), activities.PatientParticipant(id)}, members)
+			require.ElementsMatch(t, []string{clinic.ProviderParticipant(lee.ID), clinic.PatientParticipant(id)}, members)
 			notes := "private notes"
 			app := store.AppSession{ID: uuid.NewString(), CallID: call.CallID, App: "notes", Data: &notes, OpenedByID: lee.ID, OpenedAt: time.Now().UTC()}
-			require.NoError(t, w.db.Create(&app).Error)
+			require.NoError(t, w.db.Gorm().Create(&app).Error)
 
 			w.transfer(w.params(id, lee.Email, "riverside-urgent"))
 			var got store.AppSession
-			require.NoError(t, w.db.Take(&got, "id = ?", app.ID).Error)
+			require.NoError(t, w.db.Gorm().Take(&got, "id = ?", app.ID).Error)
 			require.NotNil(t, got.ClosedAt)
 			require.Nil(t, got.Data, "the app's session data is discarded")
 			_, live = w.calls.Members(call.CallID)
 			require.False(t, live, "a 1:1 call ends for the sender")
 			var c store.Call
-			require.NoError(t, w.db.Take(&c, "id = ?", call.CallID).Error)
+			require.NoError(t, w.db.Gorm().Take(&c, "id = ?", call.CallID).Error)
 			require.NotNil(t, c.EndedAt)
 			v := w.visit(id)
 			require.Nil(t, v.CallID)
 			require.Equal(t, w.rooms["riverside-urgent"].ID, v.RoomID)
 			var closed int64
-			w.db.Model(&store.Event{}).Where("visit_id = ? AND type = ?", id, "app.closed").Count(&closed)
+			w.db.Gorm().Model(&store.Event{}).Where("visit_id = ? AND type = ?", id, "app.closed").Count(&closed)
 			require.EqualValues(t, 1, closed, "one app.closed event, even though CloseApps ran twice")
 		})
 
@@ -227,7 +228,7 @@ func TestTransferDuringCalls(t *testing.T) {
 			w.transfer(w.params(one, lee.Email, "dr-patel"))
 			members, live := w.calls.Members(call.CallID)
 			require.True(t, live, "the group call goes on")
-			require.ElementsMatch(t, []string{activities.ProviderParticipant(lee.ID), activities.PatientParticipant(two)}, members)
+			require.ElementsMatch(t, []string{clinic.ProviderParticipant(lee.ID), clinic.PatientParticipant(two)}, members)
 			require.Equal(t, store.VisitInCall, w.visit(two).State)
 			require.Equal(t, store.VisitWaiting, w.visit(one).State)
 		})
@@ -264,12 +265,12 @@ func TestRulesRefuseAndChangeNothing(t *testing.T) {
 			p    activities.TransferParams
 			want string
 		}{
-			{"free plan", w.params(hillside, "dr.cho@hillside.example", "dr-park"), activities.ErrPlanRequired},
-			{"other clinic's room", w.params(riverside, "dr.lee@riverside.example", "dr-grant"), activities.ErrNotFound},
-			{"actor of another clinic", w.params(riverside, "dr.grant@lakeview.example", "dr-patel"), activities.ErrNotFound},
-			{"no access to the patient's room", w.params(riverside, "dr.patel@riverside.example", "riverside-urgent"), activities.ErrForbidden},
-			{"staff without the room", w.params(riverside, "frontdesk@riverside.example", "dr-patel"), activities.ErrForbidden},
-			{"same room", w.params(riverside, "dr.lee@riverside.example", "dr-lee"), activities.ErrSameRoom},
+			{"free plan", w.params(hillside, "dr.cho@hillside.example", "dr-park"), clinic.PlanRequired},
+			{"other clinic's room", w.params(riverside, "dr.lee@riverside.example", "dr-grant"), clinic.NotFound},
+			{"actor of another clinic", w.params(riverside, "dr.grant@lakeview.example", "dr-patel"), clinic.NotFound},
+			{"no access to the patient's room", w.params(riverside, "dr.patel@riverside.example", "riverside-urgent"), clinic.Forbidden},
+			{"staff without the room", w.params(riverside, "frontdesk@riverside.example", "dr-patel"), clinic.Forbidden},
+			{"same room", w.params(riverside, "dr.lee@riverside.example", "dr-lee"), clinic.SameRoom},
 		}
 		before := w.events(riverside)
 		for _, tc := range cases {
@@ -299,10 +300,10 @@ func TestTargetRoomDeletedMidTransferReturnsThePatient(t *testing.T) {
 		plan, err := w.acts.BeginTransfer(ctx, p)
 		require.NoError(t, err)
 		require.Equal(t, store.VisitTransferring, w.visit(id).State)
-		require.NoError(t, w.db.Model(&store.Room{}).Where("id = ?", p.TargetRoomID).Update("deleted_at", time.Now().UTC()).Error)
+		require.NoError(t, w.db.Gorm().Model(&store.Room{}).Where("id = ?", p.TargetRoomID).Update("deleted_at", time.Now().UTC()).Error)
 
 		err = w.acts.RetargetRoom(ctx, p, plan)
-		require.Equal(t, activities.ErrTargetRoomGone, errType(err))
+		require.Equal(t, clinic.TargetRoomGone, errType(err))
 		require.NoError(t, w.acts.ReturnToSource(ctx, p, "the target room no longer exists"))
 		require.NoError(t, w.acts.ReturnToSource(ctx, p, "the target room no longer exists"))
 
@@ -352,5 +353,5 @@ func TestAdmitAfterTheMediaNodeRestarted(t *testing.T) {
 	require.NoError(t, err, "re-admitting into the ongoing call works")
 	members, live := fresh.Members(call.CallID)
 	require.True(t, live)
-	require.ElementsMatch(t, []string{activities.ProviderParticipant(lee.ID), activities.PatientParticipant(second)}, members)
+	require.ElementsMatch(t, []string{clinic.ProviderParticipant(lee.ID), clinic.PatientParticipant(second)}, members)
 }

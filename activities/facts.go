@@ -1,51 +1,51 @@
 package activities
 
 import (
-	"encoding/json"
 	"errors"
 	"time"
 
-	"gorm.io/gorm"
-
+	"github.com/handoff-telehealth/handoff/clinic"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
-func loadVisit(tx *gorm.DB, id string) (store.Visit, error) {
-	var v store.Visit
-	err := tx.Take(&v, "id = ?", id).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return v, reject(ErrNotFound, "visit not found")
+// found turns a missing row into the domain's "not found" rejection,
+// non-retryably; other errors pass (they are retried).
+func found[T any](row T, err error, what string) (T, error) {
+	if errors.Is(err, store.ErrNotFound) {
+		return row, AsApplicationError(clinic.NotFoundError(what))
 	}
-	return v, err
+	return row, err
+}
+
+func loadVisit(q store.Queries, id string) (store.Visit, error) {
+	v, err := q.Visits.Get(id)
+	return found(v, err, "visit")
 }
 
 // loadUser finds a user of the clinic; users of other clinics are unknown.
-func loadUser(tx *gorm.DB, id, clinicID string) (store.User, error) {
-	var u store.User
-	err := tx.Take(&u, "id = ? AND clinic_id = ?", id, clinicID).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return u, reject(ErrNotFound, "user not found")
-	}
-	return u, err
+func loadUser(q store.Queries, id, clinicID string) (store.User, error) {
+	u, err := q.Users.InClinic(id, clinicID)
+	return found(u, err, "user")
 }
 
-func loadRoom(tx *gorm.DB, id string) (store.Room, error) {
-	var r store.Room
-	err := tx.Take(&r, "id = ?", id).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return r, reject(ErrNotFound, "room not found")
-	}
-	return r, err
+func loadRoom(q store.Queries, id string) (store.Room, error) {
+	r, err := q.Rooms.Get(id)
+	return found(r, err, "room")
 }
 
-// requireAccess rejects, non-retryably, an actor without access to r.
-func requireAccess(tx *gorm.DB, u store.User, r store.Room, msg string) error {
-	ok, err := store.CanActFor(tx, u, r)
+// actsFor tells whether u may act for r (clinic.MayActFor).
+func actsFor(q store.Queries, u store.User, r store.Room) (bool, error) {
+	return q.Rooms.CanActFor(u, r)
+}
+
+// requireAccess rejects, non-retryably, an actor who may not act for r.
+func requireAccess(q store.Queries, u store.User, r store.Room, refusal *clinic.Rejection) error {
+	ok, err := actsFor(q, u, r)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return reject(ErrForbidden, msg)
+		return AsApplicationError(refusal)
 	}
 	return nil
 }
@@ -67,14 +67,13 @@ func cardPayload(v store.Visit, transferredBy string) map[string]any {
 	return card
 }
 
-// writer appends outbox events and audit rows inside one transaction.
+// writer appends a visit's outbox events and audit rows inside one
+// transaction (store.DB.InTx).
 type writer struct {
-	db       *store.DB
-	tx       *gorm.DB
+	q        store.Queries
 	clinicID string
 	visitID  string
 	now      time.Time
-	began    *bool
 }
 
 type step func() error
@@ -88,36 +87,18 @@ func (w writer) all(steps ...step) error {
 	return nil
 }
 
-func (w writer) event(aud store.Audience, roomID *string, typ string, payload map[string]any) step {
-	return func() error {
-		if !*w.began {
-			if err := w.db.BeginEvents(w.tx); err != nil {
-				return err
-			}
-			*w.began = true
-		}
-		body, err := json.Marshal(payload)
-		if err != nil {
-			return err
-		}
-		visitID := w.visitID
-		return w.tx.Create(&store.Event{ClinicID: w.clinicID, Type: typ, Audience: aud, VisitID: &visitID,
-			RoomID: roomID, Payload: string(body), CreatedAt: w.now}).Error
-	}
-}
-
 func (w writer) toPatient(typ string, payload map[string]any) step {
-	return w.event(store.AudiencePatient, nil, typ, payload)
+	return func() error { return w.q.Outbox.ToPatient(w.clinicID, w.visitID, typ, payload, w.now) }
 }
 
 func (w writer) toRoom(roomID, typ string, payload map[string]any) step {
-	return w.event(store.AudienceRoom, &roomID, typ, payload)
+	return func() error { return w.q.Outbox.ToRoom(w.clinicID, w.visitID, roomID, typ, payload, w.now) }
 }
 
 func (w writer) audit(actorKind, actorID, action string, roomID, targetRoomID *string, detail string) step {
 	return func() error {
 		visitID := w.visitID
-		return w.tx.Create(&store.AuditEvent{ClinicID: w.clinicID, At: w.now, ActorKind: actorKind, ActorID: actorID,
-			Action: action, VisitID: &visitID, RoomID: roomID, TargetRoomID: targetRoomID, Detail: detail}).Error
+		return w.q.Audit.Append(store.AuditEvent{ClinicID: w.clinicID, At: w.now, ActorKind: actorKind, ActorID: actorID,
+			Action: action, VisitID: &visitID, RoomID: roomID, TargetRoomID: targetRoomID, Detail: detail})
 	}
 }

@@ -3,6 +3,7 @@ package activities
 import (
 	"time"
 
+	"github.com/handoff-telehealth/handoff/clinic"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -58,19 +59,19 @@ type TransferPlan struct {
 
 // PatientMessageStarting is what the patient reads on the loading page.
 func (p TransferPlan) PatientMessageStarting() string {
-	return "Taking you to " + p.TargetDisplayName + "'s room now"
+	return clinic.TransferringMessage(p.TargetDisplayName)
 }
 
 // PatientMessageDone is what the patient reads in the new waiting room.
 func (p TransferPlan) PatientMessageDone() string {
-	return "You have been transferred to " + p.TargetDisplayName + "'s room"
+	return clinic.TransferredMessage(p.TargetDisplayName)
 }
 
 // SenderMessage is shown on the sender's card for a few seconds.
-func (p TransferPlan) SenderMessage() string { return "Transferred to " + p.TargetRoomName }
+func (p TransferPlan) SenderMessage() string { return clinic.TransferredToMessage(p.TargetRoomName) }
 
 // ReceiverMessage is the note on the receiving card.
-func (p TransferPlan) ReceiverMessage() string { return "Transferred by " + p.ActorName }
+func (p TransferPlan) ReceiverMessage() string { return clinic.TransferredByMessage(p.ActorName) }
 
 // DetachResult says what detaching did to the call.
 type DetachResult struct {

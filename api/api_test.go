@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/handoff-telehealth/handoff/api"
-	"github.com/handoff-telehealth/handoff/internal/testenv"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
 	"github.com/handoff-telehealth/handoff/metrics"
 	"github.com/handoff-telehealth/handoff/store"
 )
@@ -39,6 +39,9 @@ type service struct {
 	env *testenv.Env
 	url string
 	db  *store.DB
+	// openapi records the exchanges validated against the API document
+	// (openapi_test.go).
+	openapi *documentCheck
 }
 
 // startAPI runs an API instance with its own database handle, as a separate
@@ -58,7 +61,7 @@ func startAPI(t *testing.T, e *testenv.Env, tweak func(*api.Deps)) *service {
 	}
 	srv := httptest.NewServer(api.NewRouter(deps))
 	t.Cleanup(srv.Close)
-	return &service{t: t, env: e, url: srv.URL, db: db}
+	return &service{t: t, env: e, url: srv.URL, db: db, openapi: newDocumentCheck()}
 }
 
 func newService(t *testing.T) *service {
@@ -86,16 +89,21 @@ func (r response) str(path ...string) string {
 	return s
 }
 
+// do sends a request to the API and reads its answer; both are validated
+// against the API document (checkExchange).
 func (s *service) do(method, path, token string, body any, headers ...string) response {
 	s.t.Helper()
 	var rd io.Reader
+	var sent []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
-		rd = strings.NewReader(b)
+		sent = []byte(b)
+		rd = bytes.NewReader(sent)
 	default:
 		raw, err := json.Marshal(b)
 		require.NoError(s.t, err)
+		sent = raw
 		rd = bytes.NewReader(raw)
 	}
 	req, err := http.NewRequest(method, s.url+"/api/v1"+path, rd)
@@ -111,6 +119,7 @@ func (s *service) do(method, path, token string, body any, headers ...string) re
 	require.NoError(s.t, err)
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	s.checkExchange(req, sent, resp, raw, false)
 	out := response{Status: resp.StatusCode, Raw: string(raw), Headers: resp.Header}
 	_ = json.Unmarshal(raw, &out.Body)
 	return out
@@ -156,6 +165,7 @@ func (s *service) stream(token, lastEventID string) *sse {
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(s.t, err)
 	require.Equal(s.t, http.StatusOK, resp.StatusCode)
+	s.checkExchange(req, nil, resp, nil, true)
 	st := &sse{events: make(chan sseEvent, 100), cancel: cancel}
 	s.t.Cleanup(cancel)
 	go func() {
@@ -284,7 +294,7 @@ func TestTransferDuringCallsOverHTTP(t *testing.T) {
 	require.Equal(t, http.StatusOK, tr.Status, tr.Raw)
 	require.Equal(t, true, tr.Body["callEnded"], "a 1:1 call ends for the sender")
 	var a store.AppSession
-	require.NoError(t, s.db.Take(&a, "id = ?", app.str("app", "id")).Error)
+	require.NoError(t, s.db.Gorm().Take(&a, "id = ?", app.str("app", "id")).Error)
 	require.Nil(t, a.Data)
 
 	two, _ := s.checkIn("riverside-reception", "Pat Two")
@@ -337,12 +347,12 @@ func TestRefusalsChangeNothing(t *testing.T) {
 	require.Contains(t, s.do("POST", "/visits/"+free+"/transfer", choTok, to("dr-park")).Raw, "requires the Premium plan")
 	for _, id := range []string{visit, free} {
 		var v store.Visit
-		require.NoError(t, s.db.Take(&v, "id = ?", id).Error)
+		require.NoError(t, s.db.Gorm().Take(&v, "id = ?", id).Error)
 		require.Zero(t, v.Transfers)
 		require.Equal(t, store.VisitWaiting, v.State)
 	}
 	var started int64
-	s.db.Model(&store.AuditEvent{}).Where("action = ?", "transfer.started").Count(&started)
+	s.db.Gorm().Model(&store.AuditEvent{}).Where("action = ?", "transfer.started").Count(&started)
 	require.Zero(t, started)
 	// A free clinic sees no shared rooms and no transfer feature.
 	me := s.do("GET", "/me", choTok, nil)
@@ -459,7 +469,7 @@ func TestTransferFromAStaleViewIsAConflict(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, unknownRoom.Status, unknownRoom.Raw)
 
 	var v store.Visit
-	require.NoError(t, s.db.Take(&v, "id = ?", visit).Error)
+	require.NoError(t, s.db.Gorm().Take(&v, "id = ?", visit).Error)
 	require.Equal(t, 1, v.Transfers, "no refused transfer moved the patient")
 	require.Equal(t, s.roomID("dr-lee"), v.RoomID)
 }
@@ -475,7 +485,7 @@ func TestSameIdempotencyKeySameAnswer(t *testing.T) {
 	require.Equal(t, http.StatusOK, again.Status, again.Raw)
 	require.Equal(t, first.str("message"), again.str("message"))
 	var v store.Visit
-	require.NoError(t, s.db.Take(&v, "id = ?", visit).Error)
+	require.NoError(t, s.db.Gorm().Take(&v, "id = ?", visit).Error)
 	require.Equal(t, 1, v.Transfers)
 }
 
@@ -492,10 +502,10 @@ func TestSessions(t *testing.T) {
 	require.Equal(t, "signed_out", r.str("error", "code"))
 
 	idle := s.login(lee)
-	require.NoError(t, s.db.Model(&store.Session{}).Where("revoked_at IS NULL").Update("last_seen_at", time.Now().Add(-31*time.Minute)).Error)
+	require.NoError(t, s.db.Gorm().Model(&store.Session{}).Where("revoked_at IS NULL").Update("last_seen_at", time.Now().Add(-31*time.Minute)).Error)
 	require.Equal(t, "session_idle", s.do("GET", "/me", idle, nil).str("error", "code"))
 	expired := s.login(lee)
-	require.NoError(t, s.db.Model(&store.Session{}).Where("revoked_at IS NULL").Update("expires_at", time.Now().Add(-time.Minute)).Error)
+	require.NoError(t, s.db.Gorm().Model(&store.Session{}).Where("revoked_at IS NULL").Update("expires_at", time.Now().Add(-time.Minute)).Error)
 	require.Equal(t, "session_expired", s.do("GET", "/me", expired, nil).str("error", "code"))
 
 	// Only admins and owners read the audit trail.

@@ -2,32 +2,36 @@ package api
 
 import (
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"gorm.io/gorm"
 
 	"github.com/handoff-telehealth/handoff/store"
 )
 
-// Apps a provider can open in a call.
-var knownApps = []string{"notes", "payment"}
+func (h *handlers) openApp(c *gin.Context) {
+	var req openAppRequest
+	if err := bind(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	body, err := h.openAppIn(c, req)
+	reply(c, http.StatusCreated, body, err)
+}
 
-type openAppRequest struct {
-	App  string `json:"app"`
-	Data string `json:"data"`
+// closeApp closes an app and discards its session data.
+func (h *handlers) closeApp(c *gin.Context) {
+	reply(c, http.StatusNoContent, nil, h.closeAppIn(c, c.Param("appId")))
 }
 
 // callForProvider loads a live call in a room the provider acts for.
-func (h *handlers) callForProvider(c *gin.Context) (store.Call, error) {
-	cl := callerOf(c)
-	var call store.Call
-	if _, err := uuid.Parse(c.Param("id")); err != nil {
-		return call, errNotFound("call")
+func (h *handlers) callForProvider(c *gin.Context, callID string) (store.Call, error) {
+	if _, err := uuid.Parse(callID); err != nil {
+		return store.Call{}, errNotFound("call")
 	}
-	if err := h.DB.WithContext(c).Take(&call, "id = ? AND clinic_id = ?", c.Param("id"), cl.Clinic.ID).Error; err != nil {
+	call, err := h.DB.With(c).Calls.InClinic(callID, callerOf(c).Clinic.ID)
+	if err != nil {
 		return call, errNotFound("call")
 	}
 	if _, err := h.roomForCaller(c, call.RoomID); err != nil {
@@ -39,55 +43,30 @@ func (h *handlers) callForProvider(c *gin.Context) (store.Call, error) {
 	return call, nil
 }
 
-func (h *handlers) openApp(c *gin.Context) {
-	var req openAppRequest
-	if err := decode(c, &req); err != nil {
-		fail(c, err)
-		return
-	}
-	if !slices.Contains(knownApps, req.App) {
-		fail(c, errBadRequest("app must be one of notes, payment"))
-		return
-	}
-	if len(req.Data) > 8000 {
-		fail(c, errBadRequest("app data is longer than 8000 characters"))
-		return
-	}
-	call, err := h.callForProvider(c)
+func (h *handlers) openAppIn(c *gin.Context, req openAppRequest) (gin.H, error) {
+	call, err := h.callForProvider(c, c.Param("id"))
 	if err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
 	data := req.Data
 	app := store.AppSession{ID: uuid.NewString(), CallID: call.ID, App: req.App, Data: &data, OpenedByID: callerOf(c).User.ID, OpenedAt: time.Now().UTC()}
-	if err := h.DB.WithContext(c).Create(&app).Error; err != nil {
-		fail(c, err)
-		return
+	if err := h.DB.With(c).Apps.Open(app); err != nil {
+		return nil, err
 	}
-	c.JSON(http.StatusCreated, gin.H{"app": gin.H{"id": app.ID, "app": app.App, "callId": call.ID}})
+	return gin.H{"app": gin.H{"id": app.ID, "app": app.App, "callId": call.ID}}, nil
 }
 
-// closeApp closes an app and discards its session data.
-func (h *handlers) closeApp(c *gin.Context) {
-	call, err := h.callForProvider(c)
+func (h *handlers) closeAppIn(c *gin.Context, appID string) error {
+	call, err := h.callForProvider(c, c.Param("id"))
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
-	var closed int64
-	err = h.DB.WithContext(c).Transaction(func(tx *gorm.DB) error {
-		res := tx.Model(&store.AppSession{}).Where("id = ? AND call_id = ? AND closed_at IS NULL", c.Param("appId"), call.ID).
-			Updates(map[string]any{"closed_at": time.Now().UTC(), "data": nil})
-		closed = res.RowsAffected
-		return res.Error
-	})
+	closed, err := h.DB.With(c).Apps.Close(call.ID, []string{appID}, time.Now().UTC())
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
 	if closed == 0 {
-		fail(c, errNotFound("open app"))
-		return
+		return errNotFound("open app")
 	}
-	c.Status(http.StatusNoContent)
+	return nil
 }

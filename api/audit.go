@@ -7,49 +7,39 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/handoff-telehealth/handoff/clinic"
-	"github.com/handoff-telehealth/handoff/store"
 )
 
-// me is the signed-in provider, its clinic and plan, and its rooms.
-func (h *handlers) me(c *gin.Context) {
-	cl := callerOf(c)
-	rooms, err := store.RoomsOf(h.DB.WithContext(c), *cl.User)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"user": userView(*cl.User),
-		"clinic":   gin.H{"id": cl.Clinic.ID, "name": cl.Clinic.Name, "plan": cl.Clinic.Plan},
-		"features": gin.H{"transfer": clinic.MayTransfer(cl.Clinic.Plan) == nil, "sharedRooms": clinic.HasSharedRooms(cl.Clinic.Plan)},
-		"roomIds":  rooms})
+// auditPage is how many rows one page of the audit trail holds.
+const auditPage = 200
+
+// listAudit is the clinic's audit trail, newest first, for those the domain
+// lets read it; `before` pages back.
+func (h *handlers) listAudit(c *gin.Context) {
+	body, err := h.auditTrail(c, c.Query("before"))
+	reply(c, http.StatusOK, body, err)
 }
 
-// listAudit is the clinic's audit trail, newest first, for admins and
-// owners; `before` pages back.
-func (h *handlers) listAudit(c *gin.Context) {
+func (h *handlers) auditTrail(c *gin.Context, beforeParam string) (gin.H, error) {
 	cl := callerOf(c)
-	if cl.User.Role != store.RoleAdmin && cl.User.Role != store.RoleOwner {
-		fail(c, errForbidden("only the clinic's admins and owners can read the audit trail"))
-		return
+	if err := clinic.MayReadAudit(cl.User.Role); err != nil {
+		return nil, err
 	}
-	q := h.DB.WithContext(c).Where("clinic_id = ?", cl.Clinic.ID).Order("id DESC").Limit(200)
-	if b := c.Query("before"); b != "" {
-		before, err := strconv.ParseInt(b, 10, 64)
-		if err != nil || before < 0 {
-			fail(c, errBadRequest("before must be an audit row id"))
-			return
+	before := int64(-1) // from the newest
+	if beforeParam != "" {
+		b, err := strconv.ParseInt(beforeParam, 10, 64)
+		if err != nil || b < 0 {
+			return nil, errBadRequest("before must be an audit row id")
 		}
-		q = q.Where("id < ?", before)
+		before = b
 	}
-	var rows []store.AuditEvent
-	if err := q.Find(&rows).Error; err != nil {
-		fail(c, err)
-		return
+	rows, err := h.DB.With(c).Audit.Page(cl.Clinic.ID, before, auditPage)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]gin.H, len(rows))
 	for i, r := range rows {
 		out[i] = gin.H{"id": r.ID, "at": r.At, "actorKind": r.ActorKind, "actorId": r.ActorID, "action": r.Action,
 			"visitId": r.VisitID, "roomId": r.RoomID, "targetRoomId": r.TargetRoomID, "detail": r.Detail}
 	}
-	c.JSON(http.StatusOK, gin.H{"audit": out})
+	return gin.H{"audit": out}, nil
 }

@@ -5,18 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
-	"gorm.io/gorm"
 
 	"github.com/handoff-telehealth/handoff/store"
 )
@@ -81,9 +77,8 @@ func (h *handlers) authenticate(c *gin.Context) {
 		}
 		c.Set(callerKey, cl)
 	case strings.HasPrefix(token, visitPrefix):
-		var v store.Visit
-		err := h.DB.WithContext(c).Take(&v, "token_hash = ?", hashToken(token)).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && v.State == store.VisitEnded) {
+		v, err := h.DB.With(c).Visits.ByTokenHash(hashToken(token))
+		if errors.Is(err, store.ErrNotFound) || (err == nil && v.State == store.VisitEnded) {
 			fail(c, newError(http.StatusUnauthorized, "unauthorized", "this visit link is no longer valid"))
 			return
 		} else if err != nil {
@@ -99,9 +94,9 @@ func (h *handlers) authenticate(c *gin.Context) {
 }
 
 func (h *handlers) sessionCaller(c *gin.Context, token string) (*caller, error) {
-	var s store.Session
-	err := h.DB.WithContext(c).Take(&s, "token_hash = ?", hashToken(token)).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	q := h.DB.With(c)
+	s, err := q.Sessions.ByTokenHash(hashToken(token))
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, errUnauthorized
 	} else if err != nil {
 		return nil, err
@@ -116,18 +111,19 @@ func (h *handlers) sessionCaller(c *gin.Context, token string) (*caller, error) 
 		return nil, newError(http.StatusUnauthorized, "session_idle", "you were signed out after a period of inactivity; sign in again")
 	}
 	if now.Sub(s.LastSeenAt) > time.Minute { // touch at most once a minute
-		if err := h.DB.WithContext(c).Model(&store.Session{}).Where("id = ?", s.ID).Update("last_seen_at", now).Error; err != nil {
+		if err := q.Sessions.Touch(s.ID, now); err != nil {
 			return nil, err
 		}
 	}
-	cl := &caller{User: &store.User{}, Clinic: &store.Clinic{}, SessionID: s.ID}
-	if err := h.DB.WithContext(c).Take(cl.User, "id = ?", s.UserID).Error; err != nil {
+	user, err := q.Users.Get(s.UserID)
+	if err != nil {
 		return nil, err
 	}
-	if err := h.DB.WithContext(c).Take(cl.Clinic, "id = ?", cl.User.ClinicID).Error; err != nil {
+	cl, err := q.Clinics.Get(user.ClinicID)
+	if err != nil {
 		return nil, err
 	}
-	return cl, nil
+	return &caller{User: &user, Clinic: &cl, SessionID: s.ID}, nil
 }
 
 func (h *handlers) sessionIdle() time.Duration {
@@ -168,80 +164,44 @@ func requireAnyone(c *gin.Context) {
 	c.Next()
 }
 
-// decode reads a JSON body strictly: unknown fields and trailing data are
-// errors, and so is text that is not valid UTF-8.
-func decode(c *gin.Context, dst any) error {
-	body, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return newError(http.StatusRequestEntityTooLarge, "too_large", "request body too large")
-		}
-		return errBadRequest("cannot read the request body")
-	}
-	if !utf8.Valid(body) {
-		return errBadRequest("the request body is not valid UTF-8")
-	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return errBadRequest("malformed JSON: " + err.Error())
-	}
-	if dec.More() {
-		return errBadRequest("malformed JSON: more than one value")
-	}
-	return nil
-}
-
-type loginRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-}
-
 // dummyHash keeps a login for an unknown email as slow as a wrong password.
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no-such-user"), bcrypt.DefaultCost)
 
 func (h *handlers) login(c *gin.Context) {
 	var req loginRequest
-	if err := decode(c, &req); err != nil {
+	if err := bind(c, &req); err != nil {
 		fail(c, err)
 		return
 	}
-	if req.Email == "" || req.Password == "" || len(req.Email) > 320 || len(req.Password) > 200 {
-		fail(c, errBadRequest("email and password are required"))
-		return
-	}
-	var u store.User
-	err := h.DB.WithContext(c).Take(&u, "email = ?", strings.ToLower(strings.TrimSpace(req.Email))).Error
+	body, err := h.signIn(c, req)
+	reply(c, http.StatusOK, body, err)
+}
+
+func (h *handlers) logout(c *gin.Context) {
+	reply(c, http.StatusNoContent, nil, h.DB.With(c).Sessions.Revoke(callerOf(c).SessionID, time.Now().UTC()))
+}
+
+// signIn checks a provider's password and opens a session. An unknown email
+// takes as long as a wrong password, and reads the same.
+func (h *handlers) signIn(c *gin.Context, req loginRequest) (gin.H, error) {
+	q := h.DB.With(c)
+	u, err := q.Users.ByEmail(req.Email)
 	hash := dummyHash
 	if err == nil {
 		hash = []byte(u.PasswordHash)
-	} else if !errors.Is(err, gorm.ErrRecordNotFound) {
-		fail(c, err)
-		return
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) != nil || err != nil {
-		fail(c, newError(http.StatusUnauthorized, "bad_credentials", "wrong email or password"))
-		return
+		return nil, newError(http.StatusUnauthorized, "bad_credentials", "wrong email or password")
 	}
 	token, tokenHash := newToken(sessionPrefix)
 	now := time.Now().UTC()
 	s := store.Session{ID: uuid.NewString(), TokenHash: tokenHash, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(h.sessionTTL()), LastSeenAt: now}
-	if err := h.DB.WithContext(c).Create(&s).Error; err != nil {
-		fail(c, err)
-		return
+	if err := q.Sessions.Create(s); err != nil {
+		return nil, err
 	}
-	c.JSON(http.StatusOK, gin.H{"token": token, "expiresAt": s.ExpiresAt, "idleTimeoutSeconds": int(h.sessionIdle().Seconds()), "user": userView(u)})
-}
-
-func (h *handlers) logout(c *gin.Context) {
-	cl := callerOf(c)
-	if err := h.DB.WithContext(c).Model(&store.Session{}).Where("id = ? AND revoked_at IS NULL", cl.SessionID).
-		Update("revoked_at", time.Now().UTC()).Error; err != nil {
-		fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	return gin.H{"token": token, "expiresAt": s.ExpiresAt, "idleTimeoutSeconds": int(h.sessionIdle().Seconds()), "user": userView(u)}, nil
 }
 
 func userView(u store.User) gin.H {

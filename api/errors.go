@@ -15,10 +15,9 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
-	"gorm.io/gorm"
 
-	"github.com/handoff-telehealth/handoff/activities"
 	"github.com/handoff-telehealth/handoff/clinic"
+	"github.com/handoff-telehealth/handoff/store"
 )
 
 // apiError is an error with the status and code the client sees. Handlers
@@ -37,24 +36,30 @@ func newError(status int, code, msg string) *apiError {
 
 var (
 	errUnauthorized = newError(http.StatusUnauthorized, "unauthorized", "sign in first: send Authorization: Bearer <token>")
-	errNotFound     = func(what string) *apiError { return newError(http.StatusNotFound, "not_found", what+" not found") }
-	errForbidden    = func(msg string) *apiError { return newError(http.StatusForbidden, "forbidden", msg) }
+	errNotFound     = func(what string) error { return clinic.NotFoundError(what) }
 	errBadRequest   = func(msg string) *apiError { return newError(http.StatusBadRequest, "bad_request", msg) }
 )
 
-// ruleStatus maps the visit workflow's and activities' error types to HTTP.
-var ruleStatus = map[string]struct {
-	status int
-	code   string
-}{
-	activities.ErrInvalid:        {http.StatusBadRequest, "bad_request"},
-	activities.ErrNotFound:       {http.StatusNotFound, "not_found"},
-	activities.ErrForbidden:      {http.StatusForbidden, "forbidden"},
-	activities.ErrPlanRequired:   {http.StatusForbidden, "plan_required"},
-	activities.ErrConflict:       {http.StatusConflict, "conflict"},
-	activities.ErrSameRoom:       {http.StatusUnprocessableEntity, "same_room"},
-	activities.ErrTargetRoomGone: {http.StatusConflict, "transfer_failed"},
-	"TransferFailed":             {http.StatusConflict, "transfer_failed"},
+// ruleStatus is the HTTP status of each kind of the domain's rejections
+// (clinic.Kind), whether the API, the workflow or an activity said no; the
+// code the client reads is the domain's (clinic.Code).
+var ruleStatus = map[clinic.Kind]int{
+	clinic.Invalid:        http.StatusBadRequest,
+	clinic.NotFound:       http.StatusNotFound,
+	clinic.Forbidden:      http.StatusForbidden,
+	clinic.PlanRequired:   http.StatusForbidden,
+	clinic.Conflict:       http.StatusConflict,
+	clinic.SameRoom:       http.StatusUnprocessableEntity,
+	clinic.TargetRoomGone: http.StatusConflict,
+	clinic.TransferFailed: http.StatusConflict,
+}
+
+func ruleError(kind clinic.Kind, msg string) (*apiError, bool) {
+	status, ok := ruleStatus[kind]
+	if !ok {
+		return nil, false
+	}
+	return newError(status, clinic.Code(kind), msg), true
 }
 
 // toAPIError turns any error into what the client may see: rule errors keep
@@ -66,14 +71,14 @@ func toAPIError(err error) *apiError {
 	}
 	var rule *clinic.Rejection
 	if errors.As(err, &rule) {
-		if m, ok := ruleStatus[rule.Kind]; ok {
-			return newError(m.status, m.code, rule.Message)
+		if ae, ok := ruleError(rule.Kind, rule.Message); ok {
+			return ae
 		}
 	}
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
-		if m, ok := ruleStatus[appErr.Type()]; ok {
-			return newError(m.status, m.code, appErr.Message())
+		if ae, ok := ruleError(appErr.Type(), appErr.Message()); ok {
+			return ae
 		}
 	}
 	var notFound *serviceerror.NotFound
@@ -82,8 +87,8 @@ func toAPIError(err error) *apiError {
 	switch {
 	case errors.As(err, &notFound):
 		return newError(http.StatusConflict, "visit_closed", "the visit is no longer active")
-	case errors.Is(err, gorm.ErrRecordNotFound):
-		return errNotFound("resource")
+	case errors.Is(err, store.ErrNotFound):
+		return newError(http.StatusNotFound, clinic.Code(clinic.NotFound), "resource not found")
 	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded):
 		return newError(http.StatusGatewayTimeout, "timeout", "the visit did not answer in time; retry with the same Idempotency-Key")
 	case errors.As(err, &unavailable), isDatabaseDown(err):
@@ -131,4 +136,16 @@ func (h *handlers) errorsMiddleware(c *gin.Context) {
 func fail(c *gin.Context, err error) {
 	_ = c.Error(err)
 	c.Abort()
+}
+
+// reply writes body with status (no body when nil), or err.
+func reply(c *gin.Context, status int, body any, err error) {
+	switch {
+	case err != nil:
+		fail(c, err)
+	case body == nil:
+		c.Status(status)
+	default:
+		c.JSON(status, body)
+	}
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"gorm.io/gorm"
 
 	"github.com/handoff-telehealth/handoff/store"
 )
@@ -66,8 +65,8 @@ func (h *handlers) events(c *gin.Context) {
 	}
 	catchUp := func() bool {
 		for {
-			var batch []store.Event
-			if err := scope.filter(h.DB.WithContext(ctx).Where("id > ?", last)).Order("id").Limit(batchSize).Find(&batch).Error; err != nil {
+			batch, err := scope.read(h.DB.With(ctx).Outbox, last, batchSize)
+			if err != nil {
 				return false // the client reconnects and resumes from its last id
 			}
 			for _, e := range batch {
@@ -115,8 +114,8 @@ func (h *handlers) events(c *gin.Context) {
 // resumeFrom is the id after which to send: Last-Event-ID, or the newest
 // event for a fresh stream (it starts with what happens next).
 func (h *handlers) resumeFrom(c *gin.Context) (int64, error) {
-	var newest int64
-	if err := h.DB.WithContext(c).Model(&store.Event{}).Select("COALESCE(MAX(id), 0)").Scan(&newest).Error; err != nil {
+	newest, err := h.DB.With(c).Outbox.NewestID()
+	if err != nil {
 		return 0, err
 	}
 	raw := c.GetHeader("Last-Event-ID")
@@ -134,10 +133,10 @@ func (h *handlers) resumeFrom(c *gin.Context) (int64, error) {
 }
 
 // eventScope is what the caller may see: a patient its own visit's patient
-// events; a provider the events of the rooms it acts for. The filter reads
-// them from the outbox; subscribe takes them from the feed.
+// events; a provider the events of the rooms it acts for. read takes them
+// from the outbox; subscribe from the feed.
 type eventScope struct {
-	filter    func(*gorm.DB) *gorm.DB
+	read      func(o store.Outbox, after int64, limit int) ([]store.Event, error)
 	subscribe func() (*store.Subscription, error)
 }
 
@@ -145,20 +144,20 @@ func (h *handlers) eventScope(c *gin.Context, cl *caller) (eventScope, error) {
 	if cl.Visit != nil {
 		v := *cl.Visit
 		return eventScope{
-			filter: func(q *gorm.DB) *gorm.DB {
-				return q.Where("clinic_id = ? AND audience = ? AND visit_id = ?", v.ClinicID, store.AudiencePatient, v.ID)
+			read: func(o store.Outbox, after int64, limit int) ([]store.Event, error) {
+				return o.ForPatient(v.ClinicID, v.ID, after, limit)
 			},
 			subscribe: func() (*store.Subscription, error) { return h.DB.Feed().ForVisit(v.ClinicID, v.ID) },
 		}, nil
 	}
-	rooms, err := store.RoomsOf(h.DB.WithContext(c), *cl.User)
+	rooms, err := h.DB.With(c).Rooms.ForActor(*cl.User)
 	if err != nil {
 		return eventScope{}, err
 	}
 	clinicID := cl.Clinic.ID
 	return eventScope{
-		filter: func(q *gorm.DB) *gorm.DB {
-			return q.Where("clinic_id = ? AND audience = ? AND room_id IN ?", clinicID, store.AudienceRoom, append(rooms, ""))
+		read: func(o store.Outbox, after int64, limit int) ([]store.Event, error) {
+			return o.ForRooms(clinicID, rooms, after, limit)
 		},
 		subscribe: func() (*store.Subscription, error) { return h.DB.Feed().ForRooms(clinicID, rooms) },
 	}, nil
@@ -174,9 +173,9 @@ func (h *handlers) arrive(ctx context.Context, cl *caller) (string, func()) {
 		return "", func() { h.patientLeft(cl.Visit.ID) }
 	}
 	conn := store.Presence{ConnectionID: uuid.NewString(), UserID: cl.User.ID, LastSeenAt: time.Now().UTC()}
-	_ = h.DB.WithContext(ctx).Create(&conn).Error
+	_ = h.DB.With(ctx).Presence.Arrived(conn)
 	return conn.ConnectionID, func() {
-		_ = h.DB.WithContext(context.Background()).Delete(&store.Presence{}, "connection_id = ?", conn.ConnectionID).Error
+		_ = h.DB.With(context.Background()).Presence.Left(conn.ConnectionID)
 	}
 }
 
@@ -184,5 +183,5 @@ func (h *handlers) stillHere(ctx context.Context, connID string) {
 	if connID == "" {
 		return
 	}
-	_ = h.DB.WithContext(ctx).Model(&store.Presence{}).Where("connection_id = ?", connID).Update("last_seen_at", time.Now().UTC()).Error
+	_ = h.DB.With(ctx).Presence.StillHere(connID, time.Now().UTC())
 }

@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/handoff-telehealth/handoff/clinic"
 )
 
 // decodeBody runs decode on raw as a request body, as the handlers do.
@@ -27,9 +29,9 @@ func checkDecodeError(t *testing.T, err error) {
 	if err == nil {
 		return
 	}
-	var ae *apiError
-	if !errors.As(err, &ae) || (ae.Status != http.StatusBadRequest && ae.Status != http.StatusRequestEntityTooLarge) {
-		t.Fatalf("bad input must be a 400 or 413 apiError, got %T %v", err, err)
+	ae := toAPIError(err)
+	if ae.Status != http.StatusBadRequest && ae.Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("bad input must be a 400 or 413, got %T %v", err, err)
 	}
 }
 
@@ -58,13 +60,13 @@ func FuzzDecodeCheckIn(f *testing.F) {
 		if err != nil {
 			return
 		}
-		name, err := cleanName(req.Name)
+		name, err := clinic.PatientName(req.Name)
 		if err != nil {
 			checkDecodeError(t, err)
 			return
 		}
-		if name == "" || utf8.RuneCountInString(name) > maxNameLength || strings.IndexFunc(name, unicode.IsControl) >= 0 || name != strings.TrimSpace(name) {
-			t.Fatalf("cleanName let %q through", name)
+		if name == "" || utf8.RuneCountInString(name) > clinic.MaxPatientNameLength || strings.IndexFunc(name, unicode.IsControl) >= 0 || name != strings.TrimSpace(name) {
+			t.Fatalf("clinic.PatientName let %q through", name)
 		}
 	})
 }

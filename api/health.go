@@ -9,11 +9,6 @@ import (
 	"go.temporal.io/sdk/client"
 )
 
-type handlers struct {
-	Deps
-	patients *patientStreams
-}
-
 func (h *handlers) live(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }

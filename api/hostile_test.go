@@ -57,7 +57,7 @@ func TestHostileRequests(t *testing.T) {
 		{"not a visit id", "GET", "/visits/../../etc/passwd", "", 404},
 	}
 	var before int64
-	s.db.Table("visits").Count(&before)
+	s.db.Gorm().Table("visits").Count(&before)
 	for _, c := range cases {
 		r := s.do(c.method, c.path, "", c.body)
 		if c.path == "/visits/../../etc/passwd" {
@@ -69,6 +69,6 @@ func TestHostileRequests(t *testing.T) {
 		}
 	}
 	var after int64
-	s.db.Table("visits").Count(&after)
+	s.db.Gorm().Table("visits").Count(&after)
 	require.Equal(t, before, after, "no refused request created a visit")
 }

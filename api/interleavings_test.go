@@ -66,20 +66,20 @@ func TestRandomInterleavings(t *testing.T) {
 
 	for _, id := range ids {
 		var v store.Visit
-		require.NoError(t, s.db.Take(&v, "id = ?", id).Error)
+		require.NoError(t, s.db.Gorm().Take(&v, "id = ?", id).Error)
 		require.Contains(t, []store.VisitState{store.VisitWaiting, store.VisitInCall, store.VisitEnded}, v.State, "settled, never stuck in transferring")
 		if v.State == store.VisitInCall {
 			require.NotNil(t, v.CallID)
 		}
 		var started, completed, failed int64
-		s.db.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.started").Count(&started)
-		s.db.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.completed").Count(&completed)
-		s.db.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.failed").Count(&failed)
+		s.db.Gorm().Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.started").Count(&started)
+		s.db.Gorm().Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.completed").Count(&completed)
+		s.db.Gorm().Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.failed").Count(&failed)
 		require.Equal(t, started, completed+failed, "every transfer finished once")
 		require.EqualValues(t, v.Transfers, completed)
 		// Events: ids strictly increasing, one "transferred" for the patient per transfer.
 		var evs []store.Event
-		require.NoError(t, s.db.Where("visit_id = ?", id).Order("id").Find(&evs).Error)
+		require.NoError(t, s.db.Gorm().Where("visit_id = ?", id).Order("id").Find(&evs).Error)
 		var patientTransferred int64
 		for i, e := range evs {
 			if i > 0 {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/handoff-telehealth/handoff/activities"
+	"github.com/handoff-telehealth/handoff/clinic"
 	"github.com/handoff-telehealth/handoff/media"
 	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/workflows"
@@ -30,43 +30,39 @@ func (h *handlers) mediaSession(c *gin.Context) {
 	c.JSON(http.StatusOK, h.mediaTokens(subject, callID))
 }
 
-type rejoinRequest struct {
-	CallID string `json:"callId"`
-}
-
 // rejoinMedia is what a page calls when its media session was lost (the media
 // node restarted, or the network dropped): a fresh session, and if the caller
 // is in a call, its place in that call restored on the media node first, so
 // the join token it gets is one the node will accept.
 func (h *handlers) rejoinMedia(c *gin.Context) {
 	var req rejoinRequest
-	if c.Request.ContentLength != 0 {
-		if err := decode(c, &req); err != nil {
-			fail(c, err)
-			return
-		}
-	}
-	subject, callID, visitID, err := h.mediaCall(c, req.CallID)
-	if err != nil {
+	if err := bindOptional(c, &req); err != nil {
 		fail(c, err)
 		return
 	}
+	body, err := h.rejoin(c, req.CallID)
+	reply(c, http.StatusOK, body, err)
+}
+
+func (h *handlers) rejoin(c *gin.Context, callID string) (gin.H, error) {
+	subject, callID, visitID, err := h.mediaCall(c, callID)
+	if err != nil {
+		return nil, err
+	}
 	if callID != "" && visitID == "" {
-		fail(c, newError(http.StatusConflict, "conflict", "no patient is in that call any more"))
-		return
+		return nil, newError(http.StatusConflict, "conflict", "no patient is in that call any more")
 	}
 	if callID != "" {
 		cl := callerOf(c)
-		rq := workflows.RejoinRequest{ActorKind: "patient", ActorID: visitID}
+		rq := workflows.RejoinRequest{ActorKind: clinic.ActorPatient, ActorID: visitID}
 		if cl.User != nil {
-			rq = workflows.RejoinRequest{ActorKind: "user", ActorID: cl.User.ID}
+			rq = workflows.RejoinRequest{ActorKind: clinic.ActorUser, ActorID: cl.User.ID}
 		}
 		if _, err := workflows.Rejoin(c, h.Temporal, visitID, idempotencyKey(c), rq); err != nil {
-			fail(c, err)
-			return
+			return nil, err
 		}
 	}
-	c.JSON(http.StatusOK, h.mediaTokens(subject, callID))
+	return h.mediaTokens(subject, callID), nil
 }
 
 // mediaCall names the caller's media participant and the call it may join
@@ -77,9 +73,10 @@ func (h *handlers) mediaCall(c *gin.Context, callID string) (subject, call, visi
 		return "", "", "", newError(http.StatusServiceUnavailable, "unavailable", "no media node is configured")
 	}
 	cl := callerOf(c)
+	q := h.DB.With(c)
 	if cl.Visit != nil {
-		var v store.Visit
-		if err := h.DB.WithContext(c).Take(&v, "id = ?", cl.Visit.ID).Error; err != nil {
+		v, err := q.Visits.Get(cl.Visit.ID)
+		if err != nil {
 			return "", "", "", err
 		}
 		current := ""
@@ -87,20 +84,18 @@ func (h *handlers) mediaCall(c *gin.Context, callID string) (subject, call, visi
 			current = *v.CallID
 		}
 		if callID != "" && callID != current {
-			return "", "", "", errForbidden("you are not in that call")
+			return "", "", "", newError(http.StatusForbidden, clinic.Code(clinic.Forbidden), "you are not in that call")
 		}
-		return activities.PatientParticipant(v.ID), current, v.ID, nil
+		return clinic.PatientParticipant(v.ID), current, v.ID, nil
 	}
-	subject = activities.ProviderParticipant(cl.User.ID)
+	subject = clinic.ProviderParticipant(cl.User.ID)
 	if callID == "" {
 		return subject, "", "", nil
 	}
-	c.Params = append(c.Params, gin.Param{Key: "id", Value: callID})
-	if _, err := h.callForProvider(c); err != nil {
+	if _, err := h.callForProvider(c, callID); err != nil {
 		return "", "", "", err
 	}
-	var v store.Visit
-	err = h.DB.WithContext(c).Where("call_id = ? AND state = ?", callID, store.VisitInCall).Order("id").Limit(1).Find(&v).Error
+	v, _, err := q.Visits.InCall(callID)
 	if err != nil {
 		return "", "", "", err
 	}

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/handoff-telehealth/handoff/api"
-	"github.com/handoff-telehealth/handoff/internal/mediatest"
-	"github.com/handoff-telehealth/handoff/internal/testenv"
+	"github.com/handoff-telehealth/handoff/internal/testkit/mediatest"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
 	"github.com/handoff-telehealth/handoff/media"
 	"github.com/handoff-telehealth/handoff/store"
 )
@@ -183,7 +183,7 @@ func TestMediaRestartMidCallEveryoneRejoins(t *testing.T) {
 	require.ElementsMatch(t, []string{"visit:" + visit, "user:" + e.User(lee).ID}, members)
 
 	var rejoined int64
-	s.db.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", visit, "call.rejoined").Count(&rejoined)
+	s.db.Gorm().Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", visit, "call.rejoined").Count(&rejoined)
 	require.EqualValues(t, 2, rejoined, "each rejoin leaves an audit row")
 
 	// Who may not rejoin: a provider without access to the room, a call of

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
 
@@ -62,7 +61,7 @@ func (h *handlers) patientArrived(visitID string) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		departures, err := store.PatientDepartures(h.DB.WithContext(ctx), visitID)
+		departures, err := h.DB.With(ctx).Visits.Departures(visitID)
 		if err == nil && departures == 0 {
 			return
 		}
@@ -80,7 +79,7 @@ func (h *handlers) patientLeft(visitID string) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		departures, err := store.CountPatientDeparture(h.DB.WithContext(ctx), visitID)
+		departures, err := h.DB.With(ctx).Visits.CountDeparture(visitID)
 		if err != nil {
 			h.Logger.Warn("counting a patient's departure", "visit", visitID, "error", err)
 			return

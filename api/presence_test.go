@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 
-	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
 
@@ -51,7 +50,7 @@ func TestPatientPagesTellTheVisitOnlyOfDeparturesAndReturns(t *testing.T) {
 	second.cancel()
 	require.Eventually(t, func() bool { return !s.presence(visit).PatientConnected }, 10*time.Second, 50*time.Millisecond,
 		"closing the last page is a departure")
-	departures, err := store.PatientDepartures(s.db.DB, visit)
+	departures, err := s.db.With(context.Background()).Visits.Departures(visit)
 	require.NoError(t, err)
 	require.Equal(t, 1, departures)
 

@@ -27,24 +27,23 @@ type clinicIndex struct {
 
 func (h *handlers) loadClinic(c *gin.Context, clinicID string) (*clinicIndex, error) {
 	idx := &clinicIndex{users: map[string]store.User{}, rooms: map[string]store.Room{}, online: map[string]bool{}}
-	var users []store.User
-	if err := h.DB.WithContext(c).Where("clinic_id = ?", clinicID).Find(&users).Error; err != nil {
+	q := h.DB.With(c)
+	users, err := q.Users.OfClinic(clinicID)
+	if err != nil {
 		return nil, err
 	}
 	for _, u := range users {
 		idx.users[u.ID] = u
 	}
-	var rooms []store.Room
-	if err := h.DB.WithContext(c).Where("clinic_id = ?", clinicID).Find(&rooms).Error; err != nil {
+	rooms, err := q.Rooms.OfClinic(clinicID)
+	if err != nil {
 		return nil, err
 	}
 	for _, r := range rooms {
 		idx.rooms[r.ID] = r
 	}
-	var online []string
-	if err := h.DB.WithContext(c).Model(&store.Presence{}).
-		Where("last_seen_at > ? AND user_id IN (SELECT id FROM users WHERE clinic_id = ?)", time.Now().UTC().Add(-onlineWindow), clinicID).
-		Distinct().Pluck("user_id", &online).Error; err != nil {
+	online, err := q.Presence.OnlineIn(clinicID, time.Now().UTC().Add(-onlineWindow))
+	if err != nil {
 		return nil, err
 	}
 	for _, id := range online {
@@ -58,8 +57,8 @@ func (h *handlers) providersOf(c *gin.Context, idx *clinicIndex, r store.Room) (
 	if r.Kind == store.RoomPersonal && r.OwnerID != nil {
 		return []store.User{idx.users[*r.OwnerID]}, nil
 	}
-	var ids []string
-	if err := h.DB.WithContext(c).Model(&store.RoomMember{}).Where("room_id = ?", r.ID).Pluck("user_id", &ids).Error; err != nil {
+	ids, err := h.DB.With(c).Rooms.Members(r.ID)
+	if err != nil {
 		return nil, err
 	}
 	out := make([]store.User, 0, len(ids))
@@ -80,34 +79,34 @@ func displayName(idx *clinicIndex, r store.Room) string {
 // listRooms: every room of the caller's clinic (any can receive a
 // transfer), who of its providers is online, and how many wait in it.
 func (h *handlers) listRooms(c *gin.Context) {
+	rooms, err := h.roomList(c)
+	reply(c, http.StatusOK, gin.H{"rooms": rooms}, err)
+}
+
+// waitingRoom lists a room's Patient Information Cards, oldest first.
+func (h *handlers) waitingRoom(c *gin.Context) {
+	body, err := h.waitingRoomOf(c, c.Param("id"))
+	reply(c, http.StatusOK, body, err)
+}
+
+func (h *handlers) roomList(c *gin.Context) ([]gin.H, error) {
 	cl := callerOf(c)
 	idx, err := h.loadClinic(c, cl.Clinic.ID)
 	if err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
-	mine, err := store.RoomsOf(h.DB.WithContext(c), *cl.User)
+	q := h.DB.With(c)
+	mine, err := q.Rooms.ForActor(*cl.User)
 	if err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
 	access := map[string]bool{}
 	for _, id := range mine {
 		access[id] = true
 	}
-	type count struct {
-		RoomID string
-		N      int
-	}
-	var counts []count
-	if err := h.DB.WithContext(c).Model(&store.Visit{}).Select("room_id, COUNT(*) AS n").
-		Where("clinic_id = ? AND state = ?", cl.Clinic.ID, store.VisitWaiting).Group("room_id").Scan(&counts).Error; err != nil {
-		fail(c, err)
-		return
-	}
-	waiting := map[string]int{}
-	for _, n := range counts {
-		waiting[n.RoomID] = n.N
+	waiting, err := q.Visits.WaitingByRoom(cl.Clinic.ID)
+	if err != nil {
+		return nil, err
 	}
 	rooms := []gin.H{}
 	for _, r := range sortedRooms(idx) {
@@ -116,8 +115,7 @@ func (h *handlers) listRooms(c *gin.Context) {
 		}
 		providers, err := h.providersOf(c, idx, r)
 		if err != nil {
-			fail(c, err)
-			return
+			return nil, err
 		}
 		online := []gin.H{}
 		for _, p := range providers {
@@ -132,7 +130,7 @@ func (h *handlers) listRooms(c *gin.Context) {
 		}
 		rooms = append(rooms, view)
 	}
-	c.JSON(http.StatusOK, gin.H{"rooms": rooms})
+	return rooms, nil
 }
 
 func sortedRooms(idx *clinicIndex) []store.Room {
@@ -151,37 +149,33 @@ func sortedRooms(idx *clinicIndex) []store.Room {
 // is unknown (404), a room of the clinic without access is 403.
 func (h *handlers) roomForCaller(c *gin.Context, id string) (store.Room, error) {
 	cl := callerOf(c)
-	var r store.Room
-	if err := h.DB.WithContext(c).Take(&r, "id = ? AND clinic_id = ? AND deleted_at IS NULL", id, cl.Clinic.ID).Error; err != nil {
+	q := h.DB.With(c)
+	r, err := q.Rooms.LiveInClinic(id, cl.Clinic.ID)
+	if err != nil {
 		return r, errNotFound("room")
 	}
-	ok, err := store.CanActFor(h.DB.WithContext(c), *cl.User, r)
+	ok, err := q.Rooms.CanActFor(*cl.User, r)
 	if err != nil {
 		return r, err
 	}
 	if !ok {
-		return r, errForbidden("you do not have access to this room")
+		return r, clinic.ErrNoAccessToRoom
 	}
 	return r, nil
 }
 
-// waitingRoom lists a room's Patient Information Cards, oldest first.
-func (h *handlers) waitingRoom(c *gin.Context) {
-	r, err := h.roomForCaller(c, c.Param("id"))
+func (h *handlers) waitingRoomOf(c *gin.Context, roomID string) (gin.H, error) {
+	r, err := h.roomForCaller(c, roomID)
 	if err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
 	idx, err := h.loadClinic(c, r.ClinicID)
 	if err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
-	var visits []store.Visit
-	if err := h.DB.WithContext(c).Where("room_id = ? AND state <> ?", r.ID, store.VisitEnded).
-		Order("checked_in_at, id").Find(&visits).Error; err != nil {
-		fail(c, err)
-		return
+	visits, err := h.DB.With(c).Visits.InRoom(r.ID)
+	if err != nil {
+		return nil, err
 	}
 	waiting, inCall := []gin.H{}, []gin.H{}
 	for _, v := range visits {
@@ -191,8 +185,8 @@ func (h *handlers) waitingRoom(c *gin.Context) {
 			waiting = append(waiting, card(idx, v))
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{"room": gin.H{"id": r.ID, "name": r.Name, "kind": r.Kind, "displayName": displayName(idx, r)},
-		"waiting": waiting, "inCall": inCall})
+	return gin.H{"room": gin.H{"id": r.ID, "name": r.Name, "kind": r.Kind, "displayName": displayName(idx, r)},
+		"waiting": waiting, "inCall": inCall}, nil
 }
 
 // card is the Patient Information Card.
@@ -205,7 +199,7 @@ func card(idx *clinicIndex, v store.Visit) gin.H {
 	if v.TransferredByID != nil {
 		name := idx.users[*v.TransferredByID].DisplayName
 		out["transferredBy"] = gin.H{"id": *v.TransferredByID, "name": name}
-		out["message"] = "Transferred by " + name
+		out["message"] = clinic.TransferredByMessage(name)
 	}
 	if v.TransferredFromRoomID != nil {
 		out["transferredFrom"] = gin.H{"id": *v.TransferredFromRoomID, "name": idx.rooms[*v.TransferredFromRoomID].Name}

@@ -42,6 +42,12 @@ type Deps struct {
 	Metrics *metrics.Registry
 }
 
+// handlers are the API's handlers with what they need.
+type handlers struct {
+	Deps
+	patients *patientStreams
+}
+
 // NewRouter builds the HTTP handler of the API and the web pages.
 func NewRouter(d Deps) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)

@@ -25,7 +25,7 @@ func TestTenancyMatrix(t *testing.T) {
 	_, otherPatient := s.checkIn("dr-patel", "Pat Elsewhere")
 
 	expired := s.login(lee)
-	require.NoError(t, s.db.Exec(`UPDATE sessions SET expires_at = now() - interval '1 minute' WHERE revoked_at IS NULL`).Error)
+	require.NoError(t, s.db.Gorm().Exec(`UPDATE sessions SET expires_at = now() - interval '1 minute' WHERE revoked_at IS NULL`).Error)
 	leeTok = s.login(lee) // still valid, used below to check nothing changed
 	callers := map[string]string{
 		"no token":           "",
@@ -62,7 +62,7 @@ func TestTenancyMatrix(t *testing.T) {
 		"/media/rejoin":                  map[string]string{"callId": callID},
 	}
 	var auditBefore int64
-	s.db.Model(&store.AuditEvent{}).Count(&auditBefore)
+	s.db.Gorm().Model(&store.AuditEvent{}).Count(&auditBefore)
 	cases := 0
 	for name, token := range callers {
 		for i, r := range routes {
@@ -79,14 +79,14 @@ func TestTenancyMatrix(t *testing.T) {
 	t.Logf("%d tenancy cases", cases)
 
 	var v store.Visit
-	require.NoError(t, s.db.Take(&v, "id = ?", visit).Error)
+	require.NoError(t, s.db.Gorm().Take(&v, "id = ?", visit).Error)
 	require.Equal(t, store.VisitWaiting, v.State)
 	require.Equal(t, s.roomID("dr-lee"), v.RoomID)
 	var a store.AppSession
-	require.NoError(t, s.db.Take(&a, "id = ?", appID).Error)
+	require.NoError(t, s.db.Gorm().Take(&a, "id = ?", appID).Error)
 	require.Nil(t, a.ClosedAt, "the app is still open")
 	var auditAfter int64
-	s.db.Model(&store.AuditEvent{}).Count(&auditAfter)
+	s.db.Gorm().Model(&store.AuditEvent{}).Count(&auditAfter)
 	require.Equal(t, auditBefore, auditAfter, "refused requests leave no trace of success")
 	require.Equal(t, http.StatusOK, s.do("GET", "/visits/"+visit, leeTok, nil).Status)
 }

@@ -2,45 +2,101 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
-	"github.com/handoff-telehealth/handoff/activities"
 	"github.com/handoff-telehealth/handoff/clinic"
 	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
 
-const maxNameLength = 100
-
 // publicRoom is the face of a room on its check-in link.
 func (h *handlers) publicRoom(c *gin.Context) {
-	r, owner, err := h.roomBySlug(c, c.Param("slug"))
-	if err != nil {
+	face, err := h.roomFace(c, c.Param("slug"))
+	reply(c, http.StatusOK, face, err)
+}
+
+// checkIn puts a patient in a room's waiting room and gives them the
+// visit's token: a reload with it resumes the visit, nothing is re-entered.
+func (h *handlers) checkIn(c *gin.Context) {
+	var req checkInRequest
+	if err := bind(c, &req); err != nil {
 		fail(c, err)
 		return
 	}
-	name, err := store.DisplayName(h.DB.WithContext(c), r)
-	if err != nil {
+	body, err := h.checkInPatient(c, c.Param("slug"), req)
+	reply(c, http.StatusCreated, body, err)
+}
+
+// getVisit: the card for a provider, the patient's own view for its patient.
+func (h *handlers) getVisit(c *gin.Context) {
+	body, err := h.visitFor(c)
+	reply(c, http.StatusOK, body, err)
+}
+
+func (h *handlers) admit(c *gin.Context) {
+	var req admitRequest
+	if err := bindOptional(c, &req); err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"slug": r.Slug, "kind": r.Kind, "displayName": name, "clinic": owner.Name})
+	body, err := h.admitPatient(c, req)
+	reply(c, http.StatusOK, body, err)
+}
+
+func (h *handlers) transfer(c *gin.Context) {
+	var req transferRequest
+	if err := decode(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	if err := checkIdempotencyKey(c); err != nil {
+		fail(c, err)
+		return
+	}
+	if err := req.check(); err != nil {
+		fail(c, err)
+		return
+	}
+	body, err := h.transferPatient(c, req)
+	reply(c, http.StatusOK, body, err)
+}
+
+func (h *handlers) leave(c *gin.Context) {
+	reply(c, http.StatusNoContent, nil, h.patientLeaves(c))
+}
+
+func (h *handlers) end(c *gin.Context) {
+	reply(c, http.StatusNoContent, nil, h.endVisit(c))
+}
+
+// roomFace is what anyone with a room's link may see of it.
+func (h *handlers) roomFace(c *gin.Context, slug string) (gin.H, error) {
+	r, owner, err := h.roomBySlug(c, slug)
+	if err != nil {
+		return nil, err
+	}
+	name, err := h.DB.With(c).Rooms.DisplayName(r)
+	if err != nil {
+		return nil, err
+	}
+	return gin.H{"slug": r.Slug, "kind": r.Kind, "displayName": name, "clinic": owner.Name}, nil
 }
 
 func (h *handlers) roomBySlug(c *gin.Context, slug string) (store.Room, store.Clinic, error) {
-	var r store.Room
-	var cl store.Clinic
-	if len(slug) > 80 || h.DB.WithContext(c).Take(&r, "slug = ? AND deleted_at IS NULL", slug).Error != nil {
-		return r, cl, errNotFound("room")
+	if len(slug) > 80 {
+		return store.Room{}, store.Clinic{}, errNotFound("room")
 	}
-	if err := h.DB.WithContext(c).Take(&cl, "id = ?", r.ClinicID).Error; err != nil {
+	q := h.DB.With(c)
+	r, err := q.Rooms.BySlug(slug)
+	if err != nil {
+		return r, store.Clinic{}, errNotFound("room")
+	}
+	cl, err := q.Clinics.Get(r.ClinicID)
+	if err != nil {
 		return r, cl, err
 	}
 	if r.Kind == store.RoomShared && !clinic.HasSharedRooms(cl.Plan) {
@@ -49,75 +105,39 @@ func (h *handlers) roomBySlug(c *gin.Context, slug string) (store.Room, store.Cl
 	return r, cl, nil
 }
 
-type checkInRequest struct {
-	Name    string `json:"name"`
-	Consent bool   `json:"consent"`
-}
-
-// cleanName trims a patient's name and refuses what cannot be a name.
-func cleanName(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	switch {
-	case s == "":
-		return "", errBadRequest("name is required")
-	case len([]rune(s)) > maxNameLength:
-		return "", errBadRequest("name is longer than 100 characters")
-	case strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) }) >= 0:
-		return "", errBadRequest("name contains control characters")
-	}
-	return s, nil
-}
-
-// checkIn puts a patient in a room's waiting room and gives them the
-// visit's token: a reload with it resumes the visit, nothing is re-entered.
-func (h *handlers) checkIn(c *gin.Context) {
-	var req checkInRequest
-	if err := decode(c, &req); err != nil {
-		fail(c, err)
-		return
-	}
-	name, err := cleanName(req.Name)
+// checkInPatient starts the visit's workflow with its check-in.
+func (h *handlers) checkInPatient(c *gin.Context, slug string, req checkInRequest) (gin.H, error) {
+	r, _, err := h.roomBySlug(c, slug)
 	if err != nil {
-		fail(c, err)
-		return
-	}
-	if !req.Consent {
-		fail(c, errBadRequest("consent to the virtual visit is required"))
-		return
-	}
-	r, _, err := h.roomBySlug(c, c.Param("slug"))
-	if err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
 	token, tokenHash := newToken(visitPrefix)
-	in := workflows.VisitInput{VisitID: uuid.NewString(), ClinicID: r.ClinicID, RoomID: r.ID, PatientName: name,
+	in := workflows.VisitInput{VisitID: uuid.NewString(), ClinicID: r.ClinicID, RoomID: r.ID, PatientName: req.Name,
 		TokenHash: tokenHash, CheckedInAt: time.Now().UTC(), AbandonAfter: h.AbandonAfter}
 	ctx, cancel := context.WithTimeout(c, 20*time.Second)
 	defer cancel()
 	if _, err := workflows.CheckIn(ctx, h.Temporal, in); err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
 	view, err := h.patientView(c, in.VisitID)
 	if err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
-	c.JSON(http.StatusCreated, gin.H{"visit": view, "token": token})
+	return gin.H{"visit": view, "token": token}, nil
 }
 
 // patientView is what a patient may see of their visit.
 func (h *handlers) patientView(c *gin.Context, visitID string) (gin.H, error) {
-	var v store.Visit
-	if err := h.DB.WithContext(c).Take(&v, "id = ?", visitID).Error; err != nil {
+	q := h.DB.With(c)
+	v, err := q.Visits.Get(visitID)
+	if err != nil {
 		return nil, err
 	}
-	var r store.Room
-	if err := h.DB.WithContext(c).Take(&r, "id = ?", v.RoomID).Error; err != nil {
+	r, err := q.Rooms.Get(v.RoomID)
+	if err != nil {
 		return nil, err
 	}
-	name, err := store.DisplayName(h.DB.WithContext(c), r)
+	name, err := q.Rooms.DisplayName(r)
 	if err != nil {
 		return nil, err
 	}
@@ -127,131 +147,80 @@ func (h *handlers) patientView(c *gin.Context, visitID string) (gin.H, error) {
 		view["callId"] = *v.CallID
 	}
 	if v.TransferredByID != nil {
-		view["message"] = "You have been transferred to " + name + "'s room"
+		view["message"] = clinic.TransferredMessage(name)
 	}
 	return view, nil
 }
 
-// visitForProvider loads a visit in a room the provider acts for.
+// visitForProvider loads the path's visit in a room the provider acts for.
 func (h *handlers) visitForProvider(c *gin.Context) (store.Visit, *clinicIndex, error) {
 	cl := callerOf(c)
-	var v store.Visit
-	if _, err := uuid.Parse(c.Param("id")); err != nil {
-		return v, nil, errNotFound("visit")
+	id, err := pathID(c, "visit")
+	if err != nil {
+		return store.Visit{}, nil, err
 	}
-	if err := h.DB.WithContext(c).Take(&v, "id = ? AND clinic_id = ?", c.Param("id"), cl.Clinic.ID).Error; err != nil {
+	v, err := h.DB.With(c).Visits.InClinic(id, cl.Clinic.ID)
+	if err != nil {
 		return v, nil, errNotFound("visit")
 	}
 	idx, err := h.loadClinic(c, v.ClinicID)
 	if err != nil {
 		return v, nil, err
 	}
-	ok, err := store.CanActFor(h.DB.WithContext(c), *cl.User, idx.rooms[v.RoomID])
+	ok, err := h.DB.With(c).Rooms.CanActFor(*cl.User, idx.rooms[v.RoomID])
 	if err != nil {
 		return v, nil, err
 	}
 	if !ok {
-		return v, nil, errForbidden("you do not have access to this patient's room")
+		return v, nil, clinic.ErrNoAccessToPatientRoom
 	}
 	return v, idx, nil
 }
 
-// getVisit: the card for a provider, the patient's own view for its patient.
-func (h *handlers) getVisit(c *gin.Context) {
+// visitFor is the path's visit as the caller may see it: its own view for
+// the patient, the card for a provider of its room (audited).
+func (h *handlers) visitFor(c *gin.Context) (gin.H, error) {
 	cl := callerOf(c)
 	if cl.Visit != nil {
 		if cl.Visit.ID != c.Param("id") {
-			fail(c, errNotFound("visit"))
-			return
+			return nil, errNotFound("visit")
 		}
 		view, err := h.patientView(c, cl.Visit.ID)
-		if err != nil {
-			fail(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, gin.H{"visit": view})
-		return
+		return gin.H{"visit": view}, err
 	}
 	v, idx, err := h.visitForProvider(c)
 	if err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
-	if err := h.audit(c, v, "visit.viewed", ""); err != nil {
-		fail(c, err)
-		return
+	if err := h.audit(c, v, clinic.AuditVisitViewed, ""); err != nil {
+		return nil, err
 	}
-	c.JSON(http.StatusOK, gin.H{"visit": card(idx, v)})
+	return gin.H{"visit": card(idx, v)}, nil
 }
 
-type admitRequest struct {
-	CallID string `json:"callId"`
-}
-
-func (h *handlers) admit(c *gin.Context) {
-	var req admitRequest
-	if c.Request.ContentLength != 0 {
-		if err := decode(c, &req); err != nil {
-			fail(c, err)
-			return
-		}
-	}
+// admitPatient brings the path's waiting patient into a call with the
+// caller, and hands the caller its media tokens for that call.
+func (h *handlers) admitPatient(c *gin.Context, req admitRequest) (gin.H, error) {
 	v, _, err := h.visitForProvider(c)
 	if err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
-	res, err := workflows.Admit(c, h.Temporal, v.ID, idempotencyKey(c), workflows.AdmitRequest{ActorID: callerOf(c).User.ID, CallID: req.CallID})
+	user := callerOf(c).User
+	res, err := workflows.Admit(c, h.Temporal, v.ID, idempotencyKey(c), workflows.AdmitRequest{ActorID: user.ID, CallID: req.CallID})
 	if err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
 	body := gin.H{"call": gin.H{"id": res.CallID, "kind": res.Kind}}
 	if h.MediaTokens != nil {
-		subject := activities.ProviderParticipant(callerOf(c).User.ID)
-		body["media"] = h.mediaTokens(subject, res.CallID)
+		body["media"] = h.mediaTokens(clinic.ProviderParticipant(user.ID), res.CallID)
 	}
-	c.JSON(http.StatusOK, body)
+	return body, nil
 }
 
-type transferRequest struct {
-	TargetRoomID string `json:"targetRoomId"`
-	Note         string `json:"note"`
-	// FromRoomID is the room the sender saw the patient in (optional): if
-	// the patient has been moved since, the sender is told so (409) rather
-	// than that it cannot act for the room the patient is in now.
-	FromRoomID string `json:"fromRoomId"`
-}
-
-var errMovedAway = newError(http.StatusConflict, "conflict", "the patient has just been moved to another room")
-
-// idempotencyKey is the client's Idempotency-Key, the update id of the
-// operation: a retried request gets the first one's answer.
-func idempotencyKey(c *gin.Context) string {
-	if k := strings.TrimSpace(c.GetHeader("Idempotency-Key")); k != "" {
-		return k
-	}
-	return uuid.NewString()
-}
-
-func (h *handlers) transfer(c *gin.Context) {
-	var req transferRequest
-	if err := decode(c, &req); err != nil {
-		fail(c, err)
-		return
-	}
-	if key := c.GetHeader("Idempotency-Key"); len(key) > 200 {
-		fail(c, errBadRequest("Idempotency-Key is longer than 200 characters"))
-		return
-	}
-	if req.TargetRoomID == "" {
-		fail(c, errBadRequest("targetRoomId is required"))
-		return
-	}
-	if err := clinic.CheckNote(req.Note); err != nil {
-		fail(c, err)
-		return
-	}
+// transferPatient moves the path's patient to another room of the clinic:
+// the domain's rules first (who may transfer, where to), then the visit's
+// transfer update, which runs the durable steps.
+func (h *handlers) transferPatient(c *gin.Context, req transferRequest) (gin.H, error) {
 	cl := callerOf(c)
 	key := idempotencyKey(c)
 	v, idx, err := h.visitForProvider(c)
@@ -259,57 +228,52 @@ func (h *handlers) transfer(c *gin.Context) {
 		// A retry of a transfer that went through: the patient is no longer
 		// in the sender's room, but the sender gets the first answer again.
 		if done, ok := h.finishedTransfer(c, key); ok {
-			h.respondTransfer(c, done)
-			return
+			return h.transferAnswer(c, done)
 		}
 		if h.movedAwayFrom(c, req.FromRoomID, err) {
-			err = errMovedAway
+			err = clinic.ErrMovedAway
 		}
-		fail(c, err)
-		return
+		return nil, err
 	}
 	if req.FromRoomID != "" && req.FromRoomID != v.RoomID {
 		if _, known := idx.rooms[req.FromRoomID]; !known {
-			fail(c, errNotFound("room the patient was seen in"))
-			return
+			return nil, errNotFound("room the patient was seen in")
 		}
-		fail(c, errMovedAway)
-		return
+		return nil, clinic.ErrMovedAway
 	}
-	if err := clinic.MayTransfer(cl.Clinic.Plan); err != nil {
-		fail(c, err)
-		return
+	if err := clinic.MayTransfer(cl.Clinic.Plan, true); err != nil { // visitForProvider: the caller acts for the room
+		return nil, err
 	}
 	target, ok := idx.rooms[req.TargetRoomID]
 	if !ok || target.DeletedAt != nil {
-		fail(c, errNotFound("target room"))
-		return
+		return nil, errNotFound("target room")
 	}
 	res, err := workflows.Transfer(c, h.Temporal, v.ID, key,
-		workflows.TransferRequest{ActorID: cl.User.ID, TargetRoomID: target.ID, Note: strings.TrimSpace(req.Note), FromRoomID: v.RoomID})
+		workflows.TransferRequest{ActorID: cl.User.ID, TargetRoomID: target.ID, Note: req.Note, FromRoomID: v.RoomID})
 	if err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
-	h.respondTransfer(c, res)
+	return h.transferAnswer(c, res)
 }
 
 // movedAwayFrom tells whether a refusal is because the patient left the room
 // the sender saw them in, and the sender may act for that room (so no one
 // learns where patients of rooms they cannot see are).
 func (h *handlers) movedAwayFrom(c *gin.Context, fromRoomID string, refusal error) bool {
-	var ae *apiError
-	if fromRoomID == "" || !errors.As(refusal, &ae) || ae.Status != http.StatusForbidden {
+	if fromRoomID == "" || toAPIError(refusal).Status != http.StatusForbidden {
 		return false
 	}
 	cl := callerOf(c)
-	var v store.Visit
-	var from store.Room
-	if h.DB.WithContext(c).Take(&v, "id = ? AND clinic_id = ?", c.Param("id"), cl.Clinic.ID).Error != nil ||
-		h.DB.WithContext(c).Take(&from, "id = ? AND clinic_id = ?", fromRoomID, cl.Clinic.ID).Error != nil {
+	q := h.DB.With(c)
+	v, err := q.Visits.InClinic(c.Param("id"), cl.Clinic.ID)
+	if err != nil {
 		return false
 	}
-	ok, err := store.CanActFor(h.DB.WithContext(c), *cl.User, from)
+	from, err := q.Rooms.LiveInClinic(fromRoomID, cl.Clinic.ID)
+	if err != nil {
+		return false
+	}
+	ok, err := q.Rooms.CanActFor(*cl.User, from)
 	return err == nil && ok && v.RoomID != fromRoomID
 }
 
@@ -318,10 +282,11 @@ func (h *handlers) finishedTransfer(c *gin.Context, key string) (workflows.Trans
 	if c.GetHeader("Idempotency-Key") == "" {
 		return workflows.TransferResult{}, false
 	}
-	if _, err := uuid.Parse(c.Param("id")); err != nil {
+	id, err := pathID(c, "visit")
+	if err != nil {
 		return workflows.TransferResult{}, false
 	}
-	st, err := workflows.Status(c, h.Temporal, c.Param("id"))
+	st, err := workflows.Status(c, h.Temporal, id)
 	if err != nil || st.ClinicID != callerOf(c).Clinic.ID {
 		return workflows.TransferResult{}, false
 	}
@@ -329,22 +294,21 @@ func (h *handlers) finishedTransfer(c *gin.Context, key string) (workflows.Trans
 	return done, ok && done.ActorID == callerOf(c).User.ID
 }
 
-func (h *handlers) respondTransfer(c *gin.Context, res workflows.TransferResult) {
+// transferAnswer is what the sender reads: the card in its new room, the
+// "Transferred to" text, and whether anyone is there to receive the patient.
+func (h *handlers) transferAnswer(c *gin.Context, res workflows.TransferResult) (gin.H, error) {
 	idx, err := h.loadClinic(c, callerOf(c).Clinic.ID)
 	if err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
 	target := idx.rooms[res.ToRoomID]
-	var moved store.Visit
-	if err := h.DB.WithContext(c).Take(&moved, "id = ?", res.VisitID).Error; err != nil {
-		fail(c, err)
-		return
+	moved, err := h.DB.With(c).Visits.Get(res.VisitID)
+	if err != nil {
+		return nil, err
 	}
 	providers, err := h.providersOf(c, idx, target)
 	if err != nil {
-		fail(c, err)
-		return
+		return nil, err
 	}
 	online := false
 	for _, p := range providers {
@@ -354,38 +318,32 @@ func (h *handlers) respondTransfer(c *gin.Context, res workflows.TransferResult)
 	if !online {
 		body["warning"] = "Nobody is online in " + target.Name + " right now; the patient waits there until someone is"
 	}
-	c.JSON(http.StatusOK, body)
+	return body, nil
 }
 
-func (h *handlers) leave(c *gin.Context) {
+// patientLeaves ends the caller's own visit.
+func (h *handlers) patientLeaves(c *gin.Context) error {
 	cl := callerOf(c)
 	if cl.Visit.ID != c.Param("id") {
-		fail(c, errNotFound("visit"))
-		return
+		return errNotFound("visit")
 	}
-	if _, err := workflows.Leave(c, h.Temporal, cl.Visit.ID, idempotencyKey(c)); err != nil {
-		fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	_, err := workflows.Leave(c, h.Temporal, cl.Visit.ID, idempotencyKey(c))
+	return err
 }
 
-func (h *handlers) end(c *gin.Context) {
+// endVisit ends the path's visit, for a provider of its room.
+func (h *handlers) endVisit(c *gin.Context) error {
 	v, _, err := h.visitForProvider(c)
 	if err != nil {
-		fail(c, err)
-		return
+		return err
 	}
-	if _, err := workflows.End(c, h.Temporal, v.ID, idempotencyKey(c), callerOf(c).User.ID); err != nil {
-		fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
+	_, err = workflows.End(c, h.Temporal, v.ID, idempotencyKey(c), callerOf(c).User.ID)
+	return err
 }
 
 // audit appends a row for something the API itself observed.
 func (h *handlers) audit(c *gin.Context, v store.Visit, action, detail string) error {
 	cl := callerOf(c)
-	return h.DB.WithContext(c).Create(&store.AuditEvent{ClinicID: v.ClinicID, At: time.Now().UTC(), ActorKind: "user",
-		ActorID: cl.User.ID, Action: action, VisitID: &v.ID, RoomID: &v.RoomID, Detail: detail}).Error
+	return h.DB.With(c).Audit.Append(store.AuditEvent{ClinicID: v.ClinicID, At: time.Now().UTC(), ActorKind: clinic.ActorUser,
+		ActorID: cl.User.ID, Action: action, VisitID: &v.ID, RoomID: &v.RoomID, Detail: detail})
 }

@@ -18,7 +18,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/handoff-telehealth/handoff/bench"
-	"github.com/handoff-telehealth/handoff/internal/testdb"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testdb"
 )
 
 // short is `make bench-short`: the same figures from fewer samples.

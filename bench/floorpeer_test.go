@@ -14,7 +14,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 
-	"github.com/handoff-telehealth/handoff/internal/mediatest"
+	"github.com/handoff-telehealth/handoff/internal/testkit/mediatest"
 )
 
 // floorPeer is a pion client of the floor relay. It publishes what a

@@ -16,7 +16,7 @@ import (
 
 	"github.com/handoff-telehealth/handoff/bench"
 	"github.com/handoff-telehealth/handoff/devserver"
-	"github.com/handoff-telehealth/handoff/internal/mediatest"
+	"github.com/handoff-telehealth/handoff/internal/testkit/mediatest"
 	"github.com/handoff-telehealth/handoff/media"
 )
 

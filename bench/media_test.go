@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/handoff-telehealth/handoff/bench"
-	"github.com/handoff-telehealth/handoff/internal/mediatest"
+	"github.com/handoff-telehealth/handoff/internal/testkit/mediatest"
 	"github.com/handoff-telehealth/handoff/media"
 )
 

@@ -8,9 +8,9 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/handoff-telehealth/handoff/bench"
-	"github.com/handoff-telehealth/handoff/internal/labnode"
-	"github.com/handoff-telehealth/handoff/internal/mediatest"
-	"github.com/handoff-telehealth/handoff/internal/netlab"
+	"github.com/handoff-telehealth/handoff/internal/testkit/labnode"
+	"github.com/handoff-telehealth/handoff/internal/testkit/mediatest"
+	"github.com/handoff-telehealth/handoff/internal/testkit/netlab"
 	"github.com/handoff-telehealth/handoff/media"
 )
 

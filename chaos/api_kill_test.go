@@ -14,7 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/handoff-telehealth/handoff/internal/testenv"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -105,7 +105,7 @@ func TestAPIKilledMidRequestClientsRetryWithTheSameKey(t *testing.T) {
 		require.Equal(t, per, e.Visit(id).Transfers, "exactly one transfer per key")
 		for _, key := range keys[i] {
 			var n int64
-			e.DB.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ? AND detail = ?", id, "transfer.completed", "transfer "+key).Count(&n)
+			e.DB.Gorm().Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ? AND detail = ?", id, "transfer.completed", "transfer "+key).Count(&n)
 			require.EqualValues(t, 1, n, "key %s took effect once", key)
 		}
 	}

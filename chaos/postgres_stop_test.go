@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/handoff-telehealth/handoff/api"
-	"github.com/handoff-telehealth/handoff/internal/testenv"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -79,7 +79,7 @@ func TestPostgresStoppedUnderLoad(t *testing.T) {
 	pg := startPrivatePostgres(t)
 	admin, err := store.Open(t.Context(), pg.dsn("postgres"))
 	require.NoError(t, err)
-	require.NoError(t, admin.Exec("CREATE DATABASE handoff").Error)
+	require.NoError(t, admin.Gorm().Exec("CREATE DATABASE handoff").Error)
 	require.NoError(t, admin.Close())
 	e := testenv.StartOn(t, pg.dsn("handoff"))
 	e.StartWorker(nil)
@@ -155,13 +155,13 @@ func TestPostgresStoppedUnderLoad(t *testing.T) {
 		require.Equal(t, store.VisitWaiting, v.State, "every transfer finished after the database came back")
 		require.Equal(t, done[i], v.Transfers, "one transfer per answered key")
 		var completed, started, failed int64
-		e.DB.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.completed").Count(&completed)
-		e.DB.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.started").Count(&started)
-		e.DB.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.failed").Count(&failed)
+		e.DB.Gorm().Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.completed").Count(&completed)
+		e.DB.Gorm().Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.started").Count(&started)
+		e.DB.Gorm().Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.failed").Count(&failed)
 		require.EqualValues(t, v.Transfers, completed, "no audit row lost")
 		require.Equal(t, started, completed+failed)
 		var confirmations int64
-		e.DB.Model(&store.Event{}).Where("visit_id = ? AND type = ? AND audience = ?", id, "visit.transferred", store.AudiencePatient).Count(&confirmations)
+		e.DB.Gorm().Model(&store.Event{}).Where("visit_id = ? AND type = ? AND audience = ?", id, "visit.transferred", store.AudiencePatient).Count(&confirmations)
 		require.EqualValues(t, v.Transfers, confirmations, "no event lost")
 	}
 }

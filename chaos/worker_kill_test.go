@@ -25,7 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 	historypb "go.temporal.io/api/history/v1"
 
-	"github.com/handoff-telehealth/handoff/internal/testenv"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
 	"github.com/handoff-telehealth/handoff/media"
 	"github.com/handoff-telehealth/handoff/replay"
 	"github.com/handoff-telehealth/handoff/store"
@@ -153,9 +153,9 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 		require.Equal(t, st.RoomID, v.RoomID, "projection and workflow agree on the room")
 		require.Equal(t, st.Transfers, v.Transfers, "and on the number of transfers")
 		var started, completed, failed int64
-		e.DB.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.started").Count(&started)
-		e.DB.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.completed").Count(&completed)
-		e.DB.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.failed").Count(&failed)
+		e.DB.Gorm().Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.started").Count(&started)
+		e.DB.Gorm().Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.completed").Count(&completed)
+		e.DB.Gorm().Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.failed").Count(&failed)
 		require.EqualValues(t, v.Transfers, completed, "one completion row per transfer")
 		require.Equal(t, started, completed+failed, "every started transfer completed or was compensated")
 	}

@@ -35,3 +35,70 @@ func DisplayName(kind RoomKind, roomName, ownerName string) string {
 	}
 	return roomName
 }
+
+// Event types of the outbox: what the patient's page and the rooms'
+// dashboards hear. The audit trail names what happened to a visit with the
+// same words, plus the Audit* actions below.
+const (
+	EventCheckedIn       = "visit.checked_in"
+	EventAdmitted        = "visit.admitted"
+	EventTransferStarted = "visit.transfer_started"
+	EventTransferred     = "visit.transferred"
+	EventTransferFailed  = "visit.transfer_failed"
+	EventLeft            = "visit.left"
+	EventEnded           = "visit.ended"
+	EventCallEnded       = "call.ended"
+	EventAppClosed       = "app.closed"
+)
+
+// Audit actions that are not event types.
+const (
+	AuditVisitViewed       = "visit.viewed"
+	AuditTransferStarted   = "transfer.started"
+	AuditTransferCompleted = "transfer.completed"
+	AuditTransferFailed    = "transfer.failed"
+	AuditCallRejoined      = "call.rejoined"
+)
+
+// Who did something, in the audit trail.
+const (
+	ActorUser    = "user"
+	ActorPatient = "patient"
+	ActorSystem  = "system"
+)
+
+// EndReason says why a visit ended; EndEvent is the event that tells it.
+const (
+	EndLeft      = "left"
+	EndEnded     = "ended"
+	EndAbandoned = "abandoned"
+)
+
+// EndEvent is the event type of a visit that ended for reason.
+func EndEvent(reason string) string {
+	if reason == EndLeft {
+		return EventLeft
+	}
+	return EventEnded
+}
+
+// PatientParticipant is the media participant id of a visit's patient: the
+// API mints its tokens and the activities bind it into calls.
+func PatientParticipant(visitID string) string { return "visit:" + visitID }
+
+// ProviderParticipant is the media participant id of a user.
+func ProviderParticipant(userID string) string { return "user:" + userID }
+
+// Messages people read about a transfer. name is a room's DisplayName.
+func TransferringMessage(name string) string { return "Taking you to " + name + "'s room now" }
+
+// TransferredMessage is what the patient reads in the new waiting room.
+func TransferredMessage(name string) string {
+	return "You have been transferred to " + name + "'s room"
+}
+
+// TransferredToMessage is shown on the sender's card for a few seconds.
+func TransferredToMessage(roomName string) string { return "Transferred to " + roomName }
+
+// TransferredByMessage is the note on the receiving card.
+func TransferredByMessage(actorName string) string { return "Transferred by " + actorName }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
-	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/api/workflowservice/v1"
@@ -24,7 +23,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/handoff-telehealth/handoff/activities"
-	"github.com/handoff-telehealth/handoff/internal/testenv"
+	"github.com/handoff-telehealth/handoff/clinic"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
+	"github.com/handoff-telehealth/handoff/replay"
 	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
@@ -95,19 +96,14 @@ func record(t *testing.T, e *testenv.Env, visitID, name string) {
 	h := history(t, e, visitID)
 	out, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(h)
 	require.NoError(t, err)
-	dir := testenv.HistoryDir("..")
+	dir := replay.HistoryDir("..")
 	require.NoError(t, os.MkdirAll(dir, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".json"), out, 0o644))
 }
 
 func history(t *testing.T, e *testenv.Env, visitID string) *historypb.History {
-	it := e.Client.GetWorkflowHistory(ctxT(t), workflows.VisitWorkflowID(visitID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	h := &historypb.History{}
-	for it.HasNext() {
-		ev, err := it.Next()
-		require.NoError(t, err)
-		h.Events = append(h.Events, ev)
-	}
+	h, err := replay.Fetch(ctxT(t), e.Client, workflows.VisitWorkflowID(visitID), "")
+	require.NoError(t, err)
 	return h
 }
 
@@ -154,7 +150,7 @@ func TestTransferDuringAOneToOneCall(t *testing.T) {
 	call := admit(t, e, id, lee, "")
 	data := "exam notes"
 	app := store.AppSession{ID: uuid.NewString(), CallID: call.CallID, App: "notes", Data: &data, OpenedByID: e.User(lee).ID, OpenedAt: time.Now().UTC()}
-	require.NoError(t, e.DB.Create(&app).Error)
+	require.NoError(t, e.DB.Gorm().Create(&app).Error)
 
 	res, err := transfer(t, e, id, lee, "riverside-urgent")
 	require.NoError(t, err)
@@ -162,7 +158,7 @@ func TestTransferDuringAOneToOneCall(t *testing.T) {
 	_, live := e.Calls.Members(call.CallID)
 	require.False(t, live)
 	var closed store.AppSession
-	require.NoError(t, e.DB.Take(&closed, "id = ?", app.ID).Error)
+	require.NoError(t, e.DB.Gorm().Take(&closed, "id = ?", app.ID).Error)
 	require.Nil(t, closed.Data)
 	require.Equal(t, e.Room("riverside-urgent").ID, e.Visit(id).RoomID)
 
@@ -186,7 +182,7 @@ func TestTransferDuringAGroupCall(t *testing.T) {
 	require.False(t, res.CallEnded, "the sender stays in the group call")
 	members, live := e.Calls.Members(call.CallID)
 	require.True(t, live)
-	require.ElementsMatch(t, []string{activities.ProviderParticipant(e.User(frontDsk).ID), activities.PatientParticipant(second)}, members)
+	require.ElementsMatch(t, []string{clinic.ProviderParticipant(e.User(frontDsk).ID), clinic.PatientParticipant(second)}, members)
 	require.Equal(t, store.VisitInCall, e.Visit(second).State)
 	require.Equal(t, e.Room("dr-lee").ID, e.Visit(first).RoomID)
 
@@ -200,16 +196,16 @@ func TestRejectedTransfersChangeNothing(t *testing.T) {
 	e.StartWorker(nil)
 	free := checkIn(t, e, "dr-cho", "Pat Free")
 	_, err := transfer(t, e, free, cho, "dr-park")
-	require.Equal(t, activities.ErrPlanRequired, errType(err))
+	require.Equal(t, clinic.PlanRequired, errType(err))
 	require.ErrorContains(t, err, "requires the Premium plan")
 
 	id := checkIn(t, e, "dr-lee", "Pat Stays")
 	_, err = transfer(t, e, id, lee, "dr-lee")
-	require.Equal(t, activities.ErrSameRoom, errType(err))
+	require.Equal(t, clinic.SameRoom, errType(err))
 	_, err = transfer(t, e, id, patel, "riverside-urgent")
-	require.Equal(t, activities.ErrForbidden, errType(err))
+	require.Equal(t, clinic.Forbidden, errType(err))
 	_, err = transfer(t, e, id, lee, "dr-grant")
-	require.Equal(t, activities.ErrNotFound, errType(err), "another clinic's room is unknown")
+	require.Equal(t, clinic.NotFound, errType(err), "another clinic's room is unknown")
 	v := e.Visit(id)
 	require.Equal(t, e.Room("dr-lee").ID, v.RoomID)
 	require.Equal(t, store.VisitWaiting, v.State)
@@ -241,7 +237,7 @@ func TestTargetRoomDeletedMidTransferIsCompensated(t *testing.T) {
 	e := testenv.Start(t)
 	target := e.Room("riverside-urgent")
 	e.StartWorker(hookedMedia{Media: e.Calls, onDetach: func(context.Context) error {
-		return e.DB.Model(&store.Room{}).Where("id = ?", target.ID).Update("deleted_at", time.Now().UTC()).Error
+		return e.DB.Gorm().Model(&store.Room{}).Where("id = ?", target.ID).Update("deleted_at", time.Now().UTC()).Error
 	}})
 	id := checkIn(t, e, "dr-lee", "Pat Bounce")
 	admit(t, e, id, lee, "")
@@ -253,7 +249,7 @@ func TestTargetRoomDeletedMidTransferIsCompensated(t *testing.T) {
 	require.Equal(t, store.VisitWaiting, v.State, "never in zero rooms")
 	require.Equal(t, e.Room("dr-lee").ID, v.RoomID)
 	var n int64
-	e.DB.Model(&store.Event{}).Where("visit_id = ? AND type = ?", id, "visit.transfer_failed").Count(&n)
+	e.DB.Gorm().Model(&store.Event{}).Where("visit_id = ? AND type = ?", id, "visit.transfer_failed").Count(&n)
 	require.EqualValues(t, 2, n, "both sides are told")
 	end(t, e, id, lee)
 	record(t, e, id, "compensated-transfer")
@@ -278,7 +274,7 @@ func TestLeaveRacingATransferGetsAConflict(t *testing.T) {
 	go func() { _, err := transfer(t, e, id, lee, "dr-patel"); done <- err }()
 	<-entered
 	_, err := workflows.Leave(ctxT(t), e.Client, id, uuid.NewString())
-	require.Equal(t, activities.ErrConflict, errType(err))
+	require.Equal(t, clinic.Conflict, errType(err))
 	require.ErrorContains(t, err, "being transferred")
 	close(release)
 	require.NoError(t, <-done)
@@ -335,12 +331,12 @@ func TestConcurrentTransfersOneWins(t *testing.T) {
 			wins++
 			continue
 		}
-		require.Equal(t, activities.ErrConflict, errType(err), "the losers are told what happened: %v", err)
+		require.Equal(t, clinic.Conflict, errType(err), "the losers are told what happened: %v", err)
 	}
 	require.Equal(t, 1, wins)
 	require.Equal(t, 1, e.Visit(id).Transfers)
 	var started int64
-	e.DB.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.started").Count(&started)
+	e.DB.Gorm().Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.started").Count(&started)
 	require.EqualValues(t, 1, started)
 }
 
@@ -385,7 +381,7 @@ func TestWorkerStoppedMidTransferFinishesAfterRestart(t *testing.T) {
 	_, live := e.Calls.Members(call.CallID)
 	require.False(t, live)
 	var completed int64
-	e.DB.Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.completed").Count(&completed)
+	e.DB.Gorm().Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, "transfer.completed").Count(&completed)
 	require.EqualValues(t, 1, completed)
 }
 
@@ -395,7 +391,7 @@ func TestHistoriesHoldNoPlaintextPatientData(t *testing.T) {
 	var deleteTarget bool
 	e.StartWorker(hookedMedia{Media: e.Calls, onDetach: func(context.Context) error {
 		if deleteTarget {
-			return e.DB.Model(&store.Room{}).Where("id = ?", target.ID).Update("deleted_at", time.Now().UTC()).Error
+			return e.DB.Gorm().Model(&store.Room{}).Where("id = ?", target.ID).Update("deleted_at", time.Now().UTC()).Error
 		}
 		return nil
 	}})

@@ -11,7 +11,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 
-	"github.com/handoff-telehealth/handoff/internal/mediatest"
+	"github.com/handoff-telehealth/handoff/internal/testkit/mediatest"
 )
 
 const testSecret = "media-test-secret"

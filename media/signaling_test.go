@@ -12,7 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 
-	"github.com/handoff-telehealth/handoff/internal/mediatest"
+	"github.com/handoff-telehealth/handoff/internal/testkit/mediatest"
 )
 
 // rawSession opens a signaling socket with no WebRTC behind it.

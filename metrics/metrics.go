@@ -98,15 +98,11 @@ func (c *waitingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c *waitingCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	var rows []struct {
-		ClinicID string
-		N        int
-	}
-	if err := c.db.WithContext(ctx).Model(&store.Visit{}).Select("clinic_id, COUNT(*) AS n").
-		Where("state = ?", store.VisitWaiting).Group("clinic_id").Scan(&rows).Error; err != nil {
+	waiting, err := c.db.With(ctx).Visits.WaitingByClinic()
+	if err != nil {
 		return
 	}
-	for _, row := range rows {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(row.N), row.ClinicID)
+	for clinicID, n := range waiting {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), clinicID)
 	}
 }

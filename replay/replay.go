@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 
@@ -15,7 +16,28 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/handoff-telehealth/handoff/codec"
+	"github.com/handoff-telehealth/handoff/workflows"
 )
+
+// NewReplayer replays visit histories with the same codec the workers use.
+func NewReplayer(c *codec.Codec) sdkworker.WorkflowReplayer {
+	r, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{
+		DataConverter: c.DataConverter(), FailureConverter: c.FailureConverter(),
+	})
+	if err != nil {
+		panic(err) // only fails on invalid options, which are fixed here
+	}
+	r.RegisterWorkflow(workflows.Visit)
+	return r
+}
+
+// HistoryDir is where the recorded histories of every path of a visit live
+// (workflows/testdata/histories), relative to the module root.
+func HistoryDir(moduleRoot string) string {
+	return filepath.Join(moduleRoot, "workflows", "testdata", "histories")
+}
 
 // Verdict is the outcome of one replay.
 type Verdict struct {

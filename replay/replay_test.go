@@ -9,10 +9,9 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/handoff-telehealth/handoff/internal/testenv"
+	"github.com/handoff-telehealth/handoff/codec"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
 	"github.com/handoff-telehealth/handoff/replay"
-	"github.com/handoff-telehealth/handoff/temporalx"
-	"github.com/handoff-telehealth/handoff/worker"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
 
@@ -23,25 +22,25 @@ var paths = []string{
 	"rejected-transfer", "compensated-transfer", "left-during-transfer",
 }
 
-func codec(t *testing.T) *temporalx.Codec {
-	c, err := temporalx.ParseKeys(testenv.CodecKeys)
+func testCodec(t *testing.T) *codec.Codec {
+	c, err := codec.ParseKeys(testenv.CodecKeys)
 	require.NoError(t, err)
 	return c
 }
 
 func historyFile(name string) string {
-	return filepath.Join(testenv.HistoryDir(".."), name+".json")
+	return filepath.Join(replay.HistoryDir(".."), name+".json")
 }
 
 func TestRecordedHistoriesReplay(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(testenv.HistoryDir(".."), "*.json"))
+	files, err := filepath.Glob(filepath.Join(replay.HistoryDir(".."), "*.json"))
 	require.NoError(t, err)
 	for _, p := range paths {
 		require.Contains(t, files, historyFile(p), "a history of the %s path is recorded", p)
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			v, err := replay.File(worker.NewReplayer(codec(t)), f)
+			v, err := replay.File(replay.NewReplayer(testCodec(t)), f)
 			require.NoError(t, err)
 			require.True(t, v.OK(), v.String())
 			require.Greater(t, v.Events, 10)
@@ -60,7 +59,7 @@ func changedVisit(ctx workflow.Context, in workflows.VisitInput) error {
 
 func TestANonDeterministicChangeIsCaught(t *testing.T) {
 	r, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{
-		DataConverter: codec(t).DataConverter(), FailureConverter: codec(t).FailureConverter(),
+		DataConverter: testCodec(t).DataConverter(), FailureConverter: testCodec(t).FailureConverter(),
 	})
 	require.NoError(t, err)
 	r.RegisterWorkflowWithOptions(changedVisit, workflow.RegisterOptions{Name: "Visit"})
@@ -73,11 +72,11 @@ func TestANonDeterministicChangeIsCaught(t *testing.T) {
 }
 
 func TestAWrongKeyCannotReplay(t *testing.T) {
-	spec, err := temporalx.NewKeySpec("test1")
+	spec, err := codec.NewKeySpec("test1")
 	require.NoError(t, err)
-	other, err := temporalx.ParseKeys(spec)
+	other, err := codec.ParseKeys(spec)
 	require.NoError(t, err)
-	v, err := replay.File(worker.NewReplayer(other), historyFile("waiting-room-transfer"))
+	v, err := replay.File(replay.NewReplayer(other), historyFile("waiting-room-transfer"))
 	require.NoError(t, err)
 	require.False(t, v.OK(), "a history sealed with another key does not replay")
 }

@@ -122,9 +122,11 @@ func (s *Subscription) Close() {
 // came before it subscribed from the outbox itself, after this. Called with
 // f.mu held.
 func (f *Feed) start() error {
-	if err := f.db.Model(&Event{}).Select("COALESCE(MAX(id), 0)").Scan(&f.last).Error; err != nil {
+	last, err := f.db.With(context.Background()).Outbox.NewestID()
+	if err != nil {
 		return err
 	}
+	f.last = last
 	f.started = true
 	ctx, cancel := context.WithCancel(context.Background())
 	f.stopFeed = cancel
@@ -163,8 +165,8 @@ func (f *Feed) readOnce(ctx context.Context) int {
 	f.mu.Lock()
 	after := f.last
 	f.mu.Unlock()
-	var batch []Event
-	if err := f.db.WithContext(ctx).Where("id > ?", after).Order("id").Limit(feedBatch).Find(&batch).Error; err != nil {
+	batch, err := f.db.With(ctx).Outbox.After(after, feedBatch)
+	if err != nil {
 		return 0 // the next wake-up or poll tries again; streams wait meanwhile
 	}
 	f.mu.Lock()

@@ -7,7 +7,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/handoff-telehealth/handoff/internal/testdb"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testdb"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -29,7 +29,7 @@ func TestFeedDeliversEachStreamItsOwnEvents(t *testing.T) {
 
 		write := func(e store.Event) int64 {
 			e.ClinicID, e.Payload, e.CreatedAt = f.riverside.ID, `{}`, time.Now().UTC()
-			require.NoError(t, f.db.Create(&e).Error)
+			require.NoError(t, f.db.Gorm().Create(&e).Error)
 			f.db.EventsCommitted()
 			return e.ID
 		}
@@ -67,7 +67,7 @@ func TestFeedDeliversEachStreamItsOwnEvents(t *testing.T) {
 			t.Fatal("a stream that fell behind was not told")
 		}
 		var missed int64
-		require.NoError(t, f.db.Model(&store.Event{}).Where("id > ? AND room_id = ?", card, f.leeRoom.ID).Count(&missed).Error)
+		require.NoError(t, f.db.Gorm().Model(&store.Event{}).Where("id > ? AND room_id = ?", card, f.leeRoom.ID).Count(&missed).Error)
 		require.EqualValues(t, 300, missed, "the outbox holds every event, for the stream to catch up")
 		got := 0
 		for drained := false; !drained; {

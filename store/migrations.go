@@ -189,6 +189,25 @@ var migrations = []migration{
 		// orders presence signals and spares the signal on a first arrival.
 		both: []string{`ALTER TABLE visits ADD COLUMN patient_departures INTEGER NOT NULL DEFAULT 0`},
 	},
+	{
+		version: 5,
+		name:    "completed transfers",
+		// Whether a transfer already moved its patient was read from the
+		// audit row's text; it is a row of its own now, filled from those
+		// rows ("transfer <id>") for transfers done before.
+		both: []string{
+			`CREATE TABLE completed_transfers (
+				visit_id VARCHAR(36) NOT NULL REFERENCES visits (id),
+				transfer_id VARCHAR(255) NOT NULL,
+				completed_at {{ts}} NOT NULL,
+				PRIMARY KEY (visit_id, transfer_id)
+			)`,
+			`INSERT INTO completed_transfers (visit_id, transfer_id, completed_at)
+				SELECT visit_id, SUBSTR(detail, 10), MIN(at) FROM audit_events
+				WHERE action = 'transfer.completed' AND visit_id IS NOT NULL AND detail LIKE 'transfer %'
+				GROUP BY visit_id, SUBSTR(detail, 10)`,
+		},
+	},
 }
 
 // LatestVersion is the schema version this build expects.
@@ -211,11 +230,11 @@ func (m migration) statements(d Dialect) []string {
 
 // SchemaVersion reports the highest applied migration (0 on an empty database).
 func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
-	if !db.Migrator().HasTable("schema_migrations") {
+	if !db.g.Migrator().HasTable("schema_migrations") {
 		return 0, nil
 	}
 	var v int
-	err := db.WithContext(ctx).Raw(`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v).Error
+	err := db.g.WithContext(ctx).Raw(`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v).Error
 	return v, err
 }
 
@@ -223,8 +242,13 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 // transaction, and returns the versions it applied. Several processes may
 // call it at once: on Postgres an advisory lock lets one of them do the work.
 func (db *DB) Migrate(ctx context.Context) ([]int, error) {
+	return db.migrateTo(ctx, LatestVersion())
+}
+
+// migrateTo applies the migrations not yet applied up to version upTo.
+func (db *DB) migrateTo(ctx context.Context, upTo int) ([]int, error) {
 	var applied []int
-	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := db.g.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if db.Dialect == Postgres {
 			if err := tx.Exec(`SELECT pg_advisory_xact_lock(7283461)`).Error; err != nil {
 				return fmt.Errorf("taking the migration lock: %w", err)
@@ -245,7 +269,7 @@ func (db *DB) Migrate(ctx context.Context) ([]int, error) {
 			return fmt.Errorf("database schema is at version %d, newer than this build knows (%d): upgrade handoff", current, LatestVersion())
 		}
 		for _, m := range migrations {
-			if m.version <= current {
+			if m.version <= current || m.version > upTo {
 				continue
 			}
 			for _, stmt := range m.statements(db.Dialect) {

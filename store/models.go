@@ -16,14 +16,14 @@ const (
 	PlanPremium = clinic.PlanPremium
 )
 
-// Role is what a user is in its clinic. Every role may transfer.
-type Role string
+// Role is what a user is in its clinic (clinic.Role).
+type Role = clinic.Role
 
 const (
-	RoleOwner  Role = "owner"
-	RoleAdmin  Role = "admin"
-	RoleMember Role = "member"
-	RoleStaff  Role = "staff"
+	RoleOwner  = clinic.RoleOwner
+	RoleAdmin  = clinic.RoleAdmin
+	RoleMember = clinic.RoleMember
+	RoleStaff  = clinic.RoleStaff
 )
 
 // RoomKind, VisitState and CallKind are the domain's (package clinic).
@@ -71,6 +71,9 @@ type User struct {
 	CreatedAt    time.Time
 }
 
+// Actor is the user as the domain's rules see them.
+func (u User) Actor() clinic.Actor { return clinic.Actor{ID: u.ID, ClinicID: u.ClinicID, Role: u.Role} }
+
 // Room is a place patients wait in and are seen from: a provider's personal
 // room, or a shared room whose members act for it.
 type Room struct {
@@ -82,6 +85,15 @@ type Room struct {
 	OwnerID   *string
 	CreatedAt time.Time
 	DeletedAt *time.Time
+}
+
+// Facts are the room as the domain's rules see it.
+func (r Room) Facts() clinic.Room {
+	f := clinic.Room{ID: r.ID, ClinicID: r.ClinicID, Kind: r.Kind, Deleted: r.DeletedAt != nil}
+	if r.OwnerID != nil {
+		f.OwnerID = *r.OwnerID
+	}
+	return f
 }
 
 // RoomMember gives a user access to a shared room.
@@ -147,6 +159,14 @@ type AuditEvent struct {
 	RoomID       *string
 	TargetRoomID *string
 	Detail       string
+}
+
+// CompletedTransfer records that a transfer moved its patient: a transfer
+// step run again after the move (a worker lost mid-task) finds it here.
+type CompletedTransfer struct {
+	VisitID     string `gorm:"primaryKey"`
+	TransferID  string `gorm:"primaryKey"`
+	CompletedAt time.Time
 }
 
 // Audience says who an event is for: the patient of VisitID, or the

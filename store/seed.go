@@ -36,7 +36,7 @@ type DemoClinic struct {
 	SharedRooms []DemoSharedRoom
 }
 
-// Demo is the demo data of DESIGN.md: a Premium clinic with personal and
+// Demo is the demo data the README lists: a Premium clinic with personal and
 // shared rooms, a second Premium clinic, and a free-plan clinic.
 var Demo = []DemoClinic{
 	{
@@ -74,7 +74,7 @@ func (db *DB) SeedDemo(ctx context.Context) (created int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	err = db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = db.g.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		s := seeder{tx: tx, hash: string(hash)}
 		for _, c := range Demo {
 			if err := s.clinic(c); err != nil {

@@ -14,7 +14,6 @@ import (
 	"github.com/handoff-telehealth/handoff/activities"
 	"github.com/handoff-telehealth/handoff/metrics"
 	"github.com/handoff-telehealth/handoff/store"
-	"github.com/handoff-telehealth/handoff/temporalx"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
 
@@ -71,16 +70,4 @@ func Run(ctx context.Context, c client.Client, d Deps) error {
 	<-ctx.Done()
 	w.Stop()
 	return nil
-}
-
-// NewReplayer replays visit histories with the same codec the workers use.
-func NewReplayer(codec *temporalx.Codec) sdkworker.WorkflowReplayer {
-	r, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{
-		DataConverter: codec.DataConverter(), FailureConverter: codec.FailureConverter(),
-	})
-	if err != nil {
-		panic(err) // only fails on invalid options, which are fixed here
-	}
-	r.RegisterWorkflow(workflows.Visit)
-	return r
 }

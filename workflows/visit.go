@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -225,8 +224,9 @@ func local(ctx workflow.Context) bool {
 	return workflow.GetVersion(ctx, localStepsChange, workflow.DefaultVersion, localSteps) >= localSteps
 }
 
-func conflict(format string, args ...any) error {
-	return temporal.NewApplicationError(fmt.Sprintf(format, args...), activities.ErrConflict)
+// conflict refuses an operation the visit's state does not allow now.
+func conflict(msg string) error {
+	return temporal.NewApplicationError(msg, clinic.Conflict)
 }
 
 // busyError says what the visit is doing instead.
@@ -252,7 +252,7 @@ func (v *visit) ready() error {
 	case !v.st.CheckedIn:
 		return conflict("the patient has not checked in")
 	case v.st.State == clinic.VisitEnded:
-		return conflict("the visit has ended")
+		return conflict(clinic.ErrVisitEnded.Message)
 	}
 	return nil
 }
@@ -279,7 +279,7 @@ func (v *visit) checkIn(ctx workflow.Context, _ CheckInRequest) (VisitState, err
 
 func (v *visit) validateAdmit(_ workflow.Context, req AdmitRequest) error {
 	if req.ActorID == "" {
-		return temporal.NewApplicationError("an admit needs the provider's id", activities.ErrInvalid)
+		return temporal.NewApplicationError("an admit needs the provider's id", clinic.Invalid)
 	}
 	if err := v.ready(); err != nil {
 		return err
@@ -313,7 +313,7 @@ func (v *visit) validateTransfer(ctx workflow.Context, req TransferRequest) erro
 		return nil // a repeat of a finished transfer: the handler answers it
 	}
 	if req.ActorID == "" || req.TargetRoomID == "" {
-		return temporal.NewApplicationError("a transfer needs the provider's id and a target room", activities.ErrInvalid)
+		return temporal.NewApplicationError("a transfer needs the provider's id and a target room", clinic.Invalid)
 	}
 	if err := clinic.CheckNote(req.Note); err != nil {
 		return activities.AsApplicationError(err)
@@ -322,7 +322,7 @@ func (v *visit) validateTransfer(ctx workflow.Context, req TransferRequest) erro
 		return err
 	}
 	if req.FromRoomID != "" && req.FromRoomID != v.st.RoomID {
-		return conflict("the patient has just been moved to another room")
+		return conflict(clinic.ErrMovedAway.Message)
 	}
 	if err := clinic.CheckTarget(v.st.RoomID, req.TargetRoomID); err != nil {
 		return activities.AsApplicationError(err)
@@ -394,7 +394,7 @@ func (v *visit) leaveCall(ctx workflow.Context, p activities.TransferParams, fro
 func (v *visit) compensate(ctx workflow.Context, p activities.TransferParams, cause error) error {
 	reason := "the transfer could not complete"
 	var appErr *temporal.ApplicationError
-	if errors.As(cause, &appErr) && appErr.Type() == activities.ErrTargetRoomGone {
+	if errors.As(cause, &appErr) && appErr.Type() == clinic.TargetRoomGone {
 		reason = "the target room no longer exists"
 	}
 	if err := v.mustStep(ctx, a.ReturnToSource, p, reason).Get(ctx, nil); err != nil {
@@ -404,12 +404,12 @@ func (v *visit) compensate(ctx workflow.Context, p activities.TransferParams, ca
 	if err := v.setState(ctx, clinic.VisitWaiting); err != nil {
 		return err
 	}
-	return temporal.NewNonRetryableApplicationError("transfer failed: "+reason+"; the patient is back in the waiting room", "TransferFailed", cause)
+	return temporal.NewNonRetryableApplicationError("transfer failed: "+reason+"; the patient is back in the waiting room", clinic.TransferFailed, cause)
 }
 
 func (v *visit) validateRejoin(_ workflow.Context, req RejoinRequest) error {
 	if req.ActorID == "" || (req.ActorKind != "patient" && req.ActorKind != "user") {
-		return temporal.NewApplicationError("a rejoin needs the patient or a provider", activities.ErrInvalid)
+		return temporal.NewApplicationError("a rejoin needs the patient or a provider", clinic.Invalid)
 	}
 	if err := v.ready(); err != nil {
 		return err
@@ -437,7 +437,7 @@ func (v *visit) rejoin(ctx workflow.Context, req RejoinRequest) (string, error) 
 
 func (v *visit) validateEnd(_ workflow.Context, req EndRequest) error {
 	if req.ActorID == "" {
-		return temporal.NewApplicationError("ending a visit needs the actor's id", activities.ErrInvalid)
+		return temporal.NewApplicationError("ending a visit needs the actor's id", clinic.Invalid)
 	}
 	return v.ready()
 }
@@ -485,10 +485,5 @@ func isRejection(err error) bool {
 	if !errors.As(err, &appErr) {
 		return false
 	}
-	switch appErr.Type() {
-	case activities.ErrInvalid, activities.ErrNotFound, activities.ErrForbidden,
-		activities.ErrPlanRequired, activities.ErrConflict, activities.ErrSameRoom:
-		return true
-	}
-	return false
+	return clinic.IsRuleBreak(appErr.Type())
 }

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/handoff-telehealth/handoff/activities"
+	"github.com/handoff-telehealth/handoff/clinic"
 	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
@@ -200,12 +201,12 @@ func (s *visitSuite) TestRejoinOnlyInACallAndNotDuringATransfer() {
 	s.endAt(6 * time.Second)
 	s.env.ExecuteWorkflow(workflows.Visit, input())
 
-	s.Equal(activities.ErrConflict, errType(waiting.rejected), "a waiting patient has no call to rejoin")
+	s.Equal(clinic.Conflict, errType(waiting.rejected), "a waiting patient has no call to rejoin")
 	s.Require().NoError(rejoin.err)
 	s.Nil(rejoin.rejected)
 	s.Equal("call-1", rejoin.result)
-	s.Equal(activities.ErrConflict, errType(during.rejected), "a transfer waits for the rejoin to finish")
-	s.Equal(activities.ErrInvalid, errType(bad.rejected))
+	s.Equal(clinic.Conflict, errType(during.rejected), "a transfer waits for the rejoin to finish")
+	s.Equal(clinic.Invalid, errType(bad.rejected))
 	s.env.AssertActivityNumberOfCalls(s.T(), "RejoinCall", 1)
 	s.env.AssertActivityNumberOfCalls(s.T(), "BeginTransfer", 0)
 }
@@ -229,10 +230,10 @@ func (s *visitSuite) TestValidatorRejectionsChangeNothing() {
 	s.env.RegisterDelayedCallback(func() { after = s.status() }, 10*time.Second)
 	s.endAt(11 * time.Second)
 	s.env.ExecuteWorkflow(workflows.Visit, input())
-	s.Equal(activities.ErrSameRoom, errType(outs["same room"].rejected))
-	s.Equal(activities.ErrConflict, errType(outs["moved since"].rejected), "a transfer of a patient seen in another room")
+	s.Equal(clinic.SameRoom, errType(outs["same room"].rejected))
+	s.Equal(clinic.Conflict, errType(outs["moved since"].rejected), "a transfer of a patient seen in another room")
 	for _, name := range []string{"no target", "no actor", "note too long"} {
-		s.Equal(activities.ErrInvalid, errType(outs[name].rejected), name)
+		s.Equal(clinic.Invalid, errType(outs[name].rejected), name)
 	}
 	s.Equal(leeRoom, after.RoomID)
 	s.Equal(0, after.Transfers)
@@ -244,19 +245,19 @@ func (s *visitSuite) TestTransferBeforeCheckInIsRefused() {
 	s.checkIn()
 	s.endAt(time.Second)
 	s.env.ExecuteWorkflow(workflows.Visit, input())
-	s.Equal(activities.ErrConflict, errType(o.rejected))
+	s.Equal(clinic.Conflict, errType(o.rejected))
 }
 
 func (s *visitSuite) TestRuleBrokenInTheDatabaseChangesNothing() {
 	s.checkIn()
 	s.env.OnActivity(a.BeginTransfer, mock.Anything, mock.Anything).
-		Return(activities.TransferPlan{}, temporal.NewNonRetryableApplicationError("transferring patients requires the Premium plan", activities.ErrPlanRequired, nil)).Once()
+		Return(activities.TransferPlan{}, temporal.NewNonRetryableApplicationError("transferring patients requires the Premium plan", clinic.PlanRequired, nil)).Once()
 	tr := s.at(time.Second, workflows.UpdateTransfer, "t1", workflows.TransferRequest{ActorID: drLee, TargetRoomID: patel})
 	var after workflows.VisitState
 	s.env.RegisterDelayedCallback(func() { after = s.status() }, 2*time.Second)
 	s.endAt(3 * time.Second)
 	s.env.ExecuteWorkflow(workflows.Visit, input())
-	s.Equal(activities.ErrPlanRequired, errType(tr.err))
+	s.Equal(clinic.PlanRequired, errType(tr.err))
 	s.Contains(tr.err.Error(), "requires the Premium plan")
 	s.Equal(store.VisitWaiting, after.State)
 	s.Equal(leeRoom, after.RoomID)
@@ -270,7 +271,7 @@ func (s *visitSuite) TestTargetRoomDeletedMidTransferIsCompensated() {
 	s.env.OnActivity(a.CloseApps, mock.Anything, mock.Anything).Return(0, nil).Once()
 	s.env.OnActivity(a.DetachMedia, mock.Anything, mock.Anything).Return(activities.DetachResult{CallEnded: true}, nil).Once()
 	s.env.OnActivity(a.RetargetRoom, mock.Anything, mock.Anything, plan).
-		Return(temporal.NewNonRetryableApplicationError("the target room no longer exists", activities.ErrTargetRoomGone, nil)).Once()
+		Return(temporal.NewNonRetryableApplicationError("the target room no longer exists", clinic.TargetRoomGone, nil)).Once()
 	s.env.OnActivity(a.ReturnToSource, mock.Anything, mock.Anything, "the target room no longer exists").Return(nil).Once()
 	tr := s.at(2*time.Second, workflows.UpdateTransfer, "t1", workflows.TransferRequest{ActorID: drLee, TargetRoomID: patel})
 	var after workflows.VisitState
@@ -305,7 +306,7 @@ func (s *visitSuite) TestTwoTransfersAtOnceOneWins() {
 	if lost == nil {
 		lost = second.err
 	}
-	s.Equal(activities.ErrConflict, errType(lost))
+	s.Equal(clinic.Conflict, errType(lost))
 	s.Contains(lost.Error(), "being transferred")
 	s.env.AssertActivityNumberOfCalls(s.T(), "BeginTransfer", 1)
 }
@@ -318,7 +319,7 @@ func (s *visitSuite) TestLeaveDuringTransferLoses() {
 	s.endAt(time.Minute)
 	s.env.ExecuteWorkflow(workflows.Visit, input())
 	s.NoError(tr.err)
-	s.Equal(activities.ErrConflict, errType(leave.rejected))
+	s.Equal(clinic.Conflict, errType(leave.rejected))
 }
 
 func (s *visitSuite) TestAdmitDuringTransferLoses() {
@@ -329,7 +330,7 @@ func (s *visitSuite) TestAdmitDuringTransferLoses() {
 	s.endAt(time.Minute)
 	s.env.ExecuteWorkflow(workflows.Visit, input())
 	s.NoError(tr.err)
-	s.Equal(activities.ErrConflict, errType(admit.rejected))
+	s.Equal(clinic.Conflict, errType(admit.rejected))
 	s.env.AssertActivityNumberOfCalls(s.T(), "Admit", 0)
 }
 

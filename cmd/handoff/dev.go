@@ -24,13 +24,12 @@ import (
 
 	"github.com/handoff-telehealth/handoff/activities"
 	"github.com/handoff-telehealth/handoff/api"
+	"github.com/handoff-telehealth/handoff/codec"
 	"github.com/handoff-telehealth/handoff/config"
 	"github.com/handoff-telehealth/handoff/devserver"
-	"github.com/handoff-telehealth/handoff/internal/httpx"
+	"github.com/handoff-telehealth/handoff/httpx"
 	"github.com/handoff-telehealth/handoff/media"
-	"github.com/handoff-telehealth/handoff/metrics"
 	"github.com/handoff-telehealth/handoff/store"
-	"github.com/handoff-telehealth/handoff/temporalx"
 )
 
 const devSummary = "run all of Handoff in one process: embedded Temporal + UI, API, worker, media, demo data"
@@ -122,37 +121,34 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		_ = l.Close()
 	}
 
-	db, err := store.Open(ctx, s.db.DSN)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		return err
-	}
-	if _, err := db.SeedDemo(ctx); err != nil {
-		return fmt.Errorf("seeding demo data: %w", err)
-	}
-
-	apiURL := "http://" + hostPort(s.host, s.apiPort)
-	temporal, err := devserver.Start(ctx, devserver.Options{
-		DataDir: dataDir, Host: s.host, Port: s.tPort, UIPort: s.uiPort, Namespace: s.namespace,
-		CodecEndpoint: apiURL + "/codec",
-	})
-	if err != nil {
-		return err
-	}
-	defer temporal.Stop()
-
 	if s.codecKeys == "" {
-		if s.codecKeys, err = devSecret(dataDir, "codec.keys", func() (string, error) { return temporalx.NewKeySpec("dev1") }); err != nil {
+		if s.codecKeys, err = devSecret(dataDir, "codec.keys", func() (string, error) { return codec.NewKeySpec("dev1") }); err != nil {
 			return err
 		}
 	}
-	codec, err := temporalx.ParseKeys(s.codecKeys)
+	// The app database first, then the embedded Temporal server: a database
+	// that does not answer is reported before the server takes its time.
+	apiURL := "http://" + hostPort(s.host, s.apiPort)
+	var temporal *devserver.Server
+	startTemporal := func(ctx context.Context) (config.Temporal, func(), error) {
+		var err error
+		temporal, err = devserver.Start(ctx, devserver.Options{
+			DataDir: dataDir, Host: s.host, Port: s.tPort, UIPort: s.uiPort, Namespace: s.namespace,
+			CodecEndpoint: apiURL + "/codec",
+		})
+		if err != nil {
+			return config.Temporal{}, nil, err
+		}
+		return config.Temporal{Address: temporal.Address(), Namespace: s.namespace, CodecKeys: s.codecKeys}, temporal.Stop, nil
+	}
+	b, err := connect(ctx, backendOptions{db: &s.db, schema: schemaMigrate, seedDemo: true,
+		startTemporal: startTemporal, searchAttributes: true, metrics: true, watchWaiting: true}, logger)
 	if err != nil {
 		return err
 	}
+	defer b.Close()
+	temporal.SearchAttributesRegistered(len(b.searchAttributesAdded) > 0)
+
 	codecToken, err := devSecret(dataDir, "codec.token", randomToken)
 	if err != nil {
 		return err
@@ -161,29 +157,17 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	if err != nil {
 		return err
 	}
-	reg := metrics.New()
-	c, err := temporalx.Dial(ctx, config.Temporal{Address: temporal.Address(), Namespace: s.namespace, CodecKeys: s.codecKeys}, logger, reg.TemporalHandler())
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	added, err := temporalx.EnsureSearchAttributes(ctx, c, s.namespace)
-	if err != nil {
-		return err
-	}
-	temporal.SearchAttributesRegistered(len(added) > 0)
-
-	reg.WatchWaiting(db)
+	b.media = node.control
 	printDevBanner(stdout, s, dataDir, apiURL, temporal, time.Since(started))
 	services := []func(context.Context) error{
 		func(ctx context.Context) error {
-			deps := api.Deps{DB: db, Temporal: c, Logger: logger, CodecServer: codec.CodecServer(codecToken, []string{temporal.UIURL()}),
-				MediaTokens: &node.tokens, MediaURL: node.publicURL, ICEServers: node.iceServers, Metrics: reg}
-			sess.apply(&deps)
+			deps := b.apiDeps(sess)
+			deps.CodecServer = b.codec.CodecServer(codecToken, []string{temporal.UIURL()})
+			deps.MediaTokens, deps.MediaURL, deps.ICEServers = &node.tokens, node.publicURL, node.iceServers
 			return httpx.Serve(ctx, apiL, api.NewRouter(deps))
 		},
-		db.ListenForEvents,
-		func(ctx context.Context) error { return runVisitWorker(ctx, c, db, node.control, reg, logger, *cache) },
+		b.db.ListenForEvents,
+		func(ctx context.Context) error { return b.runWorker(ctx, *cache) },
 	}
 	if s.pprofAddr != "" {
 		services = append(services, func(ctx context.Context) error { return httpx.Serve(ctx, pprofL, profiler()) })

@@ -24,11 +24,12 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/handoff-telehealth/handoff/codec"
 	"github.com/handoff-telehealth/handoff/config"
 	"github.com/handoff-telehealth/handoff/devserver"
-	"github.com/handoff-telehealth/handoff/internal/testdb"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testdb"
 	"github.com/handoff-telehealth/handoff/store"
-	"github.com/handoff-telehealth/handoff/temporalx"
+	"github.com/handoff-telehealth/handoff/temporalclient"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
 
@@ -148,7 +149,7 @@ func countRows(t *testing.T, dsn string) map[string]int64 {
 	counts := map[string]int64{}
 	for _, table := range []string{"clinics", "users", "rooms", "room_members"} {
 		var n int64
-		require.NoError(t, db.Table(table).Count(&n).Error)
+		require.NoError(t, db.Gorm().Table(table).Count(&n).Error)
 		counts[table] = n
 	}
 	return counts
@@ -218,9 +219,9 @@ func TestDevRunsTheWholeServiceAndKeepsItsData(t *testing.T) {
 	// transferred, through Temporal, into the SQLite app database.
 	keys, err := os.ReadFile(filepath.Join(dataDir, "codec.keys"))
 	require.NoError(t, err)
-	codec, err := temporalx.ParseKeys(strings.TrimSpace(string(keys)))
+	keyring, err := codec.ParseKeys(strings.TrimSpace(string(keys)))
 	require.NoError(t, err)
-	vc, err := client.Dial(temporalx.ClientOptions(config.Temporal{Address: fmt.Sprintf("127.0.0.1:%d", d.tPort), Namespace: "default"}, codec, slog.Default()))
+	vc, err := client.Dial(temporalclient.Options(config.Temporal{Address: fmt.Sprintf("127.0.0.1:%d", d.tPort), Namespace: "default"}, keyring, slog.Default()))
 	require.NoError(t, err)
 	appDSN := "sqlite:" + filepath.Join(dataDir, "handoff.db")
 	demo, err := store.Open(ctx, appDSN)
@@ -233,9 +234,9 @@ func TestDevRunsTheWholeServiceAndKeepsItsData(t *testing.T) {
 	}
 	var leeRoom, patelRoom store.Room
 	var lee store.User
-	require.NoError(t, demo.Take(&leeRoom, "slug = ?", "dr-lee").Error)
-	require.NoError(t, demo.Take(&patelRoom, "slug = ?", "dr-patel").Error)
-	require.NoError(t, demo.Take(&lee, "email = ?", "dr.lee@riverside.example").Error)
+	require.NoError(t, demo.Gorm().Take(&leeRoom, "slug = ?", "dr-lee").Error)
+	require.NoError(t, demo.Gorm().Take(&patelRoom, "slug = ?", "dr-patel").Error)
+	require.NoError(t, demo.Gorm().Take(&lee, "email = ?", "dr.lee@riverside.example").Error)
 	require.NoError(t, demo.Close())
 	visitID := uuid.NewString()
 	_, err = workflows.CheckIn(ctx, vc, workflows.VisitInput{VisitID: visitID, ClinicID: leeRoom.ClinicID, RoomID: leeRoom.ID,
@@ -279,7 +280,7 @@ func TestDevRunsTheWholeServiceAndKeepsItsData(t *testing.T) {
 	db, err := store.Open(ctx, appDSN)
 	require.NoError(t, err)
 	var v store.Visit
-	require.NoError(t, db.Take(&v, "id = ?", visitID).Error)
+	require.NoError(t, db.Gorm().Take(&v, "id = ?", visitID).Error)
 	require.Equal(t, patelRoom.ID, v.RoomID)
 	require.NoError(t, db.Close())
 
@@ -298,7 +299,7 @@ func TestDevRunsTheWholeServiceAndKeepsItsData(t *testing.T) {
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, desc.GetWorkflowExecutionInfo().GetStatus())
 	c.Close()
 	// The waiting visit is still there after the restart, and still works.
-	vc, err = client.Dial(temporalx.ClientOptions(config.Temporal{Address: fmt.Sprintf("127.0.0.1:%d", d.tPort), Namespace: "default"}, codec, slog.Default()))
+	vc, err = client.Dial(temporalclient.Options(config.Temporal{Address: fmt.Sprintf("127.0.0.1:%d", d.tPort), Namespace: "default"}, keyring, slog.Default()))
 	require.NoError(t, err)
 	// Stale cluster membership once held every task of a restarted server
 	// for 30-50 s; the visit must answer promptly now.

@@ -8,10 +8,9 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/handoff-telehealth/handoff/codec"
 	"github.com/handoff-telehealth/handoff/config"
 	"github.com/handoff-telehealth/handoff/replay"
-	"github.com/handoff-telehealth/handoff/temporalx"
-	"github.com/handoff-telehealth/handoff/worker"
 )
 
 const replaySummary = "replay a visit's history (FILE, or --workflow-id from the server) against this build; exits 1 unless it reproduces"
@@ -38,23 +37,23 @@ func runReplay(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	if tc.CodecKeys == "" {
 		return errors.New("histories are encrypted: set --codec-keys or HANDOFF_CODEC_KEYS to the keys that sealed them")
 	}
-	codec, err := temporalx.ParseKeys(tc.CodecKeys)
+	keys, err := codec.ParseKeys(tc.CodecKeys)
 	if err != nil {
 		return err
 	}
-	r := worker.NewReplayer(codec)
+	r := replay.NewReplayer(keys)
 	var v replay.Verdict
 	if file != "" {
 		if v, err = replay.File(r, file); err != nil {
 			return err
 		}
 	} else {
-		c, err := temporalx.Dial(ctx, tc, logger, nil)
+		b, err := connect(ctx, backendOptions{temporal: &tc}, logger)
 		if err != nil {
 			return err
 		}
-		defer c.Close()
-		h, err := replay.Fetch(ctx, c, *workflowID, *runID)
+		defer b.Close()
+		h, err := replay.Fetch(ctx, b.temporal, *workflowID, *runID)
 		if err != nil {
 			return err
 		}

@@ -11,12 +11,13 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/handoff-telehealth/handoff/internal/testenv"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
+	"github.com/handoff-telehealth/handoff/replay"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
 
 func historyPath(name string) string {
-	return filepath.Join(testenv.HistoryDir("../.."), name+".json")
+	return filepath.Join(replay.HistoryDir("../.."), name+".json")
 }
 
 func TestReplayOfRecordedHistoriesIsOK(t *testing.T) {

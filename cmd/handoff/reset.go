@@ -14,7 +14,6 @@ import (
 
 	"github.com/handoff-telehealth/handoff/config"
 	"github.com/handoff-telehealth/handoff/replay"
-	"github.com/handoff-telehealth/handoff/temporalx"
 )
 
 const resetSummary = "re-drive a stuck visit: reset its workflow to the last completed workflow task (steps are idempotent)"
@@ -33,11 +32,12 @@ func runReset(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	if *workflowID == "" || *reason == "" {
 		return errors.New("give --workflow-id and --reason")
 	}
-	c, err := temporalx.Dial(ctx, tc, logger, nil)
+	b, err := connect(ctx, backendOptions{temporal: &tc}, logger)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer b.Close()
+	c := b.temporal
 	h, err := replay.Fetch(ctx, c, *workflowID, "")
 	if err != nil {
 		return err

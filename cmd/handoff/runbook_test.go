@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/temporalproto"
 
-	"github.com/handoff-telehealth/handoff/internal/testenv"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
 	"github.com/handoff-telehealth/handoff/replay"
 	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/workflows"
@@ -33,7 +33,7 @@ func (m deletingMedia) Attach(ctx context.Context, c, p string) error {
 }
 func (m deletingMedia) EndCall(ctx context.Context, id string) error { return m.Calls.EndCall(ctx, id) }
 func (m deletingMedia) Detach(ctx context.Context, c, p string) error {
-	if err := m.DB.Model(&store.Room{}).Where("id = ?", m.roomID).Update("deleted_at", time.Now().UTC()).Error; err != nil {
+	if err := m.DB.Gorm().Model(&store.Room{}).Where("id = ?", m.roomID).Update("deleted_at", time.Now().UTC()).Error; err != nil {
 		return err
 	}
 	return m.Calls.Detach(ctx, c, p)

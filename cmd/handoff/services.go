@@ -15,11 +15,8 @@ import (
 
 	"github.com/handoff-telehealth/handoff/api"
 	"github.com/handoff-telehealth/handoff/config"
-	"github.com/handoff-telehealth/handoff/internal/httpx"
-	"github.com/handoff-telehealth/handoff/media"
-	"github.com/handoff-telehealth/handoff/metrics"
+	"github.com/handoff-telehealth/handoff/httpx"
 	"github.com/handoff-telehealth/handoff/store"
-	"github.com/handoff-telehealth/handoff/temporalx"
 )
 
 const (
@@ -33,16 +30,15 @@ const (
 
 func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	fs := config.NewFlagSet("api", apiSummary, stdout)
-	var db config.Database
-	var tc config.Temporal
-	db.Register(fs, productionDBDefault)
-	tc.Register(fs)
+	opts := backendOptions{schema: schemaRequired, metrics: true, watchWaiting: true}
+	opts.registerDatabase(fs)
+	opts.registerTemporal(fs)
 	listen := fs.String("listen", "0.0.0.0:8080", "address the API and web pages listen on")
 	codecToken := fs.String("codec-token", "", "token an operator gives the Temporal UI to decode payloads at /codec; empty turns the codec server off")
 	codecOrigins := fs.String("codec-origins", "", "comma-separated Temporal UI origins allowed to call /codec from a browser")
 	var sess apiSettings
 	sess.register(fs)
-	mediaSecret := fs.String("media-secret", "", "secret that signs media tokens; the media node needs the same")
+	fs.StringVar(&opts.mediaSecret, "media-secret", "", "secret that signs media tokens; the media node needs the same")
 	mediaURL := fs.String("media-public-url", "ws://127.0.0.1:8081/ws", "signaling WebSocket URL given to browsers")
 	var ice iceServerSettings
 	ice.register(fs)
@@ -61,41 +57,30 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return err
 	}
 	defer l.Close()
-	reg := metrics.New()
-	d, c, closeAll, err := connectBackends(ctx, db, tc, reg, logger)
+	b, err := connect(ctx, opts, logger)
 	if err != nil {
 		return err
 	}
-	defer closeAll()
-	reg.WatchWaiting(d)
-	deps := api.Deps{DB: d, Temporal: c, Logger: logger, MediaURL: *mediaURL, ICEServers: iceServers, Metrics: reg}
-	sess.apply(&deps)
-	if *mediaSecret != "" {
-		tokens := media.NewTokens(*mediaSecret)
-		deps.MediaTokens = &tokens
-	}
+	defer b.Close()
+	deps := b.apiDeps(sess)
+	deps.MediaURL, deps.ICEServers = *mediaURL, iceServers
 	if *codecToken != "" {
-		codec, err := temporalx.ParseKeys(tc.CodecKeys)
-		if err != nil {
-			return err
-		}
-		deps.CodecServer = codec.CodecServer(*codecToken, splitList(*codecOrigins))
+		deps.CodecServer = b.codec.CodecServer(*codecToken, splitList(*codecOrigins))
 	}
 	logger.Info("api listening", "addr", l.Addr().String())
 	return runAll(ctx,
 		func(ctx context.Context) error { return httpx.Serve(ctx, l, api.NewRouter(deps)) },
-		d.ListenForEvents,
+		b.db.ListenForEvents,
 	)
 }
 
 func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	fs := config.NewFlagSet("worker", workerSummary, stdout)
-	var db config.Database
-	var tc config.Temporal
-	db.Register(fs, productionDBDefault)
-	tc.Register(fs)
-	mediaURL := fs.String("media-url", "http://127.0.0.1:8081", "the media node's control API")
-	mediaToken := fs.String("media-control-token", "", "service token of the media node's control API")
+	opts := backendOptions{schema: schemaRequired, metrics: true}
+	opts.registerDatabase(fs)
+	opts.registerTemporal(fs)
+	fs.StringVar(&opts.mediaControlURL, "media-url", "http://127.0.0.1:8081", "the media node's control API")
+	fs.StringVar(&opts.mediaControlToken, "media-control-token", "", "service token of the media node's control API")
 	listen := fs.String("listen", "0.0.0.0:8082", "address of the worker's /healthz, /readyz and /metrics")
 	cache := registerWorkflowCache(fs)
 	if err := fs.Parse(args); err != nil {
@@ -104,15 +89,14 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	if err := checkWorkflowCache(*cache); err != nil {
 		return err
 	}
-	if *mediaToken == "" {
+	if opts.mediaControlToken == "" {
 		return errors.New("set --media-control-token / HANDOFF_MEDIA_CONTROL_TOKEN to the media node's control token")
 	}
-	reg := metrics.New()
-	d, c, closeAll, err := connectBackends(ctx, db, tc, reg, logger)
+	b, err := connect(ctx, opts, logger)
 	if err != nil {
 		return err
 	}
-	defer closeAll()
+	defer b.Close()
 	l, err := httpx.Listen(*listen, "--listen / "+config.EnvName("listen"))
 	if err != nil {
 		return err
@@ -120,18 +104,16 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	health := http.NewServeMux()
 	health.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"status":"ok"}`)) })
 	health.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := c.CheckHealth(r.Context(), &client.CheckHealthRequest{}); err != nil || d.Ping(r.Context()) != nil {
+		if _, err := b.temporal.CheckHealth(r.Context(), &client.CheckHealthRequest{}); err != nil || b.db.Ping(r.Context()) != nil {
 			http.Error(w, `{"status":"unavailable"}`, http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
 	})
-	health.Handle("GET /metrics", reg.Handler())
+	health.Handle("GET /metrics", b.metrics.Handler())
 	return runAll(ctx,
 		func(ctx context.Context) error { return httpx.Serve(ctx, l, health) },
-		func(ctx context.Context) error {
-			return runVisitWorker(ctx, c, d, media.NewControlClient(*mediaURL, *mediaToken), reg, logger, *cache)
-		},
+		func(ctx context.Context) error { return b.runWorker(ctx, *cache) },
 	)
 }
 
@@ -167,26 +149,22 @@ func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	return httpx.Serve(ctx, l, srv.Handler())
 }
 
-func runMigrate(ctx context.Context, args []string, stdout io.Writer, _ *slog.Logger) error {
+func runMigrate(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	fs := config.NewFlagSet("migrate", migrateSummary, stdout)
-	var db config.Database
-	db.Register(fs, productionDBDefault)
+	opts := backendOptions{schema: schemaMigrate}
+	opts.registerDatabase(fs)
 	seed := fs.Bool("seed-demo", false, "also write the demo clinics, users and rooms (idempotent)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	d, err := store.Open(ctx, db.DSN)
+	b, err := connect(ctx, opts, logger)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	applied, err := d.Migrate(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "schema at version %d (applied now: %v)\n", store.LatestVersion(), applied)
+	defer b.Close()
+	fmt.Fprintf(stdout, "schema at version %d (applied now: %v)\n", store.LatestVersion(), b.migrated)
 	if *seed {
-		n, err := d.SeedDemo(ctx)
+		n, err := b.db.SeedDemo(ctx)
 		if err != nil {
 			return err
 		}
@@ -198,6 +176,7 @@ func runMigrate(ctx context.Context, args []string, stdout io.Writer, _ *slog.Lo
 func runTemporalSetup(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	fs := config.NewFlagSet("temporal-setup", temporalSetupSummary, stdout)
 	var tc config.Temporal
+	opts := backendOptions{temporal: &tc, admin: true, searchAttributes: true}
 	fs.StringVar(&tc.Address, "temporal-address", "127.0.0.1:7233", "host:port of the Temporal frontend (gRPC)")
 	fs.StringVar(&tc.Namespace, "temporal-namespace", "default", "Temporal namespace that holds the visits")
 	if err := fs.Parse(args); err != nil {
@@ -205,48 +184,12 @@ func runTemporalSetup(ctx context.Context, args []string, stdout io.Writer, logg
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := temporalx.DialAdmin(ctx, tc, logger)
+	b, err := connect(ctx, opts, logger)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	added, err := temporalx.EnsureSearchAttributes(ctx, c, tc.Namespace)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "namespace %q: search attributes added %v, all present\n", tc.Namespace, added)
-	return nil
-}
-
-// connectBackends opens the app database (which must be migrated) and the
-// Temporal client, for the api and worker processes.
-func connectBackends(ctx context.Context, db config.Database, tc config.Temporal, reg *metrics.Registry, logger *slog.Logger) (*store.DB, client.Client, func(), error) {
-	d, err := store.Open(ctx, db.DSN)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if err := requireSchema(ctx, d); err != nil {
-		_ = d.Close()
-		return nil, nil, nil, err
-	}
-	c, err := temporalx.Dial(ctx, tc, logger, reg.TemporalHandler())
-	if err != nil {
-		_ = d.Close()
-		return nil, nil, nil, err
-	}
-	return d, c, func() { c.Close(); _ = d.Close() }, nil
-}
-
-// requireSchema stops a process that would run against an unmigrated
-// database, pointing at the command that fixes it.
-func requireSchema(ctx context.Context, d *store.DB) error {
-	v, err := d.SchemaVersion(ctx)
-	if err != nil {
-		return err
-	}
-	if v != store.LatestVersion() {
-		return fmt.Errorf("database schema is at version %d, this build needs %d: run `handoff migrate` first", v, store.LatestVersion())
-	}
+	defer b.Close()
+	fmt.Fprintf(stdout, "namespace %q: search attributes added %v, all present\n", tc.Namespace, b.searchAttributesAdded)
 	return nil
 }
 

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/handoff-telehealth/handoff/config"
-	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
 
@@ -17,7 +16,7 @@ const visitsSummary = "list visits for an on-call engineer: --failed shows trans
 
 // runVisits reads the audit trail (not Temporal) so that it works whatever
 // the Temporal UI's retention, and prints ids only: no patient data.
-func runVisits(ctx context.Context, args []string, stdout io.Writer, _ *slog.Logger) error {
+func runVisits(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	fs := config.NewFlagSet("visits", visitsSummary, stdout)
 	var db config.Database
 	db.Register(fs, productionDBDefault)
@@ -26,19 +25,13 @@ func runVisits(ctx context.Context, args []string, stdout io.Writer, _ *slog.Log
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	d, err := store.Open(ctx, db.DSN)
+	b, err := connect(ctx, backendOptions{db: &db}, logger)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	q := d.WithContext(ctx).Where("at > ?", time.Now().UTC().Add(-*since)).Order("id")
-	if *failed {
-		q = q.Where("action = ?", "transfer.failed")
-	} else {
-		q = q.Where("action LIKE ?", "transfer.%")
-	}
-	var rows []store.AuditEvent
-	if err := q.Find(&rows).Error; err != nil {
+	defer b.Close()
+	rows, err := b.db.With(ctx).Audit.TransfersSince(time.Now().UTC().Add(-*since), *failed)
+	if err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)

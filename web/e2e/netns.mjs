@@ -1,5 +1,5 @@
 // A small network for a browser test, made of the kernel's own parts (as
-// internal/netlab does for the Go tests): a router namespace and hosts
+// internal/testkit/netlab does for the Go tests): a router namespace and hosts
 // cabled to it by veth pairs, each host on its own 198.18.x.0/24 with the
 // router at .254. Every address is one the lab made. remove() deletes it
 // all (the process's exit does too, if the test dies first).

@@ -20,8 +20,8 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/handoff-telehealth/handoff/internal/mediatest"
-	"github.com/handoff-telehealth/handoff/internal/netlab"
+	"github.com/handoff-telehealth/handoff/internal/testkit/mediatest"
+	"github.com/handoff-telehealth/handoff/internal/testkit/netlab"
 	"github.com/handoff-telehealth/handoff/media"
 )
 

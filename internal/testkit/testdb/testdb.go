@@ -38,11 +38,11 @@ func PostgresDSN(t testing.TB) string {
 		t.Fatalf("PostgreSQL for tests is not reachable (set %s): %v", PostgresAdminEnv, err)
 	}
 	name := "handoff_test_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
-	if err := admin.Exec(`CREATE DATABASE ` + name).Error; err != nil {
+	if err := admin.Gorm().Exec(`CREATE DATABASE ` + name).Error; err != nil {
 		t.Fatalf("create test database: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`).Error
+		_ = admin.Gorm().Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`).Error
 		_ = admin.Close()
 	})
 	u, err := url.Parse(AdminDSN())
@@ -88,14 +88,14 @@ func Index(t testing.TB, db *store.DB) (map[string]store.Room, map[string]store.
 	t.Helper()
 	rooms, users := map[string]store.Room{}, map[string]store.User{}
 	var rs []store.Room
-	if err := db.Find(&rs).Error; err != nil {
+	if err := db.Gorm().Find(&rs).Error; err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range rs {
 		rooms[r.Slug] = r
 	}
 	var us []store.User
-	if err := db.Find(&us).Error; err != nil {
+	if err := db.Gorm().Find(&us).Error; err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range us {

@@ -7,20 +7,20 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/handoff-telehealth/handoff/activities"
+	"github.com/handoff-telehealth/handoff/codec"
 	"github.com/handoff-telehealth/handoff/config"
 	"github.com/handoff-telehealth/handoff/devserver"
-	"github.com/handoff-telehealth/handoff/internal/testdb"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testdb"
 	"github.com/handoff-telehealth/handoff/media"
+	"github.com/handoff-telehealth/handoff/namespace"
 	"github.com/handoff-telehealth/handoff/store"
-	"github.com/handoff-telehealth/handoff/temporalx"
+	"github.com/handoff-telehealth/handoff/temporalclient"
 	"github.com/handoff-telehealth/handoff/worker"
 )
 
@@ -39,7 +39,7 @@ type Env struct {
 	Client client.Client
 	Server *devserver.Server
 	Calls  *media.SFU
-	Codec  *temporalx.Codec
+	Codec  *codec.Codec
 	rooms  map[string]store.Room
 	users  map[string]store.User
 }
@@ -62,19 +62,19 @@ func StartOn(t testing.TB, dsn string) *Env {
 	require.NoError(t, err)
 	t.Cleanup(srv.Stop)
 
-	codec, err := temporalx.ParseKeys(CodecKeys)
+	keys, err := codec.ParseKeys(CodecKeys)
 	require.NoError(t, err)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c, err := client.Dial(temporalx.ClientOptions(config.Temporal{Address: srv.Address(), Namespace: "default"}, codec, logger))
+	c, err := client.Dial(temporalclient.Options(config.Temporal{Address: srv.Address(), Namespace: "default"}, keys, logger))
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
-	added, err := temporalx.EnsureSearchAttributes(ctx, c, "default")
+	added, err := namespace.EnsureSearchAttributes(ctx, c, "default")
 	require.NoError(t, err)
 	srv.SearchAttributesRegistered(len(added) > 0)
 
 	sfu, err := media.NewSFU(MediaSecret)
 	require.NoError(t, err)
-	e := &Env{t: t, DSN: dsn, DB: db, Client: c, Server: srv, Calls: sfu, Codec: codec}
+	e := &Env{t: t, DSN: dsn, DB: db, Client: c, Server: srv, Calls: sfu, Codec: keys}
 	e.rooms, e.users = testdb.Index(t, db)
 	return e
 }
@@ -105,16 +105,6 @@ func (e *Env) User(email string) store.User { return e.users[email] }
 // Visit reads a visit's projection row.
 func (e *Env) Visit(id string) store.Visit {
 	var v store.Visit
-	require.NoError(e.t, e.DB.Take(&v, "id = ?", id).Error)
+	require.NoError(e.t, e.DB.Gorm().Take(&v, "id = ?", id).Error)
 	return v
-}
-
-// Replayer returns a replayer with the visit workflow and the test codec.
-func (e *Env) Replayer() sdkworker.WorkflowReplayer {
-	return worker.NewReplayer(e.Codec)
-}
-
-// HistoryDir is where recorded histories live, relative to the module root.
-func HistoryDir(moduleRoot string) string {
-	return filepath.Join(moduleRoot, "workflows", "testdata", "histories")
 }

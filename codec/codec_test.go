@@ -1,4 +1,4 @@
-package temporalx_test
+package codec_test
 
 import (
 	"bytes"
@@ -13,17 +13,17 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/handoff-telehealth/handoff/temporalx"
+	"github.com/handoff-telehealth/handoff/codec"
 )
 
-func newCodec(t *testing.T, spec string) *temporalx.Codec {
-	c, err := temporalx.ParseKeys(spec)
+func newCodec(t *testing.T, spec string) *codec.Codec {
+	c, err := codec.ParseKeys(spec)
 	require.NoError(t, err)
 	return c
 }
 
 func key(t *testing.T, id string) string {
-	s, err := temporalx.NewKeySpec(id)
+	s, err := codec.NewKeySpec(id)
 	require.NoError(t, err)
 	return s
 }
@@ -63,11 +63,11 @@ func TestBadKeySpecs(t *testing.T) {
 		"k1:not-base64!":               "32 bytes",
 		"k1:" + strings.Repeat("A", 8): "32 bytes",
 	} {
-		_, err := temporalx.ParseKeys(spec)
+		_, err := codec.ParseKeys(spec)
 		require.ErrorContains(t, err, want, spec)
 	}
 	k := key(t, "k1")
-	_, err := temporalx.ParseKeys(k + "," + k)
+	_, err := codec.ParseKeys(k + "," + k)
 	require.ErrorContains(t, err, "twice")
 }
 

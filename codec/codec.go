@@ -1,4 +1,8 @@
-package temporalx
+// Package codec is Handoff's Temporal payload codec: AES-256-GCM encryption
+// of every payload and failure a process sends to Temporal, with key
+// rotation, and the HTTP codec server that lets the Temporal UI show decoded
+// payloads to an operator who holds the token.
+package codec
 
 import (
 	"crypto/aes"

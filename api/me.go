@@ -1,0 +1,20 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/handoff-telehealth/handoff/clinic"
+)
+
+// me is the signed-in provider, its clinic and plan, what the plan allows,
+// and the rooms it acts for.
+func (h *handlers) me(c *gin.Context) {
+	cl := callerOf(c)
+	rooms, err := h.DB.With(c).Rooms.ForActor(*cl.User)
+	reply(c, http.StatusOK, gin.H{"user": userView(*cl.User),
+		"clinic":   gin.H{"id": cl.Clinic.ID, "name": cl.Clinic.Name, "plan": cl.Clinic.Plan},
+		"features": gin.H{"transfer": clinic.TransfersOn(cl.Clinic.Plan), "sharedRooms": clinic.HasSharedRooms(cl.Clinic.Plan)},
+		"roomIds":  rooms}, err)
+}

@@ -1,0 +1,159 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/handoff-telehealth/handoff/clinic"
+)
+
+// The bodies the API reads. Each is decoded strictly (decode) and checked
+// by its own check method, which asks the domain's rules (package clinic)
+// and nothing else.
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+func (r *loginRequest) check() error {
+	if r.Email == "" || r.Password == "" || len(r.Email) > 320 || len(r.Password) > 200 {
+		return errBadRequest("email and password are required")
+	}
+	r.Email = strings.ToLower(strings.TrimSpace(r.Email))
+	return nil
+}
+
+type checkInRequest struct {
+	Name    string `json:"name"`
+	Consent bool   `json:"consent"`
+}
+
+func (r *checkInRequest) check() error {
+	name, err := clinic.PatientName(r.Name)
+	if err != nil {
+		return err
+	}
+	r.Name = name
+	return clinic.CheckConsent(r.Consent)
+}
+
+type admitRequest struct {
+	CallID string `json:"callId"`
+}
+
+func (r *admitRequest) check() error { return nil }
+
+type transferRequest struct {
+	TargetRoomID string `json:"targetRoomId"`
+	Note         string `json:"note"`
+	// FromRoomID is the room the sender saw the patient in (optional): if
+	// the patient has been moved since, the sender is told so (409) rather
+	// than that it cannot act for the room the patient is in now.
+	FromRoomID string `json:"fromRoomId"`
+}
+
+func (r *transferRequest) check() error {
+	if r.TargetRoomID == "" {
+		return errBadRequest("targetRoomId is required")
+	}
+	if err := clinic.CheckNote(r.Note); err != nil {
+		return err
+	}
+	r.Note = strings.TrimSpace(r.Note)
+	return nil
+}
+
+type openAppRequest struct {
+	App  string `json:"app"`
+	Data string `json:"data"`
+}
+
+func (r *openAppRequest) check() error { return clinic.CheckApp(r.App, r.Data) }
+
+type rejoinRequest struct {
+	CallID string `json:"callId"`
+}
+
+func (r *rejoinRequest) check() error { return nil }
+
+// request is a body the API reads.
+type request interface{ check() error }
+
+// bind decodes the body into req and checks it.
+func bind(c *gin.Context, req request) error {
+	if err := decode(c, req); err != nil {
+		return err
+	}
+	return req.check()
+}
+
+// bindOptional is bind for a body that may be left out.
+func bindOptional(c *gin.Context, req request) error {
+	if c.Request.ContentLength == 0 {
+		return req.check()
+	}
+	return bind(c, req)
+}
+
+// decode reads a JSON body strictly: unknown fields and trailing data are
+// errors, and so is text that is not valid UTF-8.
+func decode(c *gin.Context, dst any) error {
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return newError(http.StatusRequestEntityTooLarge, "too_large", "request body too large")
+		}
+		return errBadRequest("cannot read the request body")
+	}
+	if !utf8.Valid(body) {
+		return errBadRequest("the request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return errBadRequest("malformed JSON: " + err.Error())
+	}
+	if dec.More() {
+		return errBadRequest("malformed JSON: more than one value")
+	}
+	return nil
+}
+
+// maxIdempotencyKey bounds the Idempotency-Key header.
+const maxIdempotencyKey = 200
+
+// idempotencyKey is the client's Idempotency-Key, the update id of the
+// operation: a retried request gets the first one's answer.
+func idempotencyKey(c *gin.Context) string {
+	if k := strings.TrimSpace(c.GetHeader("Idempotency-Key")); k != "" {
+		return k
+	}
+	return uuid.NewString()
+}
+
+// checkIdempotencyKey refuses a key longer than any client needs.
+func checkIdempotencyKey(c *gin.Context) error {
+	if len(c.GetHeader("Idempotency-Key")) > maxIdempotencyKey {
+		return errBadRequest("Idempotency-Key is longer than 200 characters")
+	}
+	return nil
+}
+
+// pathID is the :id of the path when it is a well-formed id; anything else
+// names nothing that exists.
+func pathID(c *gin.Context, what string) (string, error) {
+	id := c.Param("id")
+	if _, err := uuid.Parse(id); err != nil {
+		return "", errNotFound(what)
+	}
+	return id, nil
+}

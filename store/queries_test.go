@@ -1,0 +1,201 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff-telehealth/handoff/clinic"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testdb"
+	"github.com/handoff-telehealth/handoff/store"
+)
+
+// demo opens a migrated, seeded database and returns it with the demo
+// clinic of clinic name and that clinic's rooms by slug.
+func demo(t *testing.T, dsn, clinicName string) (*store.DB, store.Queries, store.Clinic, map[string]store.Room) {
+	t.Helper()
+	db := testdb.Open(t, dsn)
+	_, err := db.SeedDemo(context.Background())
+	require.NoError(t, err)
+	found, rooms := demoClinic(t, db, clinicName)
+	return db, db.With(context.Background()), found, rooms
+}
+
+func demoClinic(t *testing.T, db *store.DB, clinicName string) (store.Clinic, map[string]store.Room) {
+	t.Helper()
+	q := db.With(context.Background())
+	var found store.Clinic
+	require.NoError(t, db.Gorm().Where("name = ?", clinicName).Take(&found).Error)
+	rooms, err := q.Rooms.OfClinic(found.ID)
+	require.NoError(t, err)
+	bySlug := map[string]store.Room{}
+	for _, r := range rooms {
+		bySlug[r.Slug] = r
+	}
+	require.NotEmpty(t, bySlug, clinicName)
+	return found, bySlug
+}
+
+func TestTheQueriesAnswerWhatTheirNamesSay(t *testing.T) {
+	testdb.Engines(t, func(t *testing.T, dsn string) {
+		db, q, c, rooms := demo(t, dsn, "Riverside Family Health")
+		ctx := context.Background()
+		now := time.Now().UTC()
+
+		// One row by id, and a clear not-found for a missing one.
+		got, err := q.Clinics.Get(c.ID)
+		require.NoError(t, err)
+		require.Equal(t, c.Name, got.Name)
+		_, err = q.Clinics.Get(uuid.NewString())
+		require.True(t, errors.Is(err, store.ErrNotFound), "a missing row is store.ErrNotFound, got %v", err)
+
+		// Tenancy: a room of another clinic is not found in this one.
+		other, otherRooms := demoClinic(t, db, "Hillside Therapy")
+		for _, r := range otherRooms {
+			_, err := q.Rooms.LiveInClinic(r.ID, c.ID)
+			require.ErrorIs(t, err, store.ErrNotFound, "room %s belongs to another clinic", r.Slug)
+		}
+
+		// Waiting counts, by room and by clinic, count waiting visits only.
+		room := rooms["dr-lee"]
+		require.NotEmpty(t, room.ID, "the demo has Dr. Lee's room")
+		var last string
+		for i := 0; i < 3; i++ {
+			last = uuid.NewString()
+			created, err := q.Visits.Create(store.Visit{ID: last, ClinicID: c.ID, RoomID: room.ID, State: store.VisitWaiting, PatientName: "Pat", TokenHash: uuid.NewString(), CheckedInAt: now.Add(time.Duration(i) * time.Second), UpdatedAt: now})
+			require.NoError(t, err)
+			require.True(t, created)
+		}
+		require.NoError(t, q.Visits.Ended(last, clinic.EndLeft, now))
+		byRoom, err := q.Visits.WaitingByRoom(c.ID)
+		require.NoError(t, err)
+		require.Equal(t, map[string]int{room.ID: 2}, byRoom)
+		byClinic, err := q.Visits.WaitingByClinic()
+		require.NoError(t, err)
+		require.Equal(t, 2, byClinic[c.ID])
+
+		// Creating a visit twice (an activity retried) writes it once.
+		v := store.Visit{ID: uuid.NewString(), ClinicID: c.ID, RoomID: room.ID, State: store.VisitWaiting, PatientName: "Pat", TokenHash: uuid.NewString(), CheckedInAt: now, UpdatedAt: now}
+		created, err := q.Visits.Create(v)
+		require.NoError(t, err)
+		require.True(t, created)
+		created, err = q.Visits.Create(v)
+		require.NoError(t, err)
+		require.False(t, created, "a second create of the same visit is a no-op")
+
+		// Departures count up from zero.
+		n, err := q.Visits.Departures(v.ID)
+		require.NoError(t, err)
+		require.Zero(t, n)
+		n, err = q.Visits.CountDeparture(v.ID)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+
+		// A transfer is completed once recorded, for its visit only.
+		done, err := q.Transfers.Completed(v.ID, "t-1")
+		require.NoError(t, err)
+		require.False(t, done)
+		require.NoError(t, db.InTx(ctx, func(q store.Queries) error { return q.Transfers.Complete(v.ID, "t-1", now) }))
+		done, err = q.Transfers.Completed(v.ID, "t-1")
+		require.NoError(t, err)
+		require.True(t, done)
+		done, err = q.Transfers.Completed(v.ID, "t-2")
+		require.NoError(t, err)
+		require.False(t, done, "another transfer of the same visit is not")
+
+		// The audit trail pages newest first and keeps to its clinic.
+		for i := 0; i < 5; i++ {
+			require.NoError(t, q.Audit.Append(store.AuditEvent{ClinicID: c.ID, At: now, ActorKind: clinic.ActorSystem, Action: clinic.AuditTransferFailed, VisitID: &v.ID, Detail: "transfer x: gone"}))
+		}
+		page, err := q.Audit.Page(c.ID, -1, 3)
+		require.NoError(t, err)
+		require.Len(t, page, 3)
+		require.Greater(t, page[0].ID, page[1].ID, "newest first")
+		next, err := q.Audit.Page(c.ID, page[2].ID, 3)
+		require.NoError(t, err)
+		require.Len(t, next, 2, "the rest")
+		otherPage, err := q.Audit.Page(other.ID, -1, 10)
+		require.NoError(t, err)
+		require.Empty(t, otherPage, "another clinic sees none of these rows")
+		failed, err := q.Audit.TransfersSince(now.Add(-time.Minute), true)
+		require.NoError(t, err)
+		require.Len(t, failed, 5)
+	})
+}
+
+// An outbox write outside a transaction is refused: an event must commit
+// with the change it announces, or not at all.
+func TestEventsAreWrittenOnlyInsideATransaction(t *testing.T) {
+	testdb.Engines(t, func(t *testing.T, dsn string) {
+		db, q, c, rooms := demo(t, dsn, "Riverside Family Health")
+		ctx := context.Background()
+		now := time.Now().UTC()
+		require.Error(t, q.Outbox.ToRoom(c.ID, "", rooms["dr-lee"].ID, "visit.waiting", map[string]string{}, now))
+		before, err := q.Outbox.NewestID()
+		require.NoError(t, err)
+
+		boom := errors.New("boom")
+		err = db.InTx(ctx, func(q store.Queries) error {
+			if err := q.Outbox.ToRoom(c.ID, "", rooms["dr-lee"].ID, "visit.waiting", map[string]string{}, now); err != nil {
+				return err
+			}
+			return boom
+		})
+		require.ErrorIs(t, err, boom)
+		after, err := q.Outbox.NewestID()
+		require.NoError(t, err)
+		require.Equal(t, before, after, "a rolled-back transaction leaves no event")
+
+		require.NoError(t, db.InTx(ctx, func(q store.Queries) error {
+			return q.Outbox.ToRoom(c.ID, "", rooms["dr-lee"].ID, "visit.waiting", map[string]string{}, now)
+		}))
+		events, err := q.Outbox.ForRooms(c.ID, []string{rooms["dr-lee"].ID}, before, 10)
+		require.NoError(t, err)
+		require.Len(t, events, 1)
+	})
+}
+
+// Migration 5 moves "has this transfer moved its patient" out of the audit
+// rows' text: transfers completed before it stay completed after it.
+func TestCompletedTransfersAreBackfilledFromTheAuditTrail(t *testing.T) {
+	testdb.Engines(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		db, err := store.Open(ctx, dsn)
+		require.NoError(t, err)
+		defer db.Close()
+		_, err = db.MigrateTo(ctx, 4)
+		require.NoError(t, err)
+		_, err = db.SeedDemo(ctx)
+		require.NoError(t, err)
+		var c store.Clinic
+		require.NoError(t, db.Gorm().Take(&c).Error)
+		var room store.Room
+		require.NoError(t, db.Gorm().Where("clinic_id = ?", c.ID).Take(&room).Error)
+		now := time.Now().UTC()
+		visit := uuid.NewString()
+		require.NoError(t, db.Gorm().Create(&store.Visit{ID: visit, ClinicID: c.ID, RoomID: room.ID, State: store.VisitWaiting, PatientName: "Pat", TokenHash: "h", CheckedInAt: now, UpdatedAt: now}).Error)
+		for _, row := range []store.AuditEvent{
+			{Action: clinic.AuditTransferCompleted, Detail: "transfer 0b5e-done"},
+			{Action: clinic.AuditTransferCompleted, Detail: "transfer 0b5e-done"}, // a retried step wrote it twice
+			{Action: "transfer.started", Detail: "transfer 0b5e-started"},
+			{Action: clinic.AuditTransferFailed, Detail: "transfer 0b5e-failed: gone"},
+		} {
+			row.ClinicID, row.At, row.ActorKind, row.ActorID, row.VisitID = c.ID, now, clinic.ActorUser, "u", &visit
+			require.NoError(t, db.Gorm().Create(&row).Error)
+		}
+
+		applied, err := db.Migrate(ctx)
+		require.NoError(t, err)
+		require.Equal(t, []int{5}, applied)
+		q := db.With(ctx)
+		for id, want := range map[string]bool{"0b5e-done": true, "0b5e-started": false, "0b5e-failed": false, "0b5e-failed: gone": false} {
+			done, err := q.Transfers.Completed(visit, id)
+			require.NoError(t, err)
+			require.Equal(t, want, done, id)
+		}
+	})
+}
