@@ -57,12 +57,9 @@ func (a *Activities) writer(q store.Queries, clinicID, visitID string, now time.
 // RecordCheckIn writes the visit's projection row, its event and audit row.
 func (a *Activities) RecordCheckIn(ctx context.Context, p CheckInParams) error {
 	return a.tx(ctx, func(q store.Queries) error {
-		room, err := loadRoom(q, p.RoomID)
-		if err != nil {
+		room, err := q.Rooms.LiveInClinic(p.RoomID, p.ClinicID)
+		if _, err := found(room, err, "room"); err != nil {
 			return err
-		}
-		if room.ClinicID != p.ClinicID || room.DeletedAt != nil {
-			return AsApplicationError(clinic.NotFoundError("room"))
 		}
 		now := a.now()
 		created, err := q.Visits.Create(store.Visit{
@@ -105,15 +102,8 @@ func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, err
 		if v.State != store.VisitWaiting {
 			return AsApplicationError(clinic.ErrNotWaiting)
 		}
-		actor, err := loadUser(q, p.ActorID, v.ClinicID)
+		actor, err := providerForVisit(q, p.ActorID, v)
 		if err != nil {
-			return err
-		}
-		room, err := loadRoom(q, v.RoomID)
-		if err != nil {
-			return err
-		}
-		if err := requireAccess(q, actor, room, clinic.ErrNoAccessToRoom); err != nil {
 			return err
 		}
 		now := a.now()
@@ -187,15 +177,8 @@ func (a *Activities) RejoinCall(ctx context.Context, p RejoinParams) error {
 		case clinic.ActorPatient:
 			participant = clinic.PatientParticipant(v.ID)
 		case clinic.ActorUser:
-			actor, err := loadUser(q, p.ActorID, v.ClinicID)
+			actor, err := providerForVisit(q, p.ActorID, v)
 			if err != nil {
-				return err
-			}
-			room, err := loadRoom(q, v.RoomID)
-			if err != nil {
-				return err
-			}
-			if err := requireAccess(q, actor, room, clinic.ErrNoAccessToRoom); err != nil {
 				return err
 			}
 			participant = clinic.ProviderParticipant(actor.ID)
@@ -277,7 +260,7 @@ func planTransfer(q store.Queries, v store.Visit, p TransferParams) (TransferPla
 	if err != nil {
 		return TransferPlan{}, err
 	}
-	if err := clinic.MayTransfer(cl.Plan, actsForSource); err != nil {
+	if err := clinic.MayTransfer(actor.Actor(), cl.Plan, actsForSource); err != nil {
 		return TransferPlan{}, AsApplicationError(err)
 	}
 	target, err := q.Rooms.Get(p.TargetRoomID)

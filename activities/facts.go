@@ -50,6 +50,20 @@ func requireAccess(q store.Queries, u store.User, r store.Room, refusal *clinic.
 	return nil
 }
 
+// providerForVisit loads the provider acting on visit v, who must be able to
+// act for the room the visit is in.
+func providerForVisit(q store.Queries, actorID string, v store.Visit) (store.User, error) {
+	actor, err := loadUser(q, actorID, v.ClinicID)
+	if err != nil {
+		return store.User{}, err
+	}
+	room, err := loadRoom(q, v.RoomID)
+	if err != nil {
+		return store.User{}, err
+	}
+	return actor, requireAccess(q, actor, room, clinic.ErrNoAccessToRoom)
+}
+
 // cardPayload is the Patient Information Card as a room's providers see it.
 func cardPayload(v store.Visit, transferredBy string) map[string]any {
 	card := map[string]any{

@@ -487,6 +487,23 @@ func TestSameIdempotencyKeySameAnswer(t *testing.T) {
 	var v store.Visit
 	require.NoError(t, s.db.Gorm().Take(&v, "id = ?", visit).Error)
 	require.Equal(t, 1, v.Transfers)
+
+	// Into a room the sender acts for too (Dr. Lee is a member of
+	// Reception): on the retry the patient is already there, by this very
+	// transfer, and the sender reads the first answer, not "already in that
+	// room".
+	shared, _ := s.checkIn("dr-lee", "Pat Retry Shared")
+	body = map[string]string{"targetRoomId": s.roomID("riverside-reception")}
+	first = s.do("POST", "/visits/"+shared+"/transfer", leeTok, body, "Idempotency-Key", "k-456")
+	again = s.do("POST", "/visits/"+shared+"/transfer", leeTok, body, "Idempotency-Key", "k-456")
+	require.Equal(t, http.StatusOK, first.Status, first.Raw)
+	require.Equal(t, http.StatusOK, again.Status, again.Raw)
+	require.Equal(t, first.str("message"), again.str("message"))
+	other := s.do("POST", "/visits/"+shared+"/transfer", leeTok, body, "Idempotency-Key", "k-789")
+	require.Equal(t, http.StatusUnprocessableEntity, other.Status, "a new transfer to the room the patient is in is refused: %s", other.Raw)
+	var moved store.Visit
+	require.NoError(t, s.db.Gorm().Take(&moved, "id = ?", shared).Error)
+	require.Equal(t, 1, moved.Transfers)
 }
 
 func TestSessions(t *testing.T) {

@@ -11,13 +11,7 @@ import (
 )
 
 func (h *handlers) openApp(c *gin.Context) {
-	var req openAppRequest
-	if err := bind(c, &req); err != nil {
-		fail(c, err)
-		return
-	}
-	body, err := h.openAppIn(c, req)
-	reply(c, http.StatusCreated, body, err)
+	serveRequest(c, bind, http.StatusCreated, h.openAppIn)
 }
 
 // closeApp closes an app and discards its session data.

@@ -168,13 +168,7 @@ func requireAnyone(c *gin.Context) {
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("no-such-user"), bcrypt.DefaultCost)
 
 func (h *handlers) login(c *gin.Context) {
-	var req loginRequest
-	if err := bind(c, &req); err != nil {
-		fail(c, err)
-		return
-	}
-	body, err := h.signIn(c, req)
-	reply(c, http.StatusOK, body, err)
+	serveRequest(c, bind, http.StatusOK, h.signIn)
 }
 
 func (h *handlers) logout(c *gin.Context) {

@@ -15,6 +15,6 @@ func (h *handlers) me(c *gin.Context) {
 	rooms, err := h.DB.With(c).Rooms.ForActor(*cl.User)
 	reply(c, http.StatusOK, gin.H{"user": userView(*cl.User),
 		"clinic":   gin.H{"id": cl.Clinic.ID, "name": cl.Clinic.Name, "plan": cl.Clinic.Plan},
-		"features": gin.H{"transfer": clinic.TransfersOn(cl.Clinic.Plan), "sharedRooms": clinic.HasSharedRooms(cl.Clinic.Plan)},
+		"features": gin.H{"transfer": clinic.MayTransfer(cl.User.Actor(), cl.Clinic.Plan, true) == nil, "sharedRooms": clinic.HasSharedRooms(cl.Clinic.Plan)},
 		"roomIds":  rooms}, err)
 }

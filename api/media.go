@@ -35,13 +35,9 @@ func (h *handlers) mediaSession(c *gin.Context) {
 // is in a call, its place in that call restored on the media node first, so
 // the join token it gets is one the node will accept.
 func (h *handlers) rejoinMedia(c *gin.Context) {
-	var req rejoinRequest
-	if err := bindOptional(c, &req); err != nil {
-		fail(c, err)
-		return
-	}
-	body, err := h.rejoin(c, req.CallID)
-	reply(c, http.StatusOK, body, err)
+	serveRequest(c, bindOptional, http.StatusOK, func(c *gin.Context, req rejoinRequest) (gin.H, error) {
+		return h.rejoin(c, req.CallID)
+	})
 }
 
 func (h *handlers) rejoin(c *gin.Context, callID string) (gin.H, error) {

@@ -95,6 +95,22 @@ func bind(c *gin.Context, req request) error {
 	return req.check()
 }
 
+// serveRequest answers a request that carries a body: read reads it into a
+// fresh R (bind or bindOptional, which run its checks), serve does the work,
+// and status with serve's body is the answer.
+func serveRequest[R any, P interface {
+	*R
+	request
+}, B any](c *gin.Context, read func(*gin.Context, request) error, status int, serve func(*gin.Context, R) (B, error)) {
+	var req R
+	if err := read(c, P(&req)); err != nil {
+		fail(c, err)
+		return
+	}
+	body, err := serve(c, req)
+	reply(c, status, body, err)
+}
+
 // bindOptional is bind for a body that may be left out.
 func bindOptional(c *gin.Context, req request) error {
 	if c.Request.ContentLength == 0 {

@@ -22,13 +22,9 @@ func (h *handlers) publicRoom(c *gin.Context) {
 // checkIn puts a patient in a room's waiting room and gives them the
 // visit's token: a reload with it resumes the visit, nothing is re-entered.
 func (h *handlers) checkIn(c *gin.Context) {
-	var req checkInRequest
-	if err := bind(c, &req); err != nil {
-		fail(c, err)
-		return
-	}
-	body, err := h.checkInPatient(c, c.Param("slug"), req)
-	reply(c, http.StatusCreated, body, err)
+	serveRequest(c, bind, http.StatusCreated, func(c *gin.Context, req checkInRequest) (gin.H, error) {
+		return h.checkInPatient(c, c.Param("slug"), req)
+	})
 }
 
 // getVisit: the card for a provider, the patient's own view for its patient.
@@ -38,13 +34,7 @@ func (h *handlers) getVisit(c *gin.Context) {
 }
 
 func (h *handlers) admit(c *gin.Context) {
-	var req admitRequest
-	if err := bindOptional(c, &req); err != nil {
-		fail(c, err)
-		return
-	}
-	body, err := h.admitPatient(c, req)
-	reply(c, http.StatusOK, body, err)
+	serveRequest(c, bindOptional, http.StatusOK, h.admitPatient)
 }
 
 func (h *handlers) transfer(c *gin.Context) {
@@ -241,15 +231,24 @@ func (h *handlers) transferPatient(c *gin.Context, req transferRequest) (gin.H, 
 		}
 		return nil, clinic.ErrMovedAway
 	}
-	if err := clinic.MayTransfer(cl.Clinic.Plan, true); err != nil { // visitForProvider: the caller acts for the room
+	if err := clinic.MayTransfer(cl.User.Actor(), cl.Clinic.Plan, true); err != nil { // visitForProvider: the caller acts for the room
 		return nil, err
 	}
-	target, ok := idx.rooms[req.TargetRoomID]
-	if !ok || target.DeletedAt != nil {
-		return nil, errNotFound("target room")
+	var target *clinic.Room
+	if r, ok := idx.rooms[req.TargetRoomID]; ok {
+		facts := r.Facts()
+		target = &facts
+	}
+	if err := clinic.TransferTarget(v.ClinicID, v.RoomID, target); err != nil {
+		// A retry of a transfer that went through into a room the sender
+		// acts for too: the patient is "already there", by that transfer.
+		if done, ok := h.finishedTransfer(c, key); ok {
+			return h.transferAnswer(c, done)
+		}
+		return nil, err
 	}
 	res, err := workflows.Transfer(c, h.Temporal, v.ID, key,
-		workflows.TransferRequest{ActorID: cl.User.ID, TargetRoomID: target.ID, Note: req.Note, FromRoomID: v.RoomID})
+		workflows.TransferRequest{ActorID: cl.User.ID, TargetRoomID: req.TargetRoomID, Note: req.Note, FromRoomID: v.RoomID})
 	if err != nil {
 		return nil, err
 	}

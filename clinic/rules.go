@@ -65,8 +65,10 @@ func MayActFor(actor Actor, room Room, member bool) bool {
 
 // MayTransfer says who may transfer a patient: anyone who may act for the
 // room the patient is in (actsForSource, see MayActFor), whatever their
-// role, in a clinic on the Premium plan.
-func MayTransfer(plan Plan, actsForSource bool) error {
+// role, in a clinic on the Premium plan. It is the one place that decides:
+// the API, the workflow's transfer step and the provider's feature list
+// (actsForSource true) all ask it.
+func MayTransfer(actor Actor, plan Plan, actsForSource bool) error {
 	if !actsForSource {
 		return ErrNoAccessToPatientRoom
 	}

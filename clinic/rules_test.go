@@ -7,16 +7,18 @@ import (
 )
 
 func TestRules(t *testing.T) {
+	member := Actor{ID: "u1", ClinicID: "c1", Role: RoleMember}
+	staff := Actor{ID: "u2", ClinicID: "c1", Role: RoleStaff}
 	for name, c := range map[string]struct {
 		err  error
 		kind Kind // "" : allowed
 	}{
-		"premium, from a room they act for, may transfer": {MayTransfer(PlanPremium, true), ""},
-		"premium, from a room they do not act for":        {MayTransfer(PlanPremium, false), Forbidden},
-		"pro may not":             {MayTransfer(PlanPro, true), PlanRequired},
-		"free may not":            {MayTransfer(PlanFree, true), PlanRequired},
-		"an unknown plan may not": {MayTransfer(Plan("gold"), true), PlanRequired},
-		"free, without access: access is said first": {MayTransfer(PlanFree, false), Forbidden},
+		"premium, from a room they act for, may transfer": {MayTransfer(staff, PlanPremium, true), ""},
+		"premium, from a room they do not act for":        {MayTransfer(member, PlanPremium, false), Forbidden},
+		"pro may not":             {MayTransfer(member, PlanPro, true), PlanRequired},
+		"free may not":            {MayTransfer(member, PlanFree, true), PlanRequired},
+		"an unknown plan may not": {MayTransfer(member, Plan("gold"), true), PlanRequired},
+		"free, without access: access is said first": {MayTransfer(member, PlanFree, false), Forbidden},
 		"a live room of the clinic":                  {TransferTarget("c1", "room-a", &Room{ID: "room-b", ClinicID: "c1", Kind: RoomShared}), ""},
 		"no such target room":                        {TransferTarget("c1", "room-a", nil), NotFound},
 		"another clinic's room":                      {TransferTarget("c1", "room-a", &Room{ID: "room-b", ClinicID: "c2"}), NotFound},

@@ -63,9 +63,6 @@ type TransferRequest struct {
 	FromRoomID string
 }
 
-// MaxNoteLength bounds the optional hand-off note.
-const MaxNoteLength = clinic.MaxNoteLength
-
 // TransferResult is the transfer's outcome as the sender sees it.
 type TransferResult struct {
 	VisitID       string

@@ -217,7 +217,7 @@ func (s *visitSuite) TestValidatorRejectionsChangeNothing() {
 		"same room":     {ActorID: drLee, TargetRoomID: leeRoom},
 		"no target":     {ActorID: drLee},
 		"no actor":      {TargetRoomID: patel},
-		"note too long": {ActorID: drLee, TargetRoomID: patel, Note: strings.Repeat("x", workflows.MaxNoteLength+1)},
+		"note too long": {ActorID: drLee, TargetRoomID: patel, Note: strings.Repeat("x", clinic.MaxNoteLength+1)},
 		"moved since":   {ActorID: drLee, TargetRoomID: urgent, FromRoomID: patel},
 	}
 	outs := map[string]*outcome{}
