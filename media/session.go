@@ -45,6 +45,13 @@ type session struct {
 	published   []*publishedTrack
 	senders     map[*publishedTrack]*webrtc.RTPSender
 
+	// trackMu keeps the PeerConnection's senders from changing while an
+	// answer is applied: pion starts the answer's senders outside its own
+	// lock, and one removed meanwhile (a detach) fails SetRemoteDescription,
+	// which would close this session as a protocol violation. Taken under
+	// sfu.mu; nothing holding it takes sfu.mu.
+	trackMu sync.Mutex
+
 	// Local candidates wait for the offer they belong to (a candidate the
 	// client gets first is one it cannot add); remote ones for the answer.
 	candMu        sync.Mutex
@@ -356,7 +363,10 @@ var (
 func (sess *session) handle(m message) error {
 	switch m.Type {
 	case "answer":
-		if err := sess.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
+		sess.trackMu.Lock()
+		err := sess.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP})
+		sess.trackMu.Unlock()
+		if err != nil {
 			return errors.Join(errProtocol, err)
 		}
 		sess.applyHeldRemote()

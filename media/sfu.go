@@ -234,6 +234,7 @@ func (s *SFU) reconcileLocked() {
 			}
 		}
 		changed := false
+		sess.trackMu.Lock()
 		for t, sender := range sess.senders {
 			if !want[t] {
 				_ = sess.pc.RemoveTrack(sender)
@@ -254,6 +255,7 @@ func (s *SFU) reconcileLocked() {
 			t.requestKeyframe(&s.Metrics)
 			changed = true
 		}
+		sess.trackMu.Unlock()
 		if changed {
 			go sess.negotiate(false)
 		}
