@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/handoff-telehealth/handoff/store"
@@ -119,6 +118,9 @@ func (h *handlers) sessionCaller(c *gin.Context, token string) (*caller, error) 
 	if err != nil {
 		return nil, err
 	}
+	if !user.Active() {
+		return nil, errDeactivated
+	}
 	cl, err := q.Clinics.Get(user.ClinicID)
 	if err != nil {
 		return nil, err
@@ -189,15 +191,17 @@ func (h *handlers) signIn(c *gin.Context, req loginRequest) (gin.H, error) {
 	if bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) != nil || err != nil {
 		return nil, newError(http.StatusUnauthorized, "bad_credentials", "wrong email or password")
 	}
-	token, tokenHash := newToken(sessionPrefix)
-	now := time.Now().UTC()
-	s := store.Session{ID: uuid.NewString(), TokenHash: tokenHash, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(h.sessionTTL()), LastSeenAt: now}
-	if err := q.Sessions.Create(s); err != nil {
-		return nil, err
+	if !u.Active() { // told only to who knows the password
+		return nil, errDeactivated
 	}
-	return gin.H{"token": token, "expiresAt": s.ExpiresAt, "idleTimeoutSeconds": int(h.sessionIdle().Seconds()), "user": userView(u)}, nil
+	return h.openSession(c, u)
 }
 
+// errDeactivated: the person's access to the clinic was taken away.
+var errDeactivated = newError(http.StatusUnauthorized, "deactivated", "your access to this clinic was removed; ask its admins if this is a mistake")
+
+// userView is a signed-in person; name is what patients see of them.
 func userView(u store.User) gin.H {
-	return gin.H{"id": u.ID, "email": u.Email, "name": u.DisplayName, "role": u.Role, "clinicId": u.ClinicID}
+	return gin.H{"id": u.ID, "email": u.Email, "name": u.DisplayName, "fullName": u.FullName, "displayName": u.DisplayName,
+		"role": u.Role, "clinicId": u.ClinicID, "active": u.Active()}
 }

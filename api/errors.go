@@ -72,6 +72,7 @@ func toAPIError(err error) *apiError {
 	var rule *clinic.Rejection
 	if errors.As(err, &rule) {
 		if ae, ok := ruleError(rule.Kind, rule.Message); ok {
+			ae.Code = rule.ErrCode()
 			return ae
 		}
 	}

@@ -10,12 +10,14 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/handoff-telehealth/handoff/clinic"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
 const (
-	heartbeatEvery = 15 * time.Second
-	batchSize      = 500
+	heartbeatEvery    = 15 * time.Second
+	sessionCheckEvery = 3 * time.Second
+	batchSize         = 500
 )
 
 // events streams what the caller may see as Server-Sent Events. Each event's
@@ -84,10 +86,24 @@ func (h *handlers) events(c *gin.Context) {
 
 	heartbeat := time.NewTicker(heartbeatEvery)
 	defer heartbeat.Stop()
+	// A provider's stream ends with its session: signed out elsewhere,
+	// expired, idle or deactivated, the dashboard is told why.
+	var sessionCheck <-chan time.Time
+	if cl.User != nil {
+		t := time.NewTicker(sessionCheckEvery)
+		defer t.Stop()
+		sessionCheck = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-sessionCheck:
+			if reason := h.sessionEnded(ctx, cl.SessionID); reason != "" {
+				fmt.Fprintf(w, "event: %s\ndata: {\"reason\":%q}\n\n", clinic.SessionEnded, reason)
+				w.Flush()
+				return
+			}
 		case e := <-sub.C:
 			send(*e)
 			for more := true; more; { // write what else is queued, then flush once
@@ -109,6 +125,28 @@ func (h *handlers) events(c *gin.Context) {
 			h.stillHere(ctx, connID)
 		}
 	}
+}
+
+// sessionEnded says why a provider's session no longer holds ("" while it
+// does): "deactivated", "signed_out" or "expired". A database that does not
+// answer ends nothing.
+func (h *handlers) sessionEnded(ctx context.Context, sessionID string) string {
+	q := h.DB.With(ctx)
+	s, err := q.Sessions.Get(sessionID)
+	if err != nil {
+		return ""
+	}
+	u, err := q.Users.Get(s.UserID)
+	now := time.Now().UTC()
+	switch {
+	case err == nil && !u.Active():
+		return "deactivated"
+	case s.RevokedAt != nil:
+		return "signed_out"
+	case now.After(s.ExpiresAt):
+		return "expired"
+	}
+	return ""
 }
 
 // resumeFrom is the id after which to send: Last-Event-ID, or the newest

@@ -16,5 +16,6 @@ func (h *handlers) me(c *gin.Context) {
 	reply(c, http.StatusOK, gin.H{"user": userView(*cl.User),
 		"clinic":   gin.H{"id": cl.Clinic.ID, "name": cl.Clinic.Name, "plan": cl.Clinic.Plan},
 		"features": gin.H{"transfer": clinic.MayTransfer(cl.User.Actor(), cl.Clinic.Plan, true) == nil, "sharedRooms": clinic.HasSharedRooms(cl.Clinic.Plan)},
+		"powers":   clinic.PowersOf(cl.User.Role),
 		"roomIds":  rooms}, err)
 }

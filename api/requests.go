@@ -173,3 +173,192 @@ func pathID(c *gin.Context, what string) (string, error) {
 	}
 	return id, nil
 }
+
+// Clinic administration (accounts.go, people.go, roomadmin.go).
+
+type signupRequest struct {
+	ClinicName  string `json:"clinicName"`
+	OwnerName   string `json:"ownerName"`
+	DisplayName string `json:"displayName"`
+	Email       string `json:"email"`
+	Password    string `json:"password"`
+}
+
+func (r *signupRequest) check() (err error) {
+	if r.ClinicName, err = clinic.ClinicName(r.ClinicName); err != nil {
+		return err
+	}
+	if r.OwnerName, err = clinic.PersonName("ownerName", r.OwnerName); err != nil {
+		return err
+	}
+	if r.DisplayName == "" {
+		r.DisplayName = r.OwnerName
+	}
+	if r.DisplayName, err = clinic.PersonName("displayName", r.DisplayName); err != nil {
+		return err
+	}
+	if r.Email, err = clinic.Email(r.Email); err != nil {
+		return err
+	}
+	return clinic.CheckPassword("password", r.Password)
+}
+
+// newAccount is what a person sets on an invitation's page.
+type newAccount struct {
+	Name        string `json:"name"`
+	DisplayName string `json:"displayName"`
+	Password    string `json:"password"`
+}
+
+func (r *newAccount) check() (err error) {
+	if r.Name, err = clinic.PersonName("name", r.Name); err != nil {
+		return err
+	}
+	if r.DisplayName == "" {
+		r.DisplayName = r.Name
+	}
+	if r.DisplayName, err = clinic.PersonName("displayName", r.DisplayName); err != nil {
+		return err
+	}
+	return clinic.CheckPassword("password", r.Password)
+}
+
+type forgotRequest struct {
+	Email string `json:"email"`
+}
+
+func (r *forgotRequest) check() (err error) {
+	r.Email, err = clinic.Email(r.Email)
+	return err
+}
+
+type resetRequest struct {
+	Token    string `json:"token"`
+	Password string `json:"password"`
+}
+
+func (r *resetRequest) check() error {
+	if r.Token == "" || len(r.Token) > 200 {
+		return errBadRequest("token is required")
+	}
+	return clinic.CheckPassword("password", r.Password)
+}
+
+type profileRequest struct {
+	Name        *string `json:"name"`
+	DisplayName *string `json:"displayName"`
+}
+
+func (r *profileRequest) check() error {
+	if r.Name == nil && r.DisplayName == nil {
+		return errBadRequest("send name, displayName or both")
+	}
+	for field, v := range map[string]*string{"name": r.Name, "displayName": r.DisplayName} {
+		if v != nil {
+			s, err := clinic.PersonName(field, *v)
+			if err != nil {
+				return err
+			}
+			*v = s
+		}
+	}
+	return nil
+}
+
+type passwordRequest struct {
+	CurrentPassword string `json:"currentPassword"`
+	NewPassword     string `json:"newPassword"`
+}
+
+func (r *passwordRequest) check() error {
+	if r.CurrentPassword == "" || len(r.CurrentPassword) > 200 {
+		return errBadRequest("currentPassword is required")
+	}
+	if err := clinic.CheckPassword("newPassword", r.NewPassword); err != nil {
+		return err
+	}
+	if r.NewPassword == r.CurrentPassword {
+		return errBadRequest("newPassword must differ from the current password")
+	}
+	return nil
+}
+
+type inviteRequest struct {
+	Email string      `json:"email"`
+	Role  clinic.Role `json:"role"`
+}
+
+func (r *inviteRequest) check() (err error) {
+	if r.Email, err = clinic.Email(r.Email); err != nil {
+		return err
+	}
+	r.Role, err = clinic.ParseRole(string(r.Role))
+	return err
+}
+
+type roleRequest struct {
+	Role clinic.Role `json:"role"`
+}
+
+func (r *roleRequest) check() (err error) {
+	r.Role, err = clinic.ParseRole(string(r.Role))
+	return err
+}
+
+type planRequest struct {
+	Plan    clinic.Plan `json:"plan"`
+	Confirm bool        `json:"confirm"`
+}
+
+func (r *planRequest) check() (err error) {
+	r.Plan, err = clinic.ParsePlan(string(r.Plan))
+	return err
+}
+
+type newRoomRequest struct {
+	Name string `json:"name"`
+	Slug string `json:"slug"`
+}
+
+func (r *newRoomRequest) check() (err error) {
+	if r.Name, err = clinic.RoomName(r.Name); err != nil {
+		return err
+	}
+	if r.Slug == "" {
+		r.Slug = clinic.SlugFrom(r.Name)
+	}
+	r.Slug, err = clinic.CheckSlug(r.Slug)
+	return err
+}
+
+type roomChangeRequest struct {
+	Name *string `json:"name"`
+	Slug *string `json:"slug"`
+}
+
+func (r *roomChangeRequest) check() error {
+	if r.Name == nil && r.Slug == nil {
+		return errBadRequest("send name, slug or both")
+	}
+	if r.Name != nil {
+		s, err := clinic.RoomName(*r.Name)
+		if err != nil {
+			return err
+		}
+		*r.Name = s
+	}
+	if r.Slug != nil {
+		s, err := clinic.CheckSlug(*r.Slug)
+		if err != nil {
+			return err
+		}
+		*r.Slug = s
+	}
+	return nil
+}
+
+type archiveRequest struct {
+	MoveToRoomID string `json:"moveToRoomId"`
+}
+
+func (r *archiveRequest) check() error { return nil }

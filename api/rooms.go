@@ -123,14 +123,28 @@ func (h *handlers) roomList(c *gin.Context) ([]gin.H, error) {
 				online = append(online, gin.H{"id": p.ID, "name": p.DisplayName})
 			}
 		}
+		members := []string{}
+		if r.Kind == store.RoomShared {
+			for _, p := range providers {
+				members = append(members, p.ID)
+			}
+		}
 		view := gin.H{"id": r.ID, "kind": r.Kind, "name": r.Name, "displayName": displayName(idx, r), "slug": r.Slug,
-			"online": online, "waitingCount": waiting[r.ID], "canActFor": access[r.ID]}
+			"online": online, "waitingCount": waiting[r.ID], "canActFor": access[r.ID], "open": r.ClosedAt == nil,
+			"ownerId": r.OwnerID, "memberIds": members}
 		if r.OwnerID != nil {
 			view["owner"] = gin.H{"id": *r.OwnerID, "name": idx.users[*r.OwnerID].DisplayName}
 		}
 		rooms = append(rooms, view)
 	}
 	return rooms, nil
+}
+
+// sortedUsers lists the clinic's people by full name.
+func sortedUsers(idx *clinicIndex) []store.User {
+	out := slices.Collect(maps.Values(idx.users))
+	slices.SortFunc(out, func(a, b store.User) int { return strings.Compare(a.FullName+a.ID, b.FullName+b.ID) })
+	return out
 }
 
 func sortedRooms(idx *clinicIndex) []store.Room {

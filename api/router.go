@@ -11,6 +11,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/sdk/client"
 
+	"github.com/handoff-telehealth/handoff/clinic"
+	"github.com/handoff-telehealth/handoff/mailer"
 	"github.com/handoff-telehealth/handoff/media"
 	"github.com/handoff-telehealth/handoff/metrics"
 	"github.com/handoff-telehealth/handoff/store"
@@ -40,6 +42,18 @@ type Deps struct {
 	ICEServers *media.ICEServers
 	// Metrics records this process's figures and serves them at /metrics.
 	Metrics *metrics.Registry
+	// OpenSignup lets anyone create a clinic from the sign-in page (a first
+	// run; off in production unless enabled).
+	OpenSignup bool
+	// PublicURL is where people reach the dashboard, for the links in
+	// invitations and reset mail ("": the request's own host).
+	PublicURL string
+	// Mailer sends invitations and reset links (nil: links are only shown
+	// to the admin who made them).
+	Mailer mailer.Sender
+	// AdminRate is administrative changes per second per client address
+	// (bursts of 20).
+	AdminRate float64
 }
 
 // handlers are the API's handlers with what they need.
@@ -67,16 +81,47 @@ func NewRouter(d Deps) *gin.Engine {
 	v1 := r.Group("/api/v1", h.errorsMiddleware, limitBody(64<<10), noStore, h.authenticate)
 	v1.GET("/openapi.json", openAPI)
 
-	// Providers sign in; patients check in by a room's link.
-	v1.POST("/auth/login", rateLimit(orDefault(d.LoginRate, 1), 5), h.login)
+	// Providers sign in (or reset a forgotten password by a mailed link);
+	// patients check in by a room's link. Guessable things share one limit.
+	byAddress := rateLimit(orDefault(d.LoginRate, 1), 5)
+	v1.POST("/auth/login", byAddress, h.login)
 	v1.POST("/auth/logout", requireProvider, h.logout)
+	v1.POST("/auth/forgot", byAddress, h.forgotPassword)
+	v1.POST("/auth/reset", byAddress, h.resetPassword)
 	v1.GET("/checkin/:slug", h.publicRoom)
 	v1.POST("/checkin/:slug", rateLimit(orDefault(d.CheckInRate, 2), 10), h.checkIn)
 
-	// The provider's clinic, rooms and waiting rooms.
+	// A clinic from nothing (when sign-up is open), and joining one by an
+	// invitation's link.
+	v1.GET("/signup", h.signupOpen)
+	v1.POST("/signup", byAddress, h.signup)
+	v1.GET("/invitations/by-token/:token", byAddress, h.showInvitation)
+	v1.POST("/invitations/by-token/:token/accept", byAddress, h.acceptInvitation)
+
+	// The provider, its clinic, rooms and waiting rooms.
 	v1.GET("/me", requireProvider, h.me)
+	v1.PATCH("/me", requireProvider, h.changeProfile)
+	v1.POST("/me/password", requireProvider, byAddress, h.changePassword)
 	v1.GET("/rooms", requireProvider, h.listRooms)
 	v1.GET("/rooms/:id/waiting", requireProvider, h.waitingRoom)
+
+	// Running the clinic: people, rooms and plan, for the roles with the
+	// power (clinic.Require); every change is an audit row.
+	admin := v1.Group("", requireProvider, rateLimit(orDefault(d.AdminRate, 5), 20))
+	admin.GET("/clinic", requirePower(clinic.ManagePeople), h.clinicSettings)
+	admin.PUT("/clinic/plan", requirePower(clinic.ManagePlan), h.changePlan)
+	admin.GET("/people", requirePower(clinic.ManagePeople), h.listPeople)
+	admin.PATCH("/people/:id", requirePower(clinic.ManagePeople), h.changeRole)
+	admin.POST("/people/:id/deactivate", requirePower(clinic.ManagePeople), h.deactivate)
+	admin.POST("/people/:id/reset-link", requirePower(clinic.ManagePeople), h.issueResetLink)
+	admin.POST("/invitations", requirePower(clinic.ManagePeople), h.invite)
+	admin.POST("/invitations/:id/resend", requirePower(clinic.ManagePeople), h.resendInvitation)
+	admin.DELETE("/invitations/:id", requirePower(clinic.ManagePeople), h.revokeInvitation)
+	admin.POST("/rooms", requirePower(clinic.ManageRooms), h.createRoom)
+	admin.PATCH("/rooms/:id", h.changeRoom) // a provider may change its own room's
+	admin.PUT("/rooms/:id/members/:userId", requirePower(clinic.ManageRooms), h.changeMember(true))
+	admin.DELETE("/rooms/:id/members/:userId", requirePower(clinic.ManageRooms), h.changeMember(false))
+	admin.POST("/rooms/:id/archive", requirePower(clinic.ManageRooms), h.archiveRoom)
 
 	// A visit: its card (provider) or view (its patient), and what can happen to it.
 	v1.GET("/visits/:id", requireAnyone, h.getVisit)
@@ -105,7 +150,7 @@ func NewRouter(d Deps) *gin.Engine {
 	// Web pages: the provider dashboard at /, the patient page at each
 	// room's link /c/<slug>. Unknown API paths answer in the API's own shape.
 	pages := http.FileServer(http.FS(web.Files()))
-	r.GET("/c/:slug", pageHeaders, func(c *gin.Context) { c.FileFromFS("patient.html", http.FS(web.Files())) })
+	r.GET("/c/:slug", pageHeaders, h.patientPage)
 	r.NoRoute(pageHeaders, func(c *gin.Context) {
 		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
 			c.JSON(http.StatusNotFound, gin.H{"error": gin.H{"code": "not_found", "message": "no such API route"}})
@@ -114,6 +159,19 @@ func NewRouter(d Deps) *gin.Engine {
 		pages.ServeHTTP(c.Writer, c.Request)
 	})
 	return r
+}
+
+// patientPage serves the patient page at a room's link; a room's earlier
+// link redirects to its current one.
+func (h *handlers) patientPage(c *gin.Context) {
+	slug := c.Param("slug")
+	if _, err := h.DB.With(c).Rooms.BySlug(slug); err != nil && len(slug) <= 80 {
+		if r, err := h.DB.With(c).Rooms.ByOldSlug(slug, time.Now().UTC()); err == nil {
+			c.Redirect(http.StatusMovedPermanently, "/c/"+r.Slug)
+			return
+		}
+	}
+	c.FileFromFS("patient.html", http.FS(web.Files()))
 }
 
 // pageHeaders keep pages to their own origin's scripts and out of caches

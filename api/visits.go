@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -73,7 +74,11 @@ func (h *handlers) roomFace(c *gin.Context, slug string) (gin.H, error) {
 	if err != nil {
 		return nil, err
 	}
-	return gin.H{"slug": r.Slug, "kind": r.Kind, "displayName": name, "clinic": owner.Name}, nil
+	face := gin.H{"slug": r.Slug, "kind": r.Kind, "displayName": name, "clinic": owner.Name, "open": r.ClosedAt == nil}
+	if r.ClosedAt != nil {
+		face["closedMessage"] = clinic.RoomClosed(name).Message
+	}
+	return face, nil
 }
 
 func (h *handlers) roomBySlug(c *gin.Context, slug string) (store.Room, store.Clinic, error) {
@@ -82,6 +87,9 @@ func (h *handlers) roomBySlug(c *gin.Context, slug string) (store.Room, store.Cl
 	}
 	q := h.DB.With(c)
 	r, err := q.Rooms.BySlug(slug)
+	if errors.Is(err, store.ErrNotFound) { // a room's earlier link still leads to it
+		r, err = q.Rooms.ByOldSlug(slug, time.Now().UTC())
+	}
 	if err != nil {
 		return r, store.Clinic{}, errNotFound("room")
 	}
@@ -100,6 +108,13 @@ func (h *handlers) checkInPatient(c *gin.Context, slug string, req checkInReques
 	r, _, err := h.roomBySlug(c, slug)
 	if err != nil {
 		return nil, err
+	}
+	if r.ClosedAt != nil {
+		name, err := h.DB.With(c).Rooms.DisplayName(r)
+		if err != nil {
+			return nil, err
+		}
+		return nil, clinic.RoomClosed(name)
 	}
 	token, tokenHash := newToken(visitPrefix)
 	in := workflows.VisitInput{VisitID: uuid.NewString(), ClinicID: r.ClinicID, RoomID: r.ID, PatientName: req.Name,

@@ -47,9 +47,24 @@ func IsRuleBreak(k Kind) bool {
 }
 
 // Rejection is a rule's no: its kind and the message for the person.
+// code, when set, is a more precise error code than the kind's.
 type Rejection struct {
 	Kind    Kind
 	Message string
+	code    string
+}
+
+// ErrCode is the error code clients read: the rejection's own, or its kind's.
+func (r *Rejection) ErrCode() string {
+	if r.code != "" {
+		return r.code
+	}
+	return Code(r.Kind)
+}
+
+// rejectWith is a rejection with a code of its own.
+func rejectWith(kind Kind, code, msg string) *Rejection {
+	return &Rejection{Kind: kind, Message: msg, code: code}
 }
 
 func (r *Rejection) Error() string { return r.Message }

@@ -60,6 +60,35 @@ const (
 	AuditCallRejoined      = "call.rejoined"
 )
 
+// Audit actions of running the clinic: who changed people, rooms and the
+// plan. Their prefixes (clinic., user., invitation., room.) are the kinds
+// the Audit tab filters by.
+const (
+	AuditClinicCreated     = "clinic.created"
+	AuditPlanChanged       = "clinic.plan_changed"
+	AuditInvited           = "invitation.created"
+	AuditInvitationResent  = "invitation.resent"
+	AuditInvitationRevoked = "invitation.revoked"
+	AuditInvitationUsed    = "invitation.accepted"
+	AuditRoleChanged       = "user.role_changed"
+	AuditDeactivated       = "user.deactivated"
+	AuditProfileChanged    = "user.profile_changed"
+	AuditPasswordChanged   = "user.password_changed"
+	AuditResetRequested    = "user.password_reset_requested"
+	AuditResetLinkIssued   = "user.reset_link_issued"
+	AuditPasswordReset     = "user.password_reset"
+	AuditRoomCreated       = "room.created"
+	AuditRoomRenamed       = "room.renamed"
+	AuditRoomLinkChanged   = "room.link_changed"
+	AuditRoomArchived      = "room.archived"
+	AuditMemberAdded       = "room.member_added"
+	AuditMemberRemoved     = "room.member_removed"
+)
+
+// SessionEnded is the live event that tells a dashboard its session ended
+// (signed out elsewhere, expired, or the person was deactivated).
+const SessionEnded = "session.ended"
+
 // Who did something, in the audit trail.
 const (
 	ActorUser    = "user"

@@ -208,6 +208,51 @@ var migrations = []migration{
 				GROUP BY visit_id, SUBSTR(detail, 10)`,
 		},
 	},
+	{
+		version: 6,
+		name:    "clinic administration",
+		both: []string{
+			// A person's full name (the dashboard, the audit) apart from the
+			// display name patients read; deactivated people keep their rows.
+			`ALTER TABLE users ADD COLUMN full_name VARCHAR(200) NOT NULL DEFAULT ''`,
+			`UPDATE users SET full_name = display_name`,
+			`ALTER TABLE users ADD COLUMN deactivated_at {{ts}}`,
+			// A personal room closes when its provider is deactivated.
+			`ALTER TABLE rooms ADD COLUMN closed_at {{ts}}`,
+			`CREATE TABLE invitations (
+				id VARCHAR(36) PRIMARY KEY,
+				clinic_id VARCHAR(36) NOT NULL REFERENCES clinics (id),
+				email VARCHAR(320) NOT NULL,
+				role VARCHAR(16) NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'staff')),
+				token_hash VARCHAR(64) NOT NULL UNIQUE,
+				invited_by_id VARCHAR(36) NOT NULL REFERENCES users (id),
+				created_at {{ts}} NOT NULL,
+				expires_at {{ts}} NOT NULL,
+				accepted_at {{ts}},
+				revoked_at {{ts}},
+				user_id VARCHAR(36) REFERENCES users (id),
+				CHECK (accepted_at IS NULL OR revoked_at IS NULL)
+			)`,
+			`CREATE INDEX invitations_by_clinic ON invitations (clinic_id, created_at)`,
+			`CREATE TABLE password_resets (
+				id VARCHAR(36) PRIMARY KEY,
+				user_id VARCHAR(36) NOT NULL REFERENCES users (id),
+				token_hash VARCHAR(64) NOT NULL UNIQUE,
+				created_at {{ts}} NOT NULL,
+				expires_at {{ts}} NOT NULL,
+				used_at {{ts}}
+			)`,
+			// A room's earlier links keep leading to it for a while.
+			`CREATE TABLE old_slugs (
+				slug VARCHAR(80) PRIMARY KEY,
+				room_id VARCHAR(36) NOT NULL REFERENCES rooms (id),
+				retired_at {{ts}} NOT NULL
+			)`,
+			`ALTER TABLE audit_events ADD COLUMN address VARCHAR(64) NOT NULL DEFAULT ''`,
+			`ALTER TABLE audit_events ADD COLUMN target_user_id VARCHAR(36)`,
+			`CREATE INDEX audit_events_by_actor ON audit_events (clinic_id, actor_id, id)`,
+		},
+	},
 }
 
 // LatestVersion is the schema version this build expects.

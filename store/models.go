@@ -65,11 +65,17 @@ type User struct {
 	ID           string `gorm:"primaryKey"`
 	ClinicID     string
 	Email        string
+	FullName     string
 	DisplayName  string
 	Role         Role
 	PasswordHash string
 	CreatedAt    time.Time
+	// DeactivatedAt: the person left; they cannot sign in, their rows stay.
+	DeactivatedAt *time.Time
 }
+
+// Active tells a person who may still sign in.
+func (u User) Active() bool { return u.DeactivatedAt == nil }
 
 // Actor is the user as the domain's rules see them.
 func (u User) Actor() clinic.Actor { return clinic.Actor{ID: u.ID, ClinicID: u.ClinicID, Role: u.Role} }
@@ -84,12 +90,15 @@ type Room struct {
 	Slug      string
 	OwnerID   *string
 	CreatedAt time.Time
+	// DeletedAt: archived. ClosedAt: a personal room whose provider was
+	// deactivated; it takes no check-ins.
 	DeletedAt *time.Time
+	ClosedAt  *time.Time
 }
 
 // Facts are the room as the domain's rules see it.
 func (r Room) Facts() clinic.Room {
-	f := clinic.Room{ID: r.ID, ClinicID: r.ClinicID, Kind: r.Kind, Deleted: r.DeletedAt != nil}
+	f := clinic.Room{ID: r.ID, ClinicID: r.ClinicID, Kind: r.Kind, Deleted: r.DeletedAt != nil, Closed: r.ClosedAt != nil}
 	if r.OwnerID != nil {
 		f.OwnerID = *r.OwnerID
 	}
@@ -159,6 +168,45 @@ type AuditEvent struct {
 	RoomID       *string
 	TargetRoomID *string
 	Detail       string
+	// Address is the client address of the request that did it ("" for
+	// what the system did); TargetUserID the person an administrative
+	// change was about.
+	Address      string
+	TargetUserID *string
+}
+
+// Invitation asks someone to join a clinic with a role: a single-use link
+// whose token only the invited person's mail (or the inviter's screen) holds.
+type Invitation struct {
+	ID          string `gorm:"primaryKey"`
+	ClinicID    string
+	Email       string
+	Role        Role
+	TokenHash   string
+	InvitedByID string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	AcceptedAt  *time.Time
+	RevokedAt   *time.Time
+	UserID      *string
+}
+
+// PasswordReset is a single-use link to set a new password.
+type PasswordReset struct {
+	ID        string `gorm:"primaryKey"`
+	UserID    string
+	TokenHash string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+}
+
+// OldSlug is a room's earlier link, still leading to it until
+// RetiredAt + clinic.OldSlugRedirects.
+type OldSlug struct {
+	Slug      string `gorm:"primaryKey"`
+	RoomID    string
+	RetiredAt time.Time
 }
 
 // CompletedTransfer records that a transfer moved its patient: a transfer

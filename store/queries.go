@@ -20,17 +20,19 @@ var ErrNotFound = gorm.ErrRecordNotFound
 // command call these; nothing outside this package speaks GORM. Get them
 // with DB.With for single statements, or DB.InTx for a transaction.
 type Queries struct {
-	Clinics   Clinics
-	Users     Users
-	Rooms     Rooms
-	Visits    Visits
-	Calls     Calls
-	Apps      Apps
-	Sessions  Sessions
-	Presence  Presences
-	Outbox    Outbox
-	Audit     Audit
-	Transfers Transfers
+	Clinics     Clinics
+	Users       Users
+	Rooms       Rooms
+	Visits      Visits
+	Calls       Calls
+	Apps        Apps
+	Sessions    Sessions
+	Presence    Presences
+	Outbox      Outbox
+	Audit       Audit
+	Transfers   Transfers
+	Invitations Invitations
+	Resets      Resets
 }
 
 // conn is what every group of queries runs on: the pool or a transaction.
@@ -46,7 +48,7 @@ type txState struct {
 }
 
 func (db *DB) queries(c conn) Queries {
-	return Queries{Clinics{c}, Users{c}, Rooms{c}, Visits{c}, Calls{c}, Apps{c}, Sessions{c}, Presences{c}, Outbox{c}, Audit{c}, Transfers{c}}
+	return Queries{Clinics{c}, Users{c}, Rooms{c}, Visits{c}, Calls{c}, Apps{c}, Sessions{c}, Presences{c}, Outbox{c}, Audit{c}, Transfers{c}, Invitations{c}, Resets{c}}
 }
 
 // With gives the queries on the connection pool, each statement on its own.
@@ -114,7 +116,8 @@ func (q Rooms) LiveInClinic(id, clinicID string) (Room, error) {
 	return take[Room](q.c, "id = ? AND clinic_id = ? AND deleted_at IS NULL", id, clinicID)
 }
 
-// BySlug is the live room whose check-in link ends in slug.
+// BySlug is the live room whose check-in link ends in slug (see also
+// ByOldSlug).
 func (q Rooms) BySlug(slug string) (Room, error) {
 	return take[Room](q.c, "slug = ? AND deleted_at IS NULL", slug)
 }
@@ -473,8 +476,8 @@ func (q Audit) Append(row AuditEvent) error { return q.c.g.Create(&row).Error }
 
 // Page lists a clinic's rows newest first, before id before (negative: from
 // the newest), at most limit.
-func (q Audit) Page(clinicID string, before int64, limit int) ([]AuditEvent, error) {
-	g := q.c.g.Where("clinic_id = ?", clinicID)
+func (q Audit) Page(clinicID string, before int64, limit int, filter AuditFilter) ([]AuditEvent, error) {
+	g := filter.apply(q.c.g.Where("clinic_id = ?", clinicID))
 	if before >= 0 {
 		g = g.Where("id < ?", before)
 	}

@@ -111,14 +111,14 @@ func TestTheQueriesAnswerWhatTheirNamesSay(t *testing.T) {
 		for i := 0; i < 5; i++ {
 			require.NoError(t, q.Audit.Append(store.AuditEvent{ClinicID: c.ID, At: now, ActorKind: clinic.ActorSystem, Action: clinic.AuditTransferFailed, VisitID: &v.ID, Detail: "transfer x: gone"}))
 		}
-		page, err := q.Audit.Page(c.ID, -1, 3)
+		page, err := q.Audit.Page(c.ID, -1, 3, store.AuditFilter{})
 		require.NoError(t, err)
 		require.Len(t, page, 3)
 		require.Greater(t, page[0].ID, page[1].ID, "newest first")
-		next, err := q.Audit.Page(c.ID, page[2].ID, 3)
+		next, err := q.Audit.Page(c.ID, page[2].ID, 3, store.AuditFilter{})
 		require.NoError(t, err)
 		require.Len(t, next, 2, "the rest")
-		otherPage, err := q.Audit.Page(other.ID, -1, 10)
+		otherPage, err := q.Audit.Page(other.ID, -1, 10, store.AuditFilter{})
 		require.NoError(t, err)
 		require.Empty(t, otherPage, "another clinic sees none of these rows")
 		failed, err := q.Audit.TransfersSince(now.Add(-time.Minute), true)

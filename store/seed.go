@@ -117,7 +117,7 @@ func (s *seeder) clinic(c DemoClinic) error {
 	}
 	userIDs := map[string]string{}
 	for _, u := range c.Users {
-		user := User{ID: uuid.NewString(), ClinicID: clinic.ID, Email: u.Email, DisplayName: u.Name, Role: u.Role, PasswordHash: s.hash}
+		user := User{ID: uuid.NewString(), ClinicID: clinic.ID, Email: u.Email, FullName: u.Name, DisplayName: u.Name, Role: u.Role, PasswordHash: s.hash}
 		if err := s.ensure(&user, "email = ?", u.Email); err != nil {
 			return err
 		}

@@ -35,6 +35,7 @@ import (
 const devSummary = "run all of Handoff in one process: embedded Temporal + UI, API, worker, media, demo data"
 
 type devSettings struct {
+	noDemo                              bool
 	dataDir, host, namespace, codecKeys string
 	pprofAddr                           string
 	apiPort, mediaPort, tPort, uiPort   int
@@ -65,7 +66,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	s.db.Register(fs, "")
 	s.network.register(fs, nodeDefaults{turn: 3478})
 	var sess apiSettings
-	sess.register(fs)
+	sess.register(fs, true)
+	fs.BoolVar(&s.noDemo, "no-demo", false, "start without the demo clinics: the sign-in page offers to create a clinic")
 	cache := registerWorkflowCache(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -141,7 +143,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		}
 		return config.Temporal{Address: temporal.Address(), Namespace: s.namespace, CodecKeys: s.codecKeys}, temporal.Stop, nil
 	}
-	b, err := connect(ctx, backendOptions{db: &s.db, schema: schemaMigrate, seedDemo: true,
+	b, err := connect(ctx, backendOptions{db: &s.db, schema: schemaMigrate, seedDemo: !s.noDemo,
 		startTemporal: startTemporal, searchAttributes: true, metrics: true, watchWaiting: true}, logger)
 	if err != nil {
 		return err
@@ -315,6 +317,10 @@ func printDevBanner(w io.Writer, s devSettings, dataDir, apiURL string, t *devse
 	fmt.Fprintf(tw, "  Codec server\t%s/codec; to read payloads in the UI open %s/codec/unlock?token=<%s>\n", apiURL, apiURL, filepath.Join(dataDir, "codec.token"))
 	fmt.Fprintf(tw, "  App database\t%s\n", store.Redact(s.db.DSN))
 	_ = tw.Flush()
+	if s.noDemo {
+		fmt.Fprintf(w, "\nNo demo data: open %s/ and choose \"Create your clinic\".\n\nPress Ctrl-C to stop.\n", apiURL)
+		return
+	}
 	fmt.Fprintf(w, "\nDemo logins (password %q):\n", store.DemoPassword)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, c := range store.Demo {

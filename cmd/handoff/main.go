@@ -32,6 +32,7 @@ var commands = []command{
 	{"replay", replaySummary, runReplay},
 	{"visits", visitsSummary, runVisits},
 	{"reset", resetSummary, runReset},
+	{"admin", adminSummary, runAdmin},
 }
 
 func usage(w io.Writer) {

@@ -16,6 +16,7 @@ import (
 	"github.com/handoff-telehealth/handoff/api"
 	"github.com/handoff-telehealth/handoff/config"
 	"github.com/handoff-telehealth/handoff/httpx"
+	"github.com/handoff-telehealth/handoff/mailer"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -37,7 +38,7 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	codecToken := fs.String("codec-token", "", "token an operator gives the Temporal UI to decode payloads at /codec; empty turns the codec server off")
 	codecOrigins := fs.String("codec-origins", "", "comma-separated Temporal UI origins allowed to call /codec from a browser")
 	var sess apiSettings
-	sess.register(fs)
+	sess.register(fs, false)
 	fs.StringVar(&opts.mediaSecret, "media-secret", "", "secret that signs media tokens; the media node needs the same")
 	mediaURL := fs.String("media-public-url", "ws://127.0.0.1:8081/ws", "signaling WebSocket URL given to browsers")
 	var ice iceServerSettings
@@ -214,11 +215,25 @@ func splitList(s string) []string {
 
 // apiSettings are the API's timeouts and rate limits, shared by `api` and `dev`.
 type apiSettings struct {
-	ttl, idle, abandon     time.Duration
-	loginRate, checkInRate float64
+	ttl, idle, abandon                time.Duration
+	loginRate, checkInRate, adminRate float64
+	openSignup                        bool
+	publicURL                         string
+	smtp                              mailer.SMTP
 }
 
-func (s *apiSettings) register(fs *config.FlagSet) {
+// register adds the API's settings; dev opens sign-up by default (a first
+// run on a laptop), production keeps it closed.
+func (s *apiSettings) register(fs *config.FlagSet, dev bool) {
+	fs.BoolVar(&s.openSignup, "open-signup", dev, "let anyone create a clinic from the sign-in page (a first run); operators use `handoff admin create-clinic` instead")
+	fs.StringVar(&s.publicURL, "public-url", "", "the dashboard's address as people reach it, for links in invitation and reset mail (default: the request's host)")
+	fs.Float64Var(&s.adminRate, "admin-rate", 5, "administrative changes per second allowed from one client address (bursts of 20)")
+	fs.StringVar(&s.smtp.Host, "smtp-host", "", "SMTP server that sends invitations and reset links (empty: links are only shown to the admin)")
+	fs.IntVar(&s.smtp.Port, "smtp-port", 587, "SMTP port")
+	fs.StringVar(&s.smtp.User, "smtp-user", "", "SMTP user (empty: no authentication)")
+	fs.StringVar(&s.smtp.Password, "smtp-password", "", "SMTP password")
+	fs.StringVar(&s.smtp.From, "smtp-from", "Handoff <no-reply@localhost>", "From address of Handoff's mail")
+	fs.StringVar(&s.smtp.TLS, "smtp-tls", mailer.TLSStart, "starttls, tls (implicit, port 465) or none (a relay on this host only)")
 	fs.DurationVar(&s.ttl, "session-ttl", 12*time.Hour, "a provider's session ends this long after sign-in")
 	fs.DurationVar(&s.idle, "session-idle", 30*time.Minute, "a provider's session ends after this long without a request (automatic logoff)")
 	fs.DurationVar(&s.abandon, "abandon-after", 30*time.Minute, "a visit whose patient has left the waiting room for this long ends itself (0: never)")
@@ -229,13 +244,22 @@ func (s *apiSettings) register(fs *config.FlagSet) {
 }
 
 func (s apiSettings) check() error {
-	if s.loginRate <= 0 || s.checkInRate <= 0 {
-		return errors.New("--login-rate and --checkin-rate must be positive")
+	if s.loginRate <= 0 || s.checkInRate <= 0 || s.adminRate <= 0 {
+		return errors.New("--login-rate, --checkin-rate and --admin-rate must be positive")
+	}
+	if s.smtp.Host != "" {
+		if err := s.smtp.Check(); err != nil {
+			return fmt.Errorf("--smtp-*: %w", err)
+		}
 	}
 	return nil
 }
 
 func (s apiSettings) apply(d *api.Deps) {
 	d.SessionTTL, d.SessionIdle, d.AbandonAfter = s.ttl, s.idle, s.abandon
-	d.LoginRate, d.CheckInRate = s.loginRate, s.checkInRate
+	d.LoginRate, d.CheckInRate, d.AdminRate = s.loginRate, s.checkInRate, s.adminRate
+	d.OpenSignup, d.PublicURL = s.openSignup, s.publicURL
+	if s.smtp.Host != "" {
+		d.Mailer = s.smtp
+	}
 }

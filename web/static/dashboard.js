@@ -1,42 +1,123 @@
 import { api, events, since, el } from '/api.js';
 import { HandoffMedia, showVideo, mediaStatus, deviceNotice } from '/media.js';
+import { showLogin, showSignup, showForgot, showInvite, showReset } from '/onboard.js';
+import { renderClinic, renderProfile } from '/admin.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { token: sessionStorage.getItem('handoff:provider'), me: null, rooms: [], waiting: {}, flash: {}, call: null, media: null, apps: [] };
+const state = { token: sessionStorage.getItem('handoff:provider'), me: null, rooms: [], waiting: {}, flash: {}, call: null, media: null, apps: [], page: 'rooms', es: null, ticker: null };
 window.handoff = state; // for tests and debugging
 
 async function login(e) {
   e.preventDefault();
   try {
     const r = await api('POST', '/auth/login', null, { email: $('email').value, password: $('password').value });
-    state.token = r.token;
-    sessionStorage.setItem('handoff:provider', r.token);
-    await start();
+    await signedIn(r);
   } catch (err) {
     $('login-error').textContent = err.message;
   }
 }
+
+// signedIn takes a login body (sign-in, a new clinic, an accepted
+// invitation, a password reset) and opens the dashboard.
+async function signedIn(body) {
+  const wasSignedIn = Boolean(state.me);
+  state.token = body.token;
+  sessionStorage.setItem('handoff:provider', body.token);
+  if (wasSignedIn) { location.reload(); return; } // another account in this tab: start clean
+  await start();
+}
+
+const onboard = { signedIn, showLogin: () => showLogin() };
 
 async function start() {
   try {
     state.me = await api('GET', '/me', state.token);
   } catch (err) {
     sessionStorage.removeItem('handoff:provider');
-    $('login').classList.remove('hidden');
+    state.token = null;
+    showLogin();
     $('login-error').textContent = err.status === 401 ? err.message : '';
     return;
   }
   $('login').classList.add('hidden');
+  $('public').classList.add('hidden');
   $('dashboard').classList.remove('hidden');
+  renderWho();
+  listen();
+  await refresh();
+  if (!state.ticker) state.ticker = setInterval(render, 1000); // waiting times tick
+  showPage(state.page, { focus: false, reload: false });
+}
+
+function renderWho() {
   $('who').replaceChildren(`${state.me.user.name} · ${state.me.clinic.name} `,
     el('button', { type: 'button', onclick: logout }, 'Sign out'));
-  events(state.token, onEvent);
-  await refresh();
-  setInterval(render, 1000); // waiting times tick
+  const powers = state.me.powers || {};
+  $('nav-clinic').classList.toggle('hidden', !powers.people);
+  if (!powers.people && state.page === 'clinic') showPage('rooms', { focus: false });
+}
+
+// listen (re)opens the live stream. The rooms it carries are fixed when it
+// opens, so the dashboard reopens it after a change to rooms or the plan.
+function listen() {
+  if (state.es) state.es.close();
+  const es = events(state.token, onEvent);
+  state.es = es;
+  es.addEventListener('error', () => {
+    // A stream the server refused (not one that dropped: EventSource retries
+    // those by itself) closes for good: a session that ended signs out, any
+    // other failure retries shortly.
+    if (es.readyState !== EventSource.CLOSED || state.es !== es) return;
+    api('GET', '/me', state.token).then(() => setTimeout(() => { if (state.es === es) listen(); }, 3000),
+      (err) => { if (err.status === 401) endSession('signed_out'); else setTimeout(() => { if (state.es === es) listen(); }, 3000); });
+  });
+}
+
+// endSession: the server ended this session (the user was deactivated,
+// signed out elsewhere, changed their password in another window): back to
+// the sign-in page, saying why.
+function endSession(reason) {
+  if (state.es) state.es.close();
+  state.es = null;
+  sessionStorage.removeItem('handoff:provider');
+  sessionStorage.setItem('handoff:notice', reason === 'deactivated' ? 'Your access to this clinic was removed.' : 'You were signed out.');
+  location.reload(); // drops the call, media and timers with the page
+}
+
+const adminCtx = {
+  get token() { return state.token; },
+  get me() { return state.me; },
+  async reloadMe() {
+    state.me = await api('GET', '/me', state.token);
+    renderWho();
+  },
+  async roomsChanged() {
+    listen();
+    await refresh();
+  },
+};
+
+// showPage shows one of the dashboard's pages: the waiting rooms, the
+// clinic's administration, the user's profile.
+function showPage(page, { focus = true, reload = true } = {}) {
+  state.page = page;
+  for (const p of ['rooms', 'clinic', 'profile']) {
+    $(`page-${p}`).classList.toggle('hidden', p !== page);
+    if (p === page) $(`nav-${p}`).setAttribute('aria-current', 'page');
+    else $(`nav-${p}`).removeAttribute('aria-current');
+  }
+  if (page === 'rooms' && reload) refresh().catch(() => {});
+  if (page === 'clinic') renderClinic($('page-clinic'), adminCtx);
+  if (page === 'profile') renderProfile($('page-profile'), adminCtx);
+  if (focus) {
+    const h = $(`page-${page}`).querySelector('h2');
+    if (h) h.focus();
+  }
 }
 
 async function logout() {
   try { await api('POST', '/auth/logout', state.token); } catch (_) { /* signed out either way */ }
+  if (state.es) state.es.close();
   sessionStorage.removeItem('handoff:provider');
   location.reload();
 }
@@ -51,6 +132,7 @@ async function refresh() {
 
 let refreshTimer;
 function onEvent(type, data) {
+  if (type === 'session.ended') { endSession(data.reason); return; }
   if (type === 'visit.checked_in' || (type === 'visit.transferred' && data.patientName)) {
     const room = state.rooms.find((r) => r.id === data.roomId);
     alertArrival(`${data.patientName} is waiting in ${room ? room.displayName : 'your room'}`);
@@ -191,9 +273,31 @@ async function closeApp(a) {
   render();
 }
 
+// route opens what the address's fragment asks for: an invitation
+// (#invite=<token>) or a password reset (#reset=<token>). The fragment is
+// cleared at once, so the token stays out of the history and the address bar.
+function route() {
+  const m = /^#(invite|reset)=([^&]+)$/.exec(location.hash);
+  if (!m) return false;
+  history.replaceState(null, '', location.pathname + location.search);
+  const token = decodeURIComponent(m[2]);
+  if (m[1] === 'invite') showInvite(onboard, token);
+  else showReset(onboard, token);
+  return true;
+}
+
 $('login-form').addEventListener('submit', login);
+$('forgot-open').addEventListener('click', () => showForgot(onboard));
+$('signup-open').addEventListener('click', () => showSignup(onboard));
+for (const b of document.querySelectorAll('nav.pages button')) b.addEventListener('click', () => showPage(b.dataset.page));
 $('transfer-form').addEventListener('submit', confirmTransfer);
 $('transfer-cancel').addEventListener('click', () => $('transfer-dialog').close());
 $('open-notes').addEventListener('click', () => openApp('notes'));
 $('open-payment').addEventListener('click', () => openApp('payment'));
-if (state.token) start();
+window.addEventListener('hashchange', route);
+if (!route()) {
+  const notice = sessionStorage.getItem('handoff:notice');
+  sessionStorage.removeItem('handoff:notice');
+  if (state.token) start();
+  else showLogin(notice);
+}

@@ -8,7 +8,7 @@ const state = { visit: null, token: null, media: null, stream: null, loadingUnti
 window.handoff = state; // for tests and debugging
 
 function show(id) {
-  for (const s of ['checkin', 'waiting', 'loading', 'incall', 'ended']) $(s).classList.toggle('hidden', s !== id);
+  for (const s of ['checkin', 'waiting', 'loading', 'incall', 'ended', 'closed']) $(s).classList.toggle('hidden', s !== id);
 }
 
 async function init() {
@@ -25,6 +25,7 @@ async function init() {
   try {
     const room = await api('GET', `/checkin/${encodeURIComponent(slug)}`);
     $('room-name').textContent = room.displayName;
+    if (room.open === false) return closed(room.closedMessage || `${room.displayName} is not taking check-ins at this link.`);
     show('checkin');
   } catch (err) {
     $('ended-text').textContent = 'This visit link is not valid.';
@@ -41,8 +42,16 @@ async function checkIn(e) {
     localStorage.setItem(key, JSON.stringify({ visitId: r.visit.id, token: r.token }));
     await enter();
   } catch (err) {
+    if (err.code === 'room_closed') return closed(err.message);
     $('checkin-error').textContent = err.message;
   }
+}
+
+// closed: the room no longer takes check-ins (its provider left the clinic,
+// or it was archived); the patient reads why instead of a form.
+function closed(text) {
+  $('closed-text').textContent = text;
+  show('closed');
 }
 
 async function enter() {

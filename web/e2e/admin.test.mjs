@@ -1,0 +1,236 @@
+// A clinic from nothing, as people do it in the browser (issue 16): against
+// `handoff dev --no-demo`, an owner creates the clinic from the sign-in page,
+// invites a provider who joins by the link, sets the plan, makes a shared
+// room with both in it; a patient checks in there and is transferred to the
+// provider's own room; the audit shows it all; the provider is deactivated,
+// their open dashboard signs out, and their room's link stops taking
+// check-ins. The second test uses the clinic the first one made.
+import { test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { startSite, checkIn, card, transfer } from './site.mjs';
+
+let site;
+before(async () => { site = await startSite({ devArgs: ['--no-demo'] }); });
+afterEach(async () => { await site?.closeAll(); });
+after(async () => { await site?.stop(); });
+
+const OWNER = {
+  clinic: 'Harbor Family Practice', fullName: 'Jordan Blake', displayName: 'Dr. Jordan Blake',
+  email: 'jordan@harbor.example', password: 'tide-pool-lantern-42',
+};
+const PROVIDER = { fullName: 'Ada Rivers', displayName: 'Dr. Ada Rivers', email: 'ada@harbor.example', password: 'quiet-harbor-morning-7' };
+const PATIENT = 'Sam Okafor';
+
+// Each test's windows: when a step fails, each gets a screenshot.
+let windows = [];
+async function person(name) {
+  const page = await site.person(name);
+  page.setDefaultTimeout(20000); // every wait is bounded
+  windows.push(page);
+  return page;
+}
+async function steps(fn) {
+  windows = [];
+  try {
+    await fn();
+  } catch (err) {
+    for (const w of windows) await w.shot('failure').catch(() => {});
+    throw err;
+  }
+}
+
+const nav = (page, name) => page.getByRole('navigation', { name: 'Dashboard pages' }).getByRole('button', { name, exact: true });
+async function clinicTab(page, tab) {
+  await nav(page, 'Clinic').click();
+  await page.getByRole('tab', { name: tab, exact: true }).click();
+  const panel = page.getByRole('tabpanel', { name: tab, exact: true });
+  await panel.waitFor();
+  await panel.getByText('Loading…').waitFor({ state: 'detached' });
+  return panel;
+}
+const roomRegion = (page, name) => page.getByRole('region', { name: `${name} waiting room`, exact: true });
+const patientCard = (scope, name) => scope.locator(`article[aria-label="Patient ${name}"]`);
+
+test('a clinic from nothing: create, invite, shared room, transfer, audit, deactivate', { timeout: 300000 }, () => steps(async () => {
+  // The owner creates the clinic from the sign-in page.
+  const owner = await person('owner');
+  await owner.goto(`${site.base}/`);
+  await owner.getByRole('button', { name: 'Create your clinic' }).click();
+  const signup = owner.locator('#public');
+  await signup.getByRole('heading', { name: 'Create your clinic' }).waitFor();
+  await signup.getByLabel('Clinic name').fill(OWNER.clinic);
+  await signup.getByLabel('Your full name').fill(OWNER.fullName);
+  await signup.getByLabel('Display name patients see').fill(OWNER.displayName);
+  await signup.getByLabel('Email').fill(OWNER.email);
+  await signup.getByLabel('Password').fill(OWNER.password);
+  await owner.shot('create-clinic');
+  await signup.getByRole('button', { name: 'Create clinic' }).click();
+  await owner.locator('#who').getByText(`${OWNER.displayName} · ${OWNER.clinic}`).waitFor();
+  await roomRegion(owner, OWNER.displayName).getByText('No one is waiting.').waitFor();
+  await owner.shot('new-clinic-dashboard');
+
+  // The owner invites a provider; the link is on the page.
+  let people = await clinicTab(owner, 'People');
+  await people.getByRole('table', { name: 'People' }).getByRole('row', { name: new RegExp(OWNER.email) }).waitFor();
+  await people.getByLabel('Email address to invite').fill(PROVIDER.email);
+  await people.getByLabel('Role', { exact: true }).selectOption('member');
+  await people.getByRole('button', { name: 'Send invitation' }).click();
+  const link = await people.getByLabel('Invitation link', { exact: true }).inputValue();
+  assert.match(link, /\/#invite=[A-Za-z0-9_-]{16,}$/, 'the invitation link');
+  await people.getByRole('table', { name: 'Pending invitations' }).getByRole('row', { name: new RegExp(PROVIDER.email) }).waitFor();
+  await owner.shot('invited');
+
+  // The provider opens the link in their own browser and joins.
+  const provider = await person('provider');
+  await provider.goto(link);
+  const join = provider.locator('#public');
+  await join.getByRole('heading', { name: `Join ${OWNER.clinic} as member` }).waitFor();
+  assert.equal(new URL(provider.url()).hash, '', 'the token leaves the address bar');
+  await join.getByLabel('Your full name').fill(PROVIDER.fullName);
+  await join.getByLabel('Display name patients see').fill(PROVIDER.displayName);
+  await join.getByLabel('Password').fill(PROVIDER.password);
+  await provider.shot('accept-invitation');
+  await join.getByRole('button', { name: 'Accept invitation' }).click();
+  await provider.locator('#who').getByText(`${PROVIDER.displayName} · ${OWNER.clinic}`).waitFor();
+  await roomRegion(provider, PROVIDER.displayName).waitFor();
+  assert.equal(await nav(provider, 'Clinic').count(), 0, 'a member has no Clinic area');
+  await nav(provider, 'My profile').waitFor();
+  await provider.shot('provider-dashboard');
+
+  // Shared rooms wait for the Premium plan; the owner changes the plan.
+  let rooms = await clinicTab(owner, 'Rooms');
+  if (!(await owner.evaluate(() => window.handoff.me.features.sharedRooms))) {
+    await rooms.getByText('Shared rooms need the Premium plan').waitFor();
+    assert.equal(await rooms.getByRole('button', { name: 'Create room' }).isDisabled(), true, 'no shared room below Premium');
+    await owner.shot('shared-rooms-need-premium');
+  }
+  const plan = await clinicTab(owner, 'Plan');
+  await plan.getByRole('radio', { name: 'Premium' }).check();
+  await plan.getByRole('button', { name: 'Save plan' }).click();
+  await plan.getByText('The clinic is now on the Premium plan.').waitFor();
+  await plan.getByText('Current plan: Premium').waitFor();
+
+  // A shared room with both in it.
+  rooms = await clinicTab(owner, 'Rooms');
+  const create = rooms.getByRole('group', { name: 'New shared room' });
+  await create.getByLabel('Room name').fill('Team Room');
+  await create.getByLabel('Link (slug)').fill('team-room');
+  await create.getByRole('button', { name: 'Create room' }).click();
+  const team = rooms.getByRole('region', { name: 'Room Team Room', exact: true });
+  await team.getByRole('link', { name: `${site.base}/c/team-room` }).waitFor();
+  for (const who of [OWNER.displayName, PROVIDER.displayName]) {
+    await team.getByLabel('Add a member to Team Room').selectOption({ label: who });
+    await team.getByRole('button', { name: 'Add member' }).click();
+    await team.getByRole('list', { name: 'Members of Team Room' }).getByRole('button', { name: `Remove ${who} from Team Room` }).waitFor();
+  }
+  await owner.shot('team-room');
+
+  // A patient checks in at the new room's link.
+  const patient = await person('patient');
+  await checkIn(patient, site.base, 'team-room', PATIENT);
+  await patient.getByText('Waiting for Team Room').waitFor();
+
+  // The owner sees them in Team Room and transfers them to the provider's room.
+  await nav(owner, 'Waiting rooms').click();
+  await patientCard(roomRegion(owner, 'Team Room'), PATIENT).waitFor();
+  await owner.shot('patient-in-team-room');
+  await transfer(owner, PATIENT, PROVIDER.displayName);
+  await owner.getByText(`Transferred to ${PROVIDER.displayName}`).first().waitFor();
+
+  await patientCard(roomRegion(provider, PROVIDER.displayName), PATIENT).getByText(`Transferred by ${OWNER.displayName}`).waitFor();
+  await provider.shot('transferred-by');
+  await patient.getByText(`You have been transferred to ${PROVIDER.displayName}'s room`).waitFor();
+  await patient.getByText(`Waiting for ${PROVIDER.displayName}`).waitFor();
+  await patient.shot('transferred');
+
+  // The audit trail has the clinic, the invitation, the room and the transfer.
+  const audit = await clinicTab(owner, 'Audit');
+  const actionCells = audit.locator('#audit-table tbody tr td:nth-child(3)');
+  await actionCells.first().waitFor();
+  const actions = await actionCells.allInnerTexts();
+  for (const kind of ['clinic.', 'invitation.', 'room.', 'transfer.']) {
+    assert.ok(actions.some((a) => a.startsWith(kind)), `an audit row ${kind}… among ${actions.join(', ')}`);
+  }
+  await audit.getByLabel('Kind').selectOption('room.');
+  await audit.getByLabel('Person').selectOption({ label: OWNER.displayName });
+  await owner.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('#audit-table tbody tr')];
+    return rows.length > 0 && rows.every((r) => r.cells[2].textContent.startsWith('room.') && /Jordan Blake/.test(r.cells[1].textContent));
+  }, null, { timeout: 10000 }).catch(async () => {
+    throw new Error(`the audit filters: ${(await audit.locator('#audit-table tbody tr').allInnerTexts()).join(' | ')}`);
+  });
+  await owner.shot('audit');
+
+  // The owner deactivates the provider: the provider's open dashboard goes
+  // back to sign-in, saying why.
+  people = await clinicTab(owner, 'People');
+  owner.once('dialog', (d) => d.accept());
+  await people.getByRole('button', { name: `Deactivate ${PROVIDER.displayName}` }).click();
+  await people.getByRole('row', { name: new RegExp(PROVIDER.email) }).getByText('Deactivated').waitFor();
+  await provider.locator('#login').waitFor();
+  await provider.getByText('Your access to this clinic was removed.').waitFor();
+  assert.equal(await provider.locator('#dashboard').isVisible(), false);
+  await provider.shot('access-removed');
+
+  // The patient waiting in the provider's room stays, for the owner to see.
+  await nav(owner, 'Waiting rooms').click();
+  await patientCard(roomRegion(owner, PROVIDER.displayName), PATIENT).waitFor();
+  await owner.shot('after-deactivation');
+
+  // A new patient at the provider's link reads that it is closed.
+  const slug = await owner.evaluate((n) => window.handoff.rooms.find((r) => r.displayName === n).slug, PROVIDER.displayName);
+  const room = await (await fetch(`${site.base}/api/v1/checkin/${slug}`)).json();
+  assert.equal(room.open, false, 'the room of a deactivated provider is closed');
+  const late = await person('late-patient');
+  await late.goto(`${site.base}/c/${slug}`);
+  await late.getByRole('heading', { name: 'Check-in is closed' }).waitFor();
+  await late.getByText(room.closedMessage).waitFor();
+  assert.equal(await late.locator('#checkin-form').isVisible(), false, 'no check-in form');
+  await late.shot('room-closed');
+}));
+
+test('links and passwords: a bad link, a forgotten password, the profile, an admin-issued reset link', { timeout: 180000 }, () => steps(async () => {
+  const visitor = await person('visitor');
+  await visitor.goto(`${site.base}/#invite=not-a-real-token`);
+  await visitor.getByRole('heading', { name: 'This link cannot be used' }).waitFor();
+  assert.notEqual((await visitor.locator('#public [role=alert]').innerText()).trim(), '', "the API's reason is shown");
+  assert.equal(new URL(visitor.url()).hash, '');
+  await visitor.getByRole('button', { name: 'Go to sign-in' }).click();
+  await visitor.getByRole('button', { name: 'Forgot password?' }).click();
+  await visitor.locator('#public').getByLabel('Email').fill(OWNER.email);
+  await visitor.getByRole('button', { name: 'Send reset link' }).click();
+  await visitor.getByText('If that email has an account, we sent a link').waitFor();
+  await visitor.shot('forgot-password');
+
+  // The owner signs in, edits their profile and changes their password.
+  const owner = await person('owner-again');
+  await owner.goto(`${site.base}/`);
+  await owner.locator('#login').getByLabel('Email').fill(OWNER.email);
+  await owner.locator('#login').getByLabel('Password').fill(OWNER.password);
+  await owner.getByRole('button', { name: 'Sign in' }).click();
+  await owner.locator('#dashboard').waitFor();
+  await nav(owner, 'My profile').click();
+  const profile = owner.locator('#page-profile');
+  await profile.getByLabel('Full name').fill('Jordan A. Blake');
+  await profile.getByRole('button', { name: 'Save profile' }).click();
+  await profile.getByText('Your profile was saved.').waitFor();
+  const newPassword = 'lighthouse-keeper-1889';
+  await profile.getByLabel('Current password').fill(OWNER.password);
+  await profile.getByLabel('New password').fill(newPassword);
+  await profile.getByRole('button', { name: 'Change password' }).click();
+  await profile.getByText('Your password was changed.').waitFor();
+  await owner.shot('profile');
+
+  // An admin issues a reset link; it signs its person in with a new password.
+  const people = await clinicTab(owner, 'People');
+  await people.getByRole('button', { name: `Reset link for ${OWNER.displayName}` }).click();
+  const link = await people.getByLabel(`Password reset link for ${OWNER.displayName}`).inputValue();
+  assert.match(link, /\/#reset=[A-Za-z0-9_-]{16,}$/, 'the reset link');
+  const other = await person('reset');
+  await other.goto(link);
+  await other.getByRole('heading', { name: 'Choose a new password' }).waitFor();
+  await other.getByLabel('New password').fill('harbor-reset-password-5');
+  await other.getByRole('button', { name: 'Set new password' }).click();
+  await other.locator('#who').getByText(`${OWNER.displayName} · ${OWNER.clinic}`).waitFor();
+  await other.shot('signed-in-by-reset');
+}));

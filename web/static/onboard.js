@@ -1,0 +1,134 @@
+// The pages before the dashboard: create a clinic, a forgotten password,
+// and the invitation and reset links (<origin>/#invite=<token>,
+// <origin>/#reset=<token>). Each is built into #public when shown, so the
+// sign-in form is the only form on the page otherwise.
+import { api, el } from '/api.js';
+import { field, messages, onSubmit } from '/forms.js';
+
+const $ = (id) => document.getElementById(id);
+
+// show puts children into #public, hides the sign-in form and the
+// dashboard, and moves focus to the new page's heading.
+function show(...children) {
+  $('login').classList.add('hidden');
+  $('dashboard').classList.add('hidden');
+  const p = $('public');
+  p.replaceChildren(...children);
+  p.classList.remove('hidden');
+  const h = p.querySelector('h2');
+  if (h) { h.tabIndex = -1; h.focus(); }
+}
+
+// showLogin is the sign-in page, with notice (why the user is here) if any,
+// and "Create your clinic" when sign-up is open.
+export function showLogin(notice) {
+  $('dashboard').classList.add('hidden');
+  $('public').classList.add('hidden');
+  $('public').replaceChildren();
+  $('login').classList.remove('hidden');
+  $('login-notice').textContent = notice || '';
+  $('login-notice').classList.toggle('hidden', !notice);
+  api('GET', '/signup').then((r) => $('signup-offer').classList.toggle('hidden', !r.open), () => $('signup-offer').classList.add('hidden'));
+}
+
+function cancel(ctx, label = 'Cancel') {
+  return el('button', { type: 'button', onclick: () => { ctx.showLogin(); $('email').focus(); } }, label);
+}
+
+const passwordHint = 'At least 10 characters, and not a common password.';
+
+export function showSignup(ctx) {
+  const msgs = messages();
+  const clinicName = field('Clinic name', { required: true, maxlength: 200, autocomplete: 'organization' });
+  const ownerName = field('Your full name', { required: true, maxlength: 100, autocomplete: 'name' });
+  const displayName = field('Display name patients see', { required: true, maxlength: 100 }, 'Patients read it on your waiting room, for example "Dr. Maya Lee".');
+  const email = field('Email', { type: 'email', required: true, autocomplete: 'username' });
+  const password = field('Password', { type: 'password', required: true, minlength: 10, maxlength: 72, autocomplete: 'new-password' }, passwordHint);
+  // The display name follows the full name until the user edits it.
+  ownerName.input.addEventListener('input', () => { if (!displayName.input.dataset.edited) displayName.input.value = ownerName.input.value; });
+  displayName.input.addEventListener('input', () => { displayName.input.dataset.edited = '1'; });
+  const form = el('form', { class: 'left', 'aria-labelledby': 'signup-title' },
+    clinicName.nodes, ownerName.nodes, displayName.nodes, email.nodes, password.nodes, msgs.nodes,
+    el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'primary' }, 'Create clinic'), cancel(ctx)));
+  onSubmit(form, msgs, async () => {
+    const body = await api('POST', '/signup', null, {
+      clinicName: clinicName.input.value, ownerName: ownerName.input.value, displayName: displayName.input.value,
+      email: email.input.value, password: password.input.value,
+    });
+    await ctx.signedIn(body);
+  });
+  show(el('h2', { id: 'signup-title' }, 'Create your clinic'),
+    el('p', { class: 'meta' }, 'You will be its owner: you can then invite your colleagues and set up rooms.'), form);
+}
+
+export function showForgot(ctx) {
+  const msgs = messages();
+  const email = field('Email', { type: 'email', required: true, autocomplete: 'username', value: $('email').value || undefined });
+  const form = el('form', { class: 'left', 'aria-labelledby': 'forgot-title' }, email.nodes, msgs.nodes,
+    el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'primary' }, 'Send reset link'), cancel(ctx)));
+  onSubmit(form, msgs, async () => {
+    await api('POST', '/auth/forgot', null, { email: email.input.value });
+    show(el('h2', { id: 'forgot-title' }, 'Check your email'),
+      el('p', { role: 'status', class: 'flash' }, 'If that email has an account, we sent a link to choose a new password. It works once and expires soon.'),
+      el('p', { class: 'meta' }, 'No email? Your clinic’s owner or admin can give you a reset link.'),
+      cancel(ctx, 'Back to sign-in'));
+  });
+  show(el('h2', { id: 'forgot-title' }, 'Forgot your password?'),
+    el('p', { class: 'meta' }, 'Enter the email you sign in with; we will send you a link to choose a new password.'), form);
+}
+
+// linkInvalid shows why a link cannot be used, in the API's words.
+function linkInvalid(ctx, err) {
+  show(el('h2', {}, 'This link cannot be used'),
+    el('p', { role: 'alert', class: 'error-text' }, err.message),
+    cancel(ctx, 'Go to sign-in'));
+}
+
+export async function showInvite(ctx, token) {
+  show(el('p', { role: 'status' }, 'Opening your invitation…'));
+  let inv;
+  try {
+    inv = await api('GET', `/invitations/by-token/${encodeURIComponent(token)}`);
+  } catch (err) {
+    return linkInvalid(ctx, err);
+  }
+  const msgs = messages();
+  const name = field('Your full name', { required: true, maxlength: 100, autocomplete: 'name' });
+  const displayName = field('Display name patients see', { required: true, maxlength: 100 }, 'Patients read it on your waiting room, for example "Dr. Maya Lee".');
+  const password = field('Password', { type: 'password', required: true, minlength: 10, maxlength: 72, autocomplete: 'new-password' }, passwordHint);
+  name.input.addEventListener('input', () => { if (!displayName.input.dataset.edited) displayName.input.value = name.input.value; });
+  displayName.input.addEventListener('input', () => { displayName.input.dataset.edited = '1'; });
+  // A hidden username field lets password managers save the right account.
+  const username = el('input', { type: 'email', autocomplete: 'username', value: inv.email, class: 'hidden', readonly: true });
+  const form = el('form', { class: 'left', 'aria-labelledby': 'invite-title' }, username, name.nodes, displayName.nodes, password.nodes, msgs.nodes,
+    el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'primary' }, 'Accept invitation')));
+  onSubmit(form, msgs, async () => {
+    try {
+      const body = await api('POST', `/invitations/by-token/${encodeURIComponent(token)}/accept`, null,
+        { name: name.input.value, displayName: displayName.input.value, password: password.input.value });
+      await ctx.signedIn(body);
+    } catch (err) {
+      if (err.status === 404) return linkInvalid(ctx, err);
+      throw err;
+    }
+  });
+  show(el('h2', { id: 'invite-title' }, `Join ${inv.clinic.name} as ${inv.role}`),
+    el('p', { class: 'meta' }, `The invitation is for ${inv.email}; it expires ${new Date(inv.expiresAt).toLocaleString()}.`), form);
+}
+
+export function showReset(ctx, token) {
+  const msgs = messages();
+  const password = field('New password', { type: 'password', required: true, minlength: 10, maxlength: 72, autocomplete: 'new-password' }, passwordHint);
+  const form = el('form', { class: 'left', 'aria-labelledby': 'reset-title' }, password.nodes, msgs.nodes,
+    el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'primary' }, 'Set new password'), cancel(ctx)));
+  onSubmit(form, msgs, async () => {
+    try {
+      await ctx.signedIn(await api('POST', '/auth/reset', null, { token, password: password.input.value }));
+    } catch (err) {
+      if (err.status === 404) return linkInvalid(ctx, err);
+      throw err;
+    }
+  });
+  show(el('h2', { id: 'reset-title' }, 'Choose a new password'),
+    el('p', { class: 'meta' }, 'You will be signed in with it.'), form);
+}
