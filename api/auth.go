@@ -100,6 +100,13 @@ func (h *handlers) sessionCaller(c *gin.Context, token string) (*caller, error) 
 	} else if err != nil {
 		return nil, err
 	}
+	user, err := q.Users.Get(s.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if !user.Active() { // deactivation also revoked the session: say why
+		return nil, errDeactivated
+	}
 	now := time.Now().UTC()
 	switch {
 	case s.RevokedAt != nil:
@@ -113,13 +120,6 @@ func (h *handlers) sessionCaller(c *gin.Context, token string) (*caller, error) 
 		if err := q.Sessions.Touch(s.ID, now); err != nil {
 			return nil, err
 		}
-	}
-	user, err := q.Users.Get(s.UserID)
-	if err != nil {
-		return nil, err
-	}
-	if !user.Active() {
-		return nil, errDeactivated
 	}
 	cl, err := q.Clinics.Get(user.ClinicID)
 	if err != nil {

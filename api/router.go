@@ -83,7 +83,8 @@ func NewRouter(d Deps) *gin.Engine {
 
 	// Providers sign in (or reset a forgotten password by a mailed link);
 	// patients check in by a room's link. Guessable things share one limit.
-	byAddress := rateLimit(orDefault(d.LoginRate, 1), 5)
+	loginRate := orDefault(d.LoginRate, 1)
+	byAddress := rateLimit(loginRate, max(5, int(loginRate)))
 	v1.POST("/auth/login", byAddress, h.login)
 	v1.POST("/auth/logout", requireProvider, h.logout)
 	v1.POST("/auth/forgot", byAddress, h.forgotPassword)

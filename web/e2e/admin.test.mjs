@@ -160,6 +160,8 @@ test('a clinic from nothing: create, invite, shared room, transfer, audit, deact
     throw new Error(`the audit filters: ${(await audit.locator('#audit-table tbody tr').allInnerTexts()).join(' | ')}`);
   });
   await owner.shot('audit');
+  await audit.getByRole('button', { name: 'Older' }).click(); // one page holds them all
+  await audit.getByText('No older entries.').waitFor();
 
   // The owner deactivates the provider: the provider's open dashboard goes
   // back to sign-in, saying why.
@@ -189,7 +191,7 @@ test('a clinic from nothing: create, invite, shared room, transfer, audit, deact
   await late.shot('room-closed');
 }));
 
-test('links and passwords: a bad link, a forgotten password, the profile, an admin-issued reset link', { timeout: 180000 }, () => steps(async () => {
+test('links, passwords and rooms: a bad link, a forgotten password, the profile, tabs by keyboard, archive, downgrade, a new room link, a reset link', { timeout: 240000 }, () => steps(async () => {
   const visitor = await person('visitor');
   await visitor.goto(`${site.base}/#invite=not-a-real-token`);
   await visitor.getByRole('heading', { name: 'This link cannot be used' }).waitFor();
@@ -216,20 +218,81 @@ test('links and passwords: a bad link, a forgotten password, the profile, an adm
   await profile.getByText('Your profile was saved.').waitFor();
   const newPassword = 'lighthouse-keeper-1889';
   await profile.getByLabel('Current password').fill(OWNER.password);
-  await profile.getByLabel('New password').fill(newPassword);
+  await profile.getByLabel('New password', { exact: true }).fill(newPassword);
   await profile.getByRole('button', { name: 'Change password' }).click();
   await profile.getByText('Your password was changed.').waitFor();
   await owner.shot('profile');
 
+  // The clinic's tabs work from the keyboard.
+  await nav(owner, 'Clinic').click();
+  await owner.getByRole('tab', { name: 'People', exact: true }).focus();
+  await owner.keyboard.press('ArrowRight');
+  await owner.getByRole('tab', { name: 'Rooms', exact: true, selected: true }).waitFor();
+  assert.equal(await owner.evaluate(() => document.activeElement.textContent), 'Rooms', 'focus moves with the arrow key');
+  await owner.keyboard.press('End');
+  await owner.getByRole('tab', { name: 'Audit', exact: true, selected: true }).waitFor();
+  await owner.keyboard.press('ArrowRight');
+  await owner.getByRole('tab', { name: 'People', exact: true, selected: true }).waitFor();
+
+  // A room with a patient waiting is not archived; the refusal is on screen.
+  const patient = await person('patient-archive');
+  await checkIn(patient, site.base, 'team-room', 'Riley Moss');
+  let rooms = await clinicTab(owner, 'Rooms');
+  let team = rooms.getByRole('region', { name: 'Room Team Room', exact: true });
+  owner.once('dialog', (d) => d.accept());
+  await team.getByRole('button', { name: 'Archive room' }).click();
+  await team.getByRole('alert').getByText(/1 patient is waiting/).waitFor();
+  await owner.shot('archive-refused');
+
+  // Downgrading with a shared room in use asks first; the owner goes ahead, then back to Premium.
+  let plan = await clinicTab(owner, 'Plan');
+  await plan.getByRole('radio', { name: 'Free' }).check();
+  await plan.getByRole('button', { name: 'Save plan' }).click();
+  await plan.getByRole('alert').getByText(/Confirm to change the plan/).waitFor();
+  await owner.shot('downgrade-confirm');
+  await plan.getByRole('button', { name: 'Downgrade anyway' }).click();
+  await plan.getByText('The clinic is now on the Free plan.').waitFor();
+  rooms = await clinicTab(owner, 'Rooms');
+  await rooms.getByText('Shared rooms need the Premium plan').waitFor();
+  assert.equal(await rooms.getByRole('region', { name: 'Room Team Room', exact: true }).count(), 0, 'a free clinic does not see its shared rooms');
+  plan = await clinicTab(owner, 'Plan');
+  await plan.getByRole('radio', { name: 'Premium' }).check();
+  await plan.getByRole('button', { name: 'Save plan' }).click();
+  await plan.getByText('The clinic is now on the Premium plan.').waitFor();
+
+  // Archiving it while moving the patient to the owner's room is a transfer.
+  rooms = await clinicTab(owner, 'Rooms');
+  team = rooms.getByRole('region', { name: 'Room Team Room', exact: true });
+  await team.getByLabel('Move waiting patients to').selectOption({ label: OWNER.displayName });
+  owner.once('dialog', (d) => d.accept());
+  await team.getByRole('button', { name: 'Archive room' }).click();
+  await rooms.getByText('Team Room was archived; 1 waiting patient was moved.').waitFor();
+  await patient.getByText(`You have been transferred to ${OWNER.displayName}'s room`).waitFor();
+
+  // A new link for the owner's room; the old one leads to it.
+  const mine = rooms.getByRole('region', { name: `Room ${OWNER.displayName}`, exact: true });
+  await mine.getByLabel('Link (slug)').fill('jordan-blake');
+  await mine.getByRole('button', { name: 'Save room' }).click();
+  await rooms.getByText(`${OWNER.displayName} was saved.`).waitFor();
+  await rooms.getByRole('region', { name: `Room ${OWNER.displayName}`, exact: true }).getByRole('link', { name: `${site.base}/c/jordan-blake` }).waitFor();
+  const visitor2 = await person('old-link');
+  await visitor2.goto(`${site.base}/c/dr-jordan-blake`);
+  await visitor2.getByRole('heading', { name: `Check in to see ${OWNER.displayName}` }).waitFor();
+  assert.equal(new URL(visitor2.url()).pathname, '/c/jordan-blake', 'the old link redirects');
+
   // An admin issues a reset link; it signs its person in with a new password.
   const people = await clinicTab(owner, 'People');
+  // (The last owner stays an owner: the refusal is shown and the choice undone.)
+  await people.getByLabel(`Role of ${OWNER.displayName}`).selectOption('admin');
+  await people.getByRole('alert').getByText(/last owner cannot be demoted/).waitFor();
+  assert.equal(await people.getByLabel(`Role of ${OWNER.displayName}`).inputValue(), 'owner');
   await people.getByRole('button', { name: `Reset link for ${OWNER.displayName}` }).click();
   const link = await people.getByLabel(`Password reset link for ${OWNER.displayName}`).inputValue();
   assert.match(link, /\/#reset=[A-Za-z0-9_-]{16,}$/, 'the reset link');
   const other = await person('reset');
   await other.goto(link);
   await other.getByRole('heading', { name: 'Choose a new password' }).waitFor();
-  await other.getByLabel('New password').fill('harbor-reset-password-5');
+  await other.getByLabel('New password', { exact: true }).fill('harbor-reset-password-5');
   await other.getByRole('button', { name: 'Set new password' }).click();
   await other.locator('#who').getByText(`${OWNER.displayName} · ${OWNER.clinic}`).waitFor();
   await other.shot('signed-in-by-reset');

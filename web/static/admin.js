@@ -8,7 +8,7 @@
 // the waiting rooms and reopens the live stream (its rooms are fixed when it
 // opens).
 import { api, el } from '/api.js';
-import { field, messages, onSubmit, act, uid, when } from '/forms.js';
+import { field, messages, onSubmit, act, uid, when, fill } from '/forms.js';
 
 const ROLES = {
   owner: 'Owner',
@@ -75,7 +75,7 @@ export function renderProfile(root, ctx) {
     wm.ok('Your password was changed. Your other sessions were signed out.');
   });
 
-  root.replaceChildren(el('h2', { id: 'profile-title', tabindex: '-1' }, 'My profile'),
+  fill(root, el('h2', { id: 'profile-title', tabindex: '-1' }, 'My profile'),
     el('div', { class: 'panels' }, el('div', { class: 'panel' }, details), el('div', { class: 'panel' }, password)));
 }
 
@@ -123,15 +123,15 @@ export function renderClinic(root, ctx) {
       panels[t.id].classList.toggle('hidden', !on);
     }
     const panel = panels[id];
-    panel.replaceChildren(el('p', { role: 'status', class: 'meta' }, 'Loading…'));
+    fill(panel, el('p', { role: 'status', class: 'meta' }, 'Loading…'));
     try {
       await tabs.find((t) => t.id === id).render(panel, ctx);
     } catch (err) {
-      panel.replaceChildren(el('p', { role: 'alert', class: 'error-text' }, err.message));
+      fill(panel, el('p', { role: 'alert', class: 'error-text' }, err.message));
     }
   }
 
-  root.replaceChildren(el('h2', { id: 'clinic-title', tabindex: '-1' }, `Clinic: ${ctx.me.clinic.name}`), list, Object.values(panels));
+  fill(root, el('h2', { id: 'clinic-title', tabindex: '-1' }, `Clinic: ${ctx.me.clinic.name}`), list, Object.values(panels));
   select(currentTab);
 }
 
@@ -162,7 +162,7 @@ async function peopleTab(panel, ctx) {
 
   const load = async () => {
     const data = await api('GET', '/people', ctx.token);
-    lists.replaceChildren(peopleTable(data.people), resetResult, invitationsTable(data.invitations));
+    fill(lists, peopleTable(data.people), resetResult, invitationsTable(data.invitations));
   };
 
   function peopleTable(people) {
@@ -274,7 +274,7 @@ async function peopleTab(panel, ctx) {
     im.ok(`Invitation for ${r.invitation.email} created.`);
   });
 
-  panel.replaceChildren(el('h3', { class: 'visually-hidden' }, 'People'), msgs.nodes, lists, invite);
+  fill(panel, el('h3', { class: 'visually-hidden' }, 'People'), msgs.nodes, lists, invite);
   await load();
 }
 
@@ -401,7 +401,7 @@ async function roomsTab(panel, ctx) {
     nm.ok(`${r.room.name || name} was created.`);
   });
 
-  panel.replaceChildren(el('h3', { class: 'visually-hidden' }, 'Rooms'), reason, msgs.nodes, create, list);
+  fill(panel, el('h3', { class: 'visually-hidden' }, 'Rooms'), reason, msgs.nodes, create, list);
   await load();
 }
 
@@ -415,7 +415,7 @@ async function planTab(panel, ctx) {
   const current = el('p', { id: 'plan-current' });
   const showCurrent = (plan, inUse) => {
     const p = PLANS.find((x) => x.value === plan);
-    current.replaceChildren('Current plan: ', el('strong', {}, p ? p.label : plan),
+    fill(current, 'Current plan: ', el('strong', {}, p ? p.label : plan),
       inUse !== undefined ? el('span', { class: 'meta' }, ` · shared rooms in use: ${inUse}`) : null);
   };
   showCurrent(data.clinic.plan, data.sharedRoomsInUse);
@@ -448,7 +448,7 @@ async function planTab(panel, ctx) {
     } catch (err) {
       if (err.code === 'confirm_required') {
         msgs.fail(err);
-        confirmBox.replaceChildren(el('button', { type: 'button', class: 'primary', onclick: () => act(msgs, () => save(true)) }, 'Downgrade anyway'),
+        fill(confirmBox, el('button', { type: 'button', class: 'primary', onclick: () => act(msgs, () => save(true)) }, 'Downgrade anyway'),
           el('button', { type: 'button', onclick: () => { confirmBox.classList.add('hidden'); msgs.clear(); } }, 'Keep the current plan'));
         confirmBox.classList.remove('hidden');
         return;
@@ -457,7 +457,7 @@ async function planTab(panel, ctx) {
     }
   };
   onSubmit(form, msgs, () => save(false));
-  panel.replaceChildren(el('h3', {}, 'Plan'), current, form);
+  fill(panel, el('h3', {}, 'Plan'), current, form);
 }
 
 // ---------------------------------------------------------------- Audit
@@ -468,7 +468,7 @@ async function auditTab(panel, ctx) {
   const person = field('Person', { tag: 'select' }, undefined,
     [{ value: '', label: 'Everyone' }, ...people.map((p) => ({ value: p.id, label: personName(p) }))]);
   const kind = field('Kind', { tag: 'select' }, undefined,
-    [{ value: '', label: 'Everything' }, ...AUDIT_KINDS.map((k) => ({ value: k.value, label: `${k.label} (${k.value}…)` }))]);
+    [{ value: '', label: 'Everything' }, ...AUDIT_KINDS.map((k) => ({ value: k.value, label: `${k.label} (${k.value}*)` }))]);
   const body = el('tbody');
   const table = el('table', { class: 'admin', id: 'audit-table' },
     el('caption', {}, 'Audit trail, newest first'),
@@ -497,7 +497,7 @@ async function auditTab(panel, ctx) {
   };
   for (const s of [person.input, kind.input]) s.addEventListener('change', () => { lastId = null; act(msgs, () => load(true)); });
 
-  panel.replaceChildren(el('h3', { class: 'visually-hidden' }, 'Audit'),
+  fill(panel, el('h3', { class: 'visually-hidden' }, 'Audit'),
     el('div', { class: 'row filters' }, el('div', {}, person.nodes), el('div', {}, kind.nodes)),
     msgs.nodes, table, end, el('div', { class: 'actions' }, older));
   await load(true);

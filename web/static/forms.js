@@ -4,6 +4,13 @@
 import { el } from '/api.js';
 
 let seq = 0;
+
+// fill replaces node's children with children, flattened, leaving out
+// null and undefined (replaceChildren would write them as text).
+export function fill(node, ...children) {
+  node.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  return node;
+}
 export const uid = (prefix) => `${prefix}-${++seq}`;
 
 // field is a labelled control: { input, nodes } where nodes go into the form.

@@ -3,7 +3,7 @@
 // <origin>/#reset=<token>). Each is built into #public when shown, so the
 // sign-in form is the only form on the page otherwise.
 import { api, el } from '/api.js';
-import { field, messages, onSubmit } from '/forms.js';
+import { field, messages, onSubmit, fill } from '/forms.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -13,7 +13,7 @@ function show(...children) {
   $('login').classList.add('hidden');
   $('dashboard').classList.add('hidden');
   const p = $('public');
-  p.replaceChildren(...children);
+  fill(p, children);
   p.classList.remove('hidden');
   const h = p.querySelector('h2');
   if (h) { h.tabIndex = -1; h.focus(); }
