@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -14,8 +15,10 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/handoff-telehealth/handoff/api"
+	"github.com/handoff-telehealth/handoff/internal/testkit/smtptest"
 	"github.com/handoff-telehealth/handoff/internal/testkit/testdb"
 	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
+	"github.com/handoff-telehealth/handoff/mailer"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -459,4 +462,40 @@ func TestSignup(t *testing.T) {
 	r = closed.do("POST", "/signup", "", map[string]string{"clinicName": "Closed", "ownerName": "X", "email": "x@closed.example", "password": adminPassword})
 	require.Equal(t, http.StatusForbidden, r.Status, r.Raw)
 	require.Equal(t, "signup_closed", r.str("error", "code"))
+}
+
+// With a mail server configured, an invitation and a forgotten password
+// arrive by mail (a real SMTP conversation over STARTTLS) to the right
+// person, and the mailed links work.
+func TestMailedLinks(t *testing.T) {
+	srv := smtptest.Start(t, false)
+	s := adminService(t, testdb.PostgresDSN(t), func(d *api.Deps) {
+		d.PublicURL = "https://handoff.clinic.example"
+		d.Mailer = mailer.SMTP{Host: "127.0.0.1", Port: srv.Addr.Port, User: srv.User, Password: srv.Password, From: "Handoff <no-reply@clinic.example>",
+			RootCAs: srv.RootCAs, Timeout: 5 * time.Second}
+	})
+	f := s.found("Mail Clinic")
+	inv := s.do("POST", "/invitations", f.ownerTok, map[string]string{"email": "ada@mail.example", "role": "member"})
+	require.Equal(t, http.StatusCreated, inv.Status, inv.Raw)
+	require.Equal(t, true, inv.Body["emailed"])
+	mail := srv.Next(t, 10*time.Second)
+	require.Equal(t, "ada@mail.example", mail.To)
+	require.True(t, mail.TLS)
+	require.Contains(t, mail.Data, "Subject: You are invited to Mail Clinic on Handoff")
+	link := regexp.MustCompile(`https://handoff\.clinic\.example/#invite=hi_[A-Za-z0-9_-]{43}`).FindString(mail.Data)
+	require.Equal(t, inv.str("link"), link, "the mailed link is the one shown to the inviter")
+	acc := s.do("POST", "/invitations/by-token/"+tokenOf(t, link)+"/accept", "", map[string]string{"name": "Ada Mail", "password": adminPassword})
+	require.Equal(t, http.StatusCreated, acc.Status, acc.Raw)
+
+	require.Equal(t, http.StatusAccepted, s.do("POST", "/auth/forgot", "", map[string]string{"email": "ada@mail.example"}).Status)
+	mail = srv.Next(t, 10*time.Second)
+	require.Equal(t, "ada@mail.example", mail.To)
+	reset := regexp.MustCompile(`https://handoff\.clinic\.example/#reset=hr_[A-Za-z0-9_-]{43}`).FindString(mail.Data)
+	require.NotEmpty(t, reset, mail.Data)
+	r := s.do("POST", "/auth/reset", "", map[string]string{"token": tokenOf(t, reset), "password": "Mailed-Reset-Pass-1"})
+	require.Equal(t, http.StatusOK, r.Status, r.Raw)
+	// Nobody is mailed for an address without an account.
+	// (mail goes out before the answer, so it would be here already).
+	require.Equal(t, http.StatusAccepted, s.do("POST", "/auth/forgot", "", map[string]string{"email": "stranger@mail.example"}).Status)
+	require.Zero(t, srv.Pending())
 }

@@ -85,6 +85,9 @@ func TestMayActFor(t *testing.T) {
 		{"another clinic's user, even listed as a member", stranger, reception, true, false},
 		{"the owner of a deleted room", lee, Room{ID: "r1", ClinicID: "c1", Kind: RoomPersonal, OwnerID: "lee", Deleted: true}, false, false},
 		{"a personal room without an owner", lee, Room{ID: "r3", ClinicID: "c1", Kind: RoomPersonal}, false, false},
+		{"a departed provider's closed room: not its owner any more", lee, Room{ID: "r1", ClinicID: "c1", Kind: RoomPersonal, OwnerID: "lee", Closed: true}, false, false},
+		{"a departed provider's closed room: an admin sees its patients", Actor{ID: "kim", ClinicID: "c1", Role: RoleAdmin}, Room{ID: "r1", ClinicID: "c1", Kind: RoomPersonal, OwnerID: "lee", Closed: true}, false, true},
+		{"a departed provider's closed room: staff do not", staff, Room{ID: "r1", ClinicID: "c1", Kind: RoomPersonal, OwnerID: "lee", Closed: true}, false, false},
 	} {
 		if got := MayActFor(c.actor, c.room, c.member); got != c.want {
 			t.Errorf("%s: MayActFor = %v, want %v", c.name, got, c.want)
