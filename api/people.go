@@ -235,6 +235,21 @@ func (h *handlers) person(c *gin.Context, q store.Queries) (store.User, error) {
 	return u, err
 }
 
+// activePerson is the :id person of the caller's clinic, who must still be
+// active, and how many active owners the clinic has (for the last-owner
+// rule).
+func (h *handlers) activePerson(c *gin.Context, q store.Queries) (store.User, int, error) {
+	u, err := h.person(c, q)
+	if err != nil {
+		return u, 0, err
+	}
+	if !u.Active() {
+		return u, 0, clinic.ErrDeactivated
+	}
+	owners, err := q.Users.ActiveOwners(u.ClinicID)
+	return u, owners, err
+}
+
 func (h *handlers) changeRole(c *gin.Context) {
 	serveRequest(c, bind, http.StatusOK, h.setRole)
 }
@@ -245,14 +260,7 @@ func (h *handlers) setRole(c *gin.Context, req roleRequest) (gin.H, error) {
 	cl := callerOf(c)
 	var body gin.H
 	err := h.DB.InTx(c, func(q store.Queries) error {
-		u, err := h.person(c, q)
-		if err != nil {
-			return err
-		}
-		if !u.Active() {
-			return clinic.ErrDeactivated
-		}
-		owners, err := q.Users.ActiveOwners(cl.Clinic.ID)
+		u, owners, err := h.activePerson(c, q)
 		if err != nil {
 			return err
 		}
@@ -293,14 +301,7 @@ func (h *handlers) deactivate(c *gin.Context) {
 	cl := callerOf(c)
 	var body gin.H
 	err := h.DB.InTx(c, func(q store.Queries) error {
-		u, err := h.person(c, q)
-		if err != nil {
-			return err
-		}
-		if !u.Active() {
-			return clinic.ErrDeactivated
-		}
-		owners, err := q.Users.ActiveOwners(cl.Clinic.ID)
+		u, owners, err := h.activePerson(c, q)
 		if err != nil {
 			return err
 		}

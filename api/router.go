@@ -108,7 +108,8 @@ func NewRouter(d Deps) *gin.Engine {
 
 	// Running the clinic: people, rooms and plan, for the roles with the
 	// power (clinic.Require); every change is an audit row.
-	admin := v1.Group("", requireProvider, rateLimit(orDefault(d.AdminRate, 5), 20))
+	adminRate := orDefault(d.AdminRate, 5)
+	admin := v1.Group("", requireProvider, rateLimit(adminRate, max(20, int(adminRate))))
 	admin.GET("/clinic", requirePower(clinic.ManagePeople), h.clinicSettings)
 	admin.PUT("/clinic/plan", requirePower(clinic.ManagePlan), h.changePlan)
 	admin.GET("/people", requirePower(clinic.ManagePeople), h.listPeople)

@@ -44,18 +44,7 @@ func TestRules(t *testing.T) {
 		"another room":                               {CheckTarget("room-a", "room-b"), ""},
 		"the room the patient is in":                 {CheckTarget("room-a", "room-a"), SameRoom},
 	} {
-		t.Run(name, func(t *testing.T) {
-			if c.kind == "" {
-				if c.err != nil {
-					t.Fatalf("allowed, got %v", c.err)
-				}
-				return
-			}
-			var r *Rejection
-			if !errors.As(c.err, &r) || r.Kind != c.kind || r.Message == "" {
-				t.Fatalf("want a %s rejection with a message, got %#v", c.kind, c.err)
-			}
-		})
+		t.Run(name, func(t *testing.T) { checkRejection(t, c.err, c.kind) })
 	}
 	if !HasSharedRooms(PlanPremium) || HasSharedRooms(PlanPro) || HasSharedRooms(PlanFree) {
 		t.Fatal("shared rooms are Premium's")
@@ -63,6 +52,23 @@ func TestRules(t *testing.T) {
 }
 
 func second(_ string, err error) error { return err }
+
+// checkRejection requires err to be allowed (kind "") or a rejection of
+// kind with a message, which it returns.
+func checkRejection(t *testing.T, err error, kind Kind) *Rejection {
+	t.Helper()
+	if kind == "" {
+		if err != nil {
+			t.Fatalf("allowed, got %v", err)
+		}
+		return nil
+	}
+	var r *Rejection
+	if !errors.As(err, &r) || r.Kind != kind || r.Message == "" {
+		t.Fatalf("want a %s rejection with a message, got %#v", kind, err)
+	}
+	return r
+}
 
 // Who may act for a room: the table a change to "who may transfer" edits.
 func TestMayActFor(t *testing.T) {

@@ -169,26 +169,25 @@ func TestCompletedTransfersAreBackfilledFromTheAuditTrail(t *testing.T) {
 		defer db.Close()
 		_, err = db.MigrateTo(ctx, 4)
 		require.NoError(t, err)
-		_, err = db.SeedDemo(ctx)
-		require.NoError(t, err)
-		var c store.Clinic
-		require.NoError(t, db.Gorm().Take(&c).Error)
-		var room store.Room
-		require.NoError(t, db.Gorm().Where("clinic_id = ?", c.ID).Take(&room).Error)
+		// Rows as a version-4 database held them (the models are newer).
 		now := time.Now().UTC()
-		visit := uuid.NewString()
-		require.NoError(t, db.Gorm().Create(&store.Visit{ID: visit, ClinicID: c.ID, RoomID: room.ID, State: store.VisitWaiting, PatientName: "Pat", TokenHash: "h", CheckedInAt: now, UpdatedAt: now}).Error)
-		for _, row := range []store.AuditEvent{
-			{Action: clinic.AuditTransferCompleted, Detail: "transfer 0b5e-done"},
-			{Action: clinic.AuditTransferCompleted, Detail: "transfer 0b5e-done"}, // a retried step wrote it twice
-			{Action: "transfer.started", Detail: "transfer 0b5e-started"},
-			{Action: clinic.AuditTransferFailed, Detail: "transfer 0b5e-failed: gone"},
+		c, room, visit := uuid.NewString(), uuid.NewString(), uuid.NewString()
+		g := db.Gorm()
+		require.NoError(t, g.Exec(`INSERT INTO clinics (id, name, plan, created_at) VALUES (?, 'Backfill Clinic', 'premium', ?)`, c, now).Error)
+		require.NoError(t, g.Exec(`INSERT INTO rooms (id, clinic_id, kind, name, slug, created_at) VALUES (?, ?, 'shared', 'Room', 'backfill-room', ?)`, room, c, now).Error)
+		require.NoError(t, g.Exec(`INSERT INTO visits (id, clinic_id, room_id, state, patient_name, token_hash, checked_in_at, updated_at)
+			VALUES (?, ?, ?, 'waiting', 'Pat', 'h', ?, ?)`, visit, c, room, now, now).Error)
+		for _, row := range [][2]string{
+			{clinic.AuditTransferCompleted, "transfer 0b5e-done"},
+			{clinic.AuditTransferCompleted, "transfer 0b5e-done"}, // a retried step wrote it twice
+			{"transfer.started", "transfer 0b5e-started"},
+			{clinic.AuditTransferFailed, "transfer 0b5e-failed: gone"},
 		} {
-			row.ClinicID, row.At, row.ActorKind, row.ActorID, row.VisitID = c.ID, now, clinic.ActorUser, "u", &visit
-			require.NoError(t, db.Gorm().Create(&row).Error)
+			require.NoError(t, g.Exec(`INSERT INTO audit_events (clinic_id, at, actor_kind, actor_id, action, visit_id, detail) VALUES (?, ?, 'user', 'u', ?, ?, ?)`,
+				c, now, row[0], visit, row[1]).Error)
 		}
 
-		applied, err := db.Migrate(ctx)
+		applied, err := db.MigrateTo(ctx, 5)
 		require.NoError(t, err)
 		require.Equal(t, []int{5}, applied)
 		q := db.With(ctx)
@@ -197,5 +196,33 @@ func TestCompletedTransfersAreBackfilledFromTheAuditTrail(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, want, done, id)
 		}
+	})
+}
+
+// Migration 6 gives every existing user a full name (their display name
+// until they change it) and leaves them active.
+func TestMigration6KeepsPeopleAsTheyWere(t *testing.T) {
+	testdb.Engines(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		db, err := store.Open(ctx, dsn)
+		require.NoError(t, err)
+		defer db.Close()
+		_, err = db.MigrateTo(ctx, 5)
+		require.NoError(t, err)
+		now := time.Now().UTC()
+		c, u := uuid.NewString(), uuid.NewString()
+		require.NoError(t, db.Gorm().Exec(`INSERT INTO clinics (id, name, plan, created_at) VALUES (?, 'Old Clinic', 'free', ?)`, c, now).Error)
+		require.NoError(t, db.Gorm().Exec(`INSERT INTO users (id, clinic_id, email, display_name, role, password_hash, created_at)
+			VALUES (?, ?, 'old@clinic.example', 'Dr. Old Timer', 'owner', 'x', ?)`, u, c, now).Error)
+		applied, err := db.Migrate(ctx)
+		require.NoError(t, err)
+		require.Equal(t, []int{6}, applied)
+		got, err := db.With(ctx).Users.Get(u)
+		require.NoError(t, err)
+		require.Equal(t, "Dr. Old Timer", got.FullName)
+		require.True(t, got.Active())
+		owners, err := db.With(ctx).Users.ActiveOwners(c)
+		require.NoError(t, err)
+		require.Equal(t, 1, owners)
 	})
 }

@@ -244,8 +244,13 @@ func (s *apiSettings) register(fs *config.FlagSet, dev bool) {
 }
 
 func (s apiSettings) check() error {
-	if s.loginRate <= 0 || s.checkInRate <= 0 || s.adminRate <= 0 {
-		return errors.New("--login-rate, --checkin-rate and --admin-rate must be positive")
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{{"--login-rate", s.loginRate}, {"--checkin-rate", s.checkInRate}, {"--admin-rate", s.adminRate}} {
+		if r.v <= 0 {
+			return fmt.Errorf("%s must be positive", r.flag)
+		}
 	}
 	if s.smtp.Host != "" {
 		if err := s.smtp.Check(); err != nil {
