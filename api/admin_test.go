@@ -274,7 +274,11 @@ func TestDeactivationEndsAccessAndKeepsPatients(t *testing.T) {
 	require.Equal(t, http.StatusConflict, r.Status, r.Raw)
 
 	audit := s.do("GET", "/audit?action=user.&actorId="+memberID, f.ownerTok, nil)
-	require.Equal(t, "user.deactivated", audit.Body["audit"].([]any)[0].(map[string]any)["action"], audit.Raw)
+	row := audit.Body["audit"].([]any)[0].(map[string]any)
+	require.Equal(t, "user.deactivated", row["action"], audit.Raw)
+	require.Equal(t, f.ownerID, row["actorId"], "who")
+	require.Equal(t, "127.0.0.1", row["address"], "from which address")
+	require.Equal(t, memberID, row["targetUserId"], "about whom")
 }
 
 // Invitations: single use, resending replaces the link, revoking ends it;
@@ -332,7 +336,12 @@ func TestInvitationLinks(t *testing.T) {
 	require.Len(t, people.Body["people"], 2)
 	require.Empty(t, people.Body["invitations"])
 
-	// A revoked invitation's link is dead.
+	// An expired invitation's link is dead, and so is a revoked one's.
+	late := s.do("POST", "/invitations", f.ownerTok, map[string]string{"email": "late@invites.example", "role": "member"})
+	require.NoError(t, s.db.Gorm().Exec(`UPDATE invitations SET expires_at = ? WHERE id = ?`, time.Now().UTC().Add(-time.Minute), late.str("invitation", "id")).Error)
+	r = s.do("GET", "/invitations/by-token/"+tokenOf(t, late.str("link")), "", nil)
+	require.Equal(t, http.StatusNotFound, r.Status, r.Raw)
+	require.Equal(t, "link_invalid", r.str("error", "code"))
 	rev := s.do("POST", "/invitations", f.ownerTok, map[string]string{"email": "withdrawn@invites.example", "role": "member"})
 	require.Equal(t, http.StatusNoContent, s.do("DELETE", "/invitations/"+rev.str("invitation", "id"), f.ownerTok, nil).Status)
 	r = s.do("POST", "/invitations/by-token/"+tokenOf(t, rev.str("link"))+"/accept", "", map[string]string{"name": "Too Late", "password": adminPassword})
@@ -498,4 +507,21 @@ func TestMailedLinks(t *testing.T) {
 	// (mail goes out before the answer, so it would be here already).
 	require.Equal(t, http.StatusAccepted, s.do("POST", "/auth/forgot", "", map[string]string{"email": "stranger@mail.example"}).Status)
 	require.Zero(t, srv.Pending())
+}
+
+// Administrative routes have their own per-address limit.
+func TestAdministrationIsRateLimited(t *testing.T) {
+	s := adminService(t, testdb.SQLiteDSN(t), func(d *api.Deps) { d.AdminRate = 1 })
+	f := s.found("Limited Clinic")
+	limited := 0
+	for i := 0; i < 40; i++ {
+		r := s.do("GET", "/people", f.ownerTok, nil)
+		if r.Status == http.StatusTooManyRequests {
+			limited++
+			require.Equal(t, "1", r.header("Retry-After"))
+		} else {
+			require.Equal(t, http.StatusOK, r.Status, r.Raw)
+		}
+	}
+	require.Greater(t, limited, 10, "a burst of 20, then about one a second")
 }

@@ -27,6 +27,12 @@ const (
 // missed while it lagged, from the outbox.
 func (h *handlers) events(c *gin.Context) {
 	cl := callerOf(c)
+	release, err := h.streams.take(c, cl.principal())
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	defer release()
 	last, err := h.resumeFrom(c)
 	if err != nil {
 		fail(c, err)

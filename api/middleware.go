@@ -75,8 +75,20 @@ func rateLimit(perSecond float64, burst int) gin.HandlerFunc {
 	}
 }
 
-// noStore keeps patient data out of caches.
-func noStore(c *gin.Context) {
+// apiHeaders keep patient data out of caches and answers from being read
+// as anything but what they say they are.
+func apiHeaders(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Next()
+}
+
+// limitIdempotencyKey refuses an Idempotency-Key longer than any client
+// needs, on every route (it becomes a Temporal update id).
+func limitIdempotencyKey(c *gin.Context) {
+	if len(c.GetHeader("Idempotency-Key")) > maxIdempotencyKey {
+		fail(c, errBadRequest("Idempotency-Key is longer than 200 characters"))
+		return
+	}
 	c.Next()
 }

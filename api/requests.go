@@ -156,14 +156,6 @@ func idempotencyKey(c *gin.Context) string {
 	return uuid.NewString()
 }
 
-// checkIdempotencyKey refuses a key longer than any client needs.
-func checkIdempotencyKey(c *gin.Context) error {
-	if len(c.GetHeader("Idempotency-Key")) > maxIdempotencyKey {
-		return errBadRequest("Idempotency-Key is longer than 200 characters")
-	}
-	return nil
-}
-
 // pathID is the :id of the path when it is a well-formed id; anything else
 // names nothing that exists.
 func pathID(c *gin.Context, what string) (string, error) {

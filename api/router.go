@@ -54,12 +54,17 @@ type Deps struct {
 	// AdminRate is administrative changes per second per client address
 	// (bursts of 20).
 	AdminRate float64
+	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-For names the client (none: the connection's address is
+	// the client's).
+	TrustedProxies []string
 }
 
 // handlers are the API's handlers with what they need.
 type handlers struct {
 	Deps
 	patients *patientStreams
+	streams  *streamCap
 }
 
 // NewRouter builds the HTTP handler of the API and the web pages.
@@ -67,7 +72,14 @@ func NewRouter(d Deps) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.ContextWithFallback = true // handlers pass c as the context: spans and deadlines flow on
-	h := &handlers{Deps: d, patients: newPatientStreams()}
+	// The client's address (rate limits, audit) is the connection's, unless
+	// it comes from a proxy named here: gin trusts every proxy by default,
+	// which lets any client pick its address with X-Forwarded-For.
+	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
+		d.Logger.Error("trusted proxies refused; trusting none", "error", err)
+		_ = r.SetTrustedProxies(nil)
+	}
+	h := &handlers{Deps: d, patients: newPatientStreams(), streams: newStreamCap()}
 	r.Use(gin.Recovery(), h.requestID, tracing.Gin(), h.accessLog)
 
 	// Process health: liveness says the process runs, readiness says it can
@@ -78,7 +90,7 @@ func NewRouter(d Deps) *gin.Engine {
 		r.GET("/metrics", gin.WrapH(d.Metrics.Handler()))
 	}
 
-	v1 := r.Group("/api/v1", h.errorsMiddleware, limitBody(64<<10), noStore, h.authenticate)
+	v1 := r.Group("/api/v1", h.errorsMiddleware, limitBody(64<<10), apiHeaders, limitIdempotencyKey, h.authenticate)
 	v1.GET("/openapi.json", openAPI)
 
 	// Providers sign in (or reset a forgotten password by a mailed link);
@@ -179,7 +191,7 @@ func (h *handlers) patientPage(c *gin.Context) {
 // pageHeaders keep pages to their own origin's scripts and out of caches
 // (patient pages show patient data).
 func pageHeaders(c *gin.Context) {
-	c.Header("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; img-src 'self' data:; frame-ancestors 'none'")
+	c.Header("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 	c.Header("X-Content-Type-Options", "nosniff")
 	c.Header("Referrer-Policy", "no-referrer")
 	c.Header("Cache-Control", "no-store")

@@ -44,10 +44,6 @@ func (h *handlers) transfer(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	if err := checkIdempotencyKey(c); err != nil {
-		fail(c, err)
-		return
-	}
 	if err := req.check(); err != nil {
 		fail(c, err)
 		return

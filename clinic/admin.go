@@ -280,9 +280,17 @@ func checkName(field, s string, max int) (string, error) {
 		return "", reject(Invalid, fmt.Sprintf("%s is longer than %d characters", field, max))
 	case strings.IndexFunc(s, unicode.IsControl) >= 0:
 		return "", reject(Invalid, field+" contains control characters")
+	case strings.IndexFunc(s, isFormat) >= 0:
+		// Right-to-left overrides and zero-width characters would let a
+		// name show something other than what it is on a dashboard.
+		return "", reject(Invalid, field+" contains invisible formatting characters")
 	}
 	return s, nil
 }
+
+// isFormat tells Unicode's format characters (Cf): bidirectional
+// overrides, zero-width joiners and spaces, the byte-order mark.
+func isFormat(r rune) bool { return unicode.Is(unicode.Cf, r) }
 
 // MaxPersonName bounds a person's, a room's and a clinic's names.
 const MaxPersonName = 100

@@ -372,6 +372,7 @@ func TestDevRefusesBadConfiguration(t *testing.T) {
 		{"bad port value", []string{"HANDOFF_API_PORT=eighty"}, nil, []string{"HANDOFF_API_PORT"}},
 		{"no check-ins allowed", nil, []string{"--checkin-rate", "0"}, []string{"--checkin-rate must be positive"}},
 		{"mail with an unknown TLS mode", nil, []string{"--smtp-host", "127.0.0.1", "--smtp-tls", "ssl"}, []string{"--smtp-*", "SMTP TLS must be"}},
+		{"a trusted proxy that is no address", nil, []string{"--trusted-proxies", "10.0.0.0/8,proxy.example"}, []string{"--trusted-proxies", "proxy.example"}},
 		{"no workflow cache", nil, []string{"--workflow-cache", "0"}, []string{"--workflow-cache must be at least 1"}},
 		{"external media node without its secrets", nil, []string{"--media-url", "http://127.0.0.1:9"}, []string{"--media-url needs", "HANDOFF_MEDIA_CONTROL_TOKEN"}},
 		{"external media node not an http URL", []string{"HANDOFF_MEDIA_SECRET=s", "HANDOFF_MEDIA_CONTROL_TOKEN=t"}, []string{"--media-url", "ws://127.0.0.1:9/ws"}, []string{"--media-url", "not an http(s) URL"}},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -218,7 +219,7 @@ type apiSettings struct {
 	ttl, idle, abandon                time.Duration
 	loginRate, checkInRate, adminRate float64
 	openSignup                        bool
-	publicURL                         string
+	publicURL, trustedProxies         string
 	smtp                              mailer.SMTP
 }
 
@@ -227,6 +228,7 @@ type apiSettings struct {
 func (s *apiSettings) register(fs *config.FlagSet, dev bool) {
 	fs.BoolVar(&s.openSignup, "open-signup", dev, "let anyone create a clinic from the sign-in page (a first run); operators use `handoff admin create-clinic` instead")
 	fs.StringVar(&s.publicURL, "public-url", "", "the dashboard's address as people reach it, for links in invitation and reset mail (default: the request's host)")
+	fs.StringVar(&s.trustedProxies, "trusted-proxies", "", "addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client (comma-separated; empty: the connection's address is the client's)")
 	fs.Float64Var(&s.adminRate, "admin-rate", 5, "administrative changes per second allowed from one client address (bursts of 20)")
 	fs.StringVar(&s.smtp.Host, "smtp-host", "", "SMTP server that sends invitations and reset links (empty: links are only shown to the admin)")
 	fs.IntVar(&s.smtp.Port, "smtp-port", 587, "SMTP port")
@@ -252,6 +254,11 @@ func (s apiSettings) check() error {
 			return fmt.Errorf("%s must be positive", r.flag)
 		}
 	}
+	for _, p := range splitList(s.trustedProxies) {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			return fmt.Errorf("--trusted-proxies: %q is neither an address nor a CIDR", p)
+		}
+	}
 	if s.smtp.Host != "" {
 		if err := s.smtp.Check(); err != nil {
 			return fmt.Errorf("--smtp-*: %w", err)
@@ -263,7 +270,7 @@ func (s apiSettings) check() error {
 func (s apiSettings) apply(d *api.Deps) {
 	d.SessionTTL, d.SessionIdle, d.AbandonAfter = s.ttl, s.idle, s.abandon
 	d.LoginRate, d.CheckInRate, d.AdminRate = s.loginRate, s.checkInRate, s.adminRate
-	d.OpenSignup, d.PublicURL = s.openSignup, s.publicURL
+	d.OpenSignup, d.PublicURL, d.TrustedProxies = s.openSignup, s.publicURL, splitList(s.trustedProxies)
 	if s.smtp.Host != "" {
 		d.Mailer = s.smtp
 	}

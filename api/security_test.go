@@ -1,0 +1,149 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff-telehealth/handoff/api"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
+	"github.com/handoff-telehealth/handoff/store"
+)
+
+// Rate limits hold against a forged X-Forwarded-For: the connection's
+// address is the client's unless it is a trusted proxy; behind one, each
+// client is its own bucket, and one client is still one bucket.
+func TestForgedForwardingHeadersDoNotBypassRateLimits(t *testing.T) {
+	e := testenv.Start(t)
+	e.StartWorker(nil)
+	slow := func(d *api.Deps) { d.LoginRate = 1 } // bursts of 5
+	guess := func(s *service, from string) int {
+		r := s.do("POST", "/auth/login", "", map[string]string{"email": lee, "password": "a wrong guess"}, "X-Forwarded-For", from, "X-Real-IP", from)
+		return r.Status
+	}
+	count429 := func(s *service, from func(i int) string) int {
+		n := 0
+		for i := 0; i < 12; i++ {
+			if guess(s, from(i)) == http.StatusTooManyRequests {
+				n++
+			}
+		}
+		return n
+	}
+	direct := startAPI(t, e, slow)
+	require.GreaterOrEqual(t, count429(direct, func(i int) string { return "203.0.113." + string(rune('1'+i%9)) }), 6,
+		"a new forged address per guess gets no new bucket")
+
+	proxied := startAPI(t, e, func(d *api.Deps) { slow(d); d.TrustedProxies = []string{"127.0.0.1"} })
+	require.Zero(t, count429(proxied, func(i int) string { return "198.51.100." + string(rune('1'+i%9)) + "0" }), "behind a trusted proxy, clients are told apart")
+	require.GreaterOrEqual(t, count429(proxied, func(int) string { return "198.51.100.200" }), 6, "one client is still one bucket")
+}
+
+// API answers say what they are and stay out of caches; an oversized
+// Idempotency-Key is a 400 on every route that takes one, and changes
+// nothing; pages forbid foreign bases and form targets.
+func TestHeadersAndOversizedKeys(t *testing.T) {
+	s := newService(t)
+	leeTok := s.login(lee)
+	visit, patientTok := s.checkIn("dr-lee", "Pat Headers")
+	r := s.do("GET", "/me", leeTok, nil)
+	require.Equal(t, "nosniff", r.header("X-Content-Type-Options"))
+	require.Equal(t, "no-store", r.header("Cache-Control"))
+
+	huge := strings.Repeat("k", 20<<10)
+	for _, c := range []struct{ method, path, token string }{
+		{"POST", "/visits/" + visit + "/admit", leeTok},
+		{"POST", "/visits/" + visit + "/transfer", leeTok},
+		{"POST", "/visits/" + visit + "/end", leeTok},
+		{"POST", "/visits/" + visit + "/leave", patientTok},
+		{"POST", "/media/rejoin", patientTok},
+	} {
+		r := s.do(c.method, c.path, c.token, map[string]string{"targetRoomId": s.roomID("dr-patel")}, "Idempotency-Key", huge)
+		require.Equal(t, http.StatusBadRequest, r.Status, "%s %s: %s", c.method, c.path, r.Raw)
+		require.Contains(t, r.str("error", "message"), "Idempotency-Key")
+	}
+	require.Equal(t, store.VisitWaiting, s.env.Visit(visit).State, "nothing happened to the visit")
+
+	resp, err := http.Get(s.url + "/c/dr-lee")
+	require.NoError(t, err)
+	resp.Body.Close()
+	csp := resp.Header.Get("Content-Security-Policy")
+	require.Contains(t, csp, "base-uri 'none'")
+	require.Contains(t, csp, "form-action 'self'")
+}
+
+// A name that hides what it is (right-to-left override, zero-width
+// characters) is refused at check-in, and nothing waits.
+func TestNamesWithInvisibleFormatting(t *testing.T) {
+	s := newService(t)
+	for _, name := range []string{"Pat \u202eredaS", "Pat\u200bient", "\ufeffPat"} {
+		r := s.do("POST", "/checkin/dr-lee", "", map[string]any{"name": name, "consent": true})
+		require.Equal(t, http.StatusBadRequest, r.Status, "%q: %s", name, r.Raw)
+	}
+	leeTok := s.login(lee)
+	w := s.do("GET", "/rooms/"+s.roomID("dr-lee")+"/waiting", leeTok, nil)
+	require.Empty(t, w.Body["waiting"])
+}
+
+// Signing out ends the live stream (it is told why) and the provider's
+// presence: the room no longer lists them online.
+func TestSigningOutEndsTheStream(t *testing.T) {
+	s := newService(t)
+	patelTok, leeTok := s.login(patel), s.login(lee)
+	events := s.stream(patelTok, "")
+	online := func() bool {
+		for _, r := range s.do("GET", "/rooms", leeTok, nil).Body["rooms"].([]any) {
+			room := r.(map[string]any)
+			if room["id"] == s.roomID("dr-patel") {
+				return len(room["online"].([]any)) > 0
+			}
+		}
+		return false
+	}
+	require.True(t, online())
+	require.Equal(t, http.StatusNoContent, s.do("POST", "/auth/logout", patelTok, nil).Status)
+	require.Equal(t, "signed_out", events.next(t, "session.ended").Data["reason"])
+	select {
+	case _, open := <-events.events:
+		require.False(t, open, "the stream closed")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream stayed open")
+	}
+	require.Eventually(t, func() bool { return !online() }, 5*time.Second, 100*time.Millisecond)
+}
+
+// One provider holds at most 10 live streams (over all their sessions);
+// the 11th is a 429 that says why, and closing one frees its place.
+func TestStreamsPerPersonAreCapped(t *testing.T) {
+	s := newService(t)
+	a, b := s.login(lee), s.login(lee)
+	var open []*sse
+	for i := 0; i < 10; i++ {
+		tok := a
+		if i%2 == 1 {
+			tok = b
+		}
+		open = append(open, s.stream(tok, ""))
+	}
+	r := s.do("GET", "/events", b, nil)
+	require.Equal(t, http.StatusTooManyRequests, r.Status, r.Raw)
+	require.Equal(t, "too_many_streams", r.str("error", "code"))
+	require.Equal(t, http.StatusOK, s.do("GET", "/me", a, nil).Status, "other requests go on")
+	open[0].cancel()
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/api/v1/events", nil)
+		req.Header.Set("Authorization", "Bearer "+a)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 5*time.Second, 100*time.Millisecond, "a closed stream frees its place")
+}
