@@ -6,13 +6,17 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/handoff-telehealth/handoff/clinic"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -174,11 +178,24 @@ func (h *handlers) login(c *gin.Context) {
 }
 
 func (h *handlers) logout(c *gin.Context) {
-	reply(c, http.StatusNoContent, nil, h.DB.With(c).Sessions.Revoke(callerOf(c).SessionID, time.Now().UTC()))
+	cl := callerOf(c)
+	reply(c, http.StatusNoContent, nil, h.DB.InTx(c, func(q store.Queries) error {
+		if err := q.Sessions.Revoke(cl.SessionID, time.Now().UTC()); err != nil {
+			return err
+		}
+		row := auditRow(c, clinic.AuditSignedOut)
+		row.TargetUserID = &cl.User.ID
+		return q.Audit.Append(row)
+	}))
 }
 
+var errBadCredentials = newError(http.StatusUnauthorized, "bad_credentials", "wrong email or password")
+
 // signIn checks a provider's password and opens a session. An unknown email
-// takes as long as a wrong password, and reads the same.
+// takes as long as a wrong password, and reads the same. Wrong passwords in
+// a row make the account's sign-in wait (clinic.SignInBackoff), the right
+// password too, and are audited; the next sign-in is told how many there
+// were.
 func (h *handlers) signIn(c *gin.Context, req loginRequest) (gin.H, error) {
 	q := h.DB.With(c)
 	u, err := q.Users.ByEmail(req.Email)
@@ -188,13 +205,56 @@ func (h *handlers) signIn(c *gin.Context, req loginRequest) (gin.H, error) {
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) != nil || err != nil {
-		return nil, newError(http.StatusUnauthorized, "bad_credentials", "wrong email or password")
+	right := bcrypt.CompareHashAndPassword(hash, []byte(req.Password)) == nil
+	if err != nil {
+		return nil, errBadCredentials
+	}
+	now := time.Now().UTC()
+	if u.SignInWaitUntil != nil && now.Before(*u.SignInWaitUntil) {
+		wait := int(math.Ceil(u.SignInWaitUntil.Sub(now).Seconds()))
+		c.Header("Retry-After", strconv.Itoa(wait))
+		return nil, newError(http.StatusTooManyRequests, "sign_in_waiting",
+			fmt.Sprintf("too many wrong passwords for this account; try again in %d seconds", wait))
+	}
+	if !right {
+		return nil, h.signInFailed(c, u, now)
 	}
 	if !u.Active() { // told only to who knows the password
 		return nil, errDeactivated
 	}
-	return h.openSession(c, u)
+	failed := u.FailedSignIns
+	if err := h.DB.InTx(c, func(q store.Queries) error {
+		if err := q.Users.SignedIn(u.ID); err != nil {
+			return err
+		}
+		return q.Audit.Append(store.AuditEvent{ClinicID: u.ClinicID, At: now, ActorKind: clinic.ActorUser, ActorID: u.ID,
+			Action: clinic.AuditSignedIn, Address: c.ClientIP(), TargetUserID: &u.ID})
+	}); err != nil {
+		return nil, err
+	}
+	body, err := h.openSession(c, u)
+	if body != nil {
+		body["failedSignIns"] = failed
+	}
+	return body, err
+}
+
+// signInFailed counts and audits a wrong password for u.
+func (h *handlers) signInFailed(c *gin.Context, u store.User, now time.Time) error {
+	err := h.DB.InTx(c, func(q store.Queries) error {
+		n, err := q.Users.SignInFailed(u.ID, now)
+		if err != nil {
+			return err
+		}
+		// Whoever typed it is unknown: the row is about the account, from
+		// an address.
+		return q.Audit.Append(store.AuditEvent{ClinicID: u.ClinicID, At: now, ActorKind: clinic.ActorSystem, ActorID: "sign-in",
+			Action: clinic.AuditSignInFailed, Address: c.ClientIP(), TargetUserID: &u.ID, Detail: fmt.Sprintf("%d in a row", n)})
+	})
+	if err != nil {
+		return err
+	}
+	return errBadCredentials
 }
 
 // errDeactivated: the person's access to the clinic was taken away.

@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,14 +23,17 @@ func TestForgedForwardingHeadersDoNotBypassRateLimits(t *testing.T) {
 	e := testenv.Start(t)
 	e.StartWorker(nil)
 	slow := func(d *api.Deps) { d.LoginRate = 1 } // bursts of 5
-	guess := func(s *service, from string) int {
-		r := s.do("POST", "/auth/login", "", map[string]string{"email": lee, "password": "a wrong guess"}, "X-Forwarded-For", from, "X-Real-IP", from)
+	// Guesses at addresses without an account: only the address's limit
+	// applies (an account's own back-off is TestWrongPasswordsMakeTheAccountWait).
+	guess := func(s *service, from string, i int) int {
+		r := s.do("POST", "/auth/login", "", map[string]string{"email": fmt.Sprintf("nobody-%d@riverside.example", i), "password": "a wrong guess"},
+			"X-Forwarded-For", from, "X-Real-IP", from)
 		return r.Status
 	}
 	count429 := func(s *service, from func(i int) string) int {
 		n := 0
 		for i := 0; i < 12; i++ {
-			if guess(s, from(i)) == http.StatusTooManyRequests {
+			if guess(s, from(i), i) == http.StatusTooManyRequests {
 				n++
 			}
 		}
@@ -146,4 +151,51 @@ func TestStreamsPerPersonAreCapped(t *testing.T) {
 		defer resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 5*time.Second, 100*time.Millisecond, "a closed stream frees its place")
+}
+
+// Wrong passwords in a row make the account wait, even for the right
+// password, for a while that grows and then ends by itself; each is an
+// audit row with the address; the next sign-in is told how many there were.
+func TestWrongPasswordsMakeTheAccountWait(t *testing.T) {
+	s := newService(t)
+	try := func(pw string) response {
+		return s.do("POST", "/auth/login", "", map[string]string{"email": patel, "password": pw})
+	}
+	for i := 0; i < 5; i++ {
+		require.Equal(t, http.StatusUnauthorized, try("guess-"+string(rune('a'+i))).Status)
+	}
+	r := try(store.DemoPassword)
+	require.Equal(t, http.StatusTooManyRequests, r.Status, "the right password waits too: %s", r.Raw)
+	require.Equal(t, "sign_in_waiting", r.str("error", "code"))
+	waitFor := func(r response) int { n, _ := strconv.Atoi(r.header("Retry-After")); return n }
+	require.InDelta(t, 28, waitFor(r), 2, "about 30 s")
+
+	// The wait ends by itself (here: as if 31 s had passed).
+	require.NoError(t, s.db.Gorm().Exec(`UPDATE users SET sign_in_wait_until = now() - interval '1 second' WHERE email = ?`, patel).Error)
+	r = try("one more guess")
+	require.Equal(t, http.StatusUnauthorized, r.Status)
+	r = try(store.DemoPassword)
+	require.Equal(t, http.StatusTooManyRequests, r.Status, "a sixth failure waits longer")
+	require.InDelta(t, 58, waitFor(r), 2, "about a minute")
+	require.NoError(t, s.db.Gorm().Exec(`UPDATE users SET sign_in_wait_until = now() - interval '1 second' WHERE email = ?`, patel).Error)
+	r = try(store.DemoPassword)
+	require.Equal(t, http.StatusOK, r.Status, r.Raw)
+	require.EqualValues(t, 6, r.Body["failedSignIns"], "the person is told")
+	again := try(store.DemoPassword)
+	require.EqualValues(t, 0, again.Body["failedSignIns"], "once")
+
+	audit := s.do("GET", "/audit?action=auth.&actorId="+s.env.User(patel).ID, s.login(admin), nil)
+	var failed, signedIn int
+	for _, row := range audit.Body["audit"].([]any) {
+		row := row.(map[string]any)
+		require.Equal(t, "127.0.0.1", row["address"])
+		switch row["action"] {
+		case "auth.sign_in_failed":
+			failed++
+		case "auth.signed_in":
+			signedIn++
+		}
+	}
+	require.Equal(t, 6, failed)
+	require.Equal(t, 2, signedIn)
 }

@@ -3,6 +3,7 @@ package clinic
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestPermissionTable is who may run the clinic, as the README's table
@@ -95,3 +96,12 @@ func TestAdministrationRules(t *testing.T) {
 }
 
 func errOf[T any](_ T, err error) error { return err }
+
+func TestSignInBackoff(t *testing.T) {
+	for failures, want := range map[int]time.Duration{0: 0, 4: 0, 5: 30 * time.Second, 6: time.Minute, 7: 2 * time.Minute,
+		9: 8 * time.Minute, 10: 15 * time.Minute, 50: 15 * time.Minute, 1 << 20: 15 * time.Minute} {
+		if got := SignInBackoff(failures); got != want {
+			t.Errorf("after %d failures: wait %s, want %s", failures, got, want)
+		}
+	}
+}

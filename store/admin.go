@@ -377,3 +377,24 @@ func (q Rooms) RenamePersonal(userID, name string) error {
 
 // Get is session id.
 func (q Sessions) Get(id string) (Session, error) { return take[Session](q.c, "id = ?", id) }
+
+// SignInFailed counts a wrong password for user id and sets how long its
+// sign-in now waits (clinic.SignInBackoff); it returns the count.
+func (q Users) SignInFailed(id string, now time.Time) (int, error) {
+	if err := q.c.g.Model(&User{}).Where("id = ?", id).Update("failed_sign_ins", gorm.Expr("failed_sign_ins + 1")).Error; err != nil {
+		return 0, err
+	}
+	u, err := q.Get(id)
+	if err != nil {
+		return 0, err
+	}
+	if wait := clinic.SignInBackoff(u.FailedSignIns); wait > 0 {
+		err = q.c.g.Model(&User{}).Where("id = ?", id).Update("sign_in_wait_until", now.Add(wait)).Error
+	}
+	return u.FailedSignIns, err
+}
+
+// SignedIn clears user id's failed sign-ins.
+func (q Users) SignedIn(id string) error {
+	return q.c.g.Model(&User{}).Where("id = ?", id).Updates(map[string]any{"failed_sign_ins": 0, "sign_in_wait_until": nil}).Error
+}

@@ -253,6 +253,16 @@ var migrations = []migration{
 			`CREATE INDEX audit_events_by_actor ON audit_events (clinic_id, actor_id, id)`,
 		},
 	},
+	{
+		version: 7,
+		name:    "sign-in back-off",
+		// Wrong passwords in a row since the last sign-in, and until when
+		// the account's sign-in waits (clinic.SignInBackoff).
+		both: []string{
+			`ALTER TABLE users ADD COLUMN failed_sign_ins INTEGER NOT NULL DEFAULT 0`,
+			`ALTER TABLE users ADD COLUMN sign_in_wait_until {{ts}}`,
+		},
+	},
 }
 
 // LatestVersion is the schema version this build expects.

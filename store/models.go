@@ -72,6 +72,10 @@ type User struct {
 	CreatedAt    time.Time
 	// DeactivatedAt: the person left; they cannot sign in, their rows stay.
 	DeactivatedAt *time.Time
+	// FailedSignIns counts wrong passwords since the last sign-in; while
+	// SignInWaitUntil is ahead, sign-in is refused (clinic.SignInBackoff).
+	FailedSignIns   int
+	SignInWaitUntil *time.Time
 }
 
 // Active tells a person who may still sign in.

@@ -214,7 +214,7 @@ func TestMigration6KeepsPeopleAsTheyWere(t *testing.T) {
 		require.NoError(t, db.Gorm().Exec(`INSERT INTO clinics (id, name, plan, created_at) VALUES (?, 'Old Clinic', 'free', ?)`, c, now).Error)
 		require.NoError(t, db.Gorm().Exec(`INSERT INTO users (id, clinic_id, email, display_name, role, password_hash, created_at)
 			VALUES (?, ?, 'old@clinic.example', 'Dr. Old Timer', 'owner', 'x', ?)`, u, c, now).Error)
-		applied, err := db.Migrate(ctx)
+		applied, err := db.MigrateTo(ctx, 6)
 		require.NoError(t, err)
 		require.Equal(t, []int{6}, applied)
 		got, err := db.With(ctx).Users.Get(u)

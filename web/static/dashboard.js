@@ -11,6 +11,9 @@ async function login(e) {
   e.preventDefault();
   try {
     const r = await api('POST', '/auth/login', null, { email: $('email').value, password: $('password').value });
+    if (r.failedSignIns > 0) {
+      sessionStorage.setItem('handoff:failed-sign-ins', String(r.failedSignIns));
+    }
     await signedIn(r);
   } catch (err) {
     $('login-error').textContent = err.message;
@@ -43,10 +46,22 @@ async function start() {
   $('public').classList.add('hidden');
   $('dashboard').classList.remove('hidden');
   renderWho();
+  warnOfFailedSignIns();
   listen();
   await refresh();
   if (!state.ticker) state.ticker = setInterval(render, 1000); // waiting times tick
   showPage(state.page, { focus: false, reload: false });
+}
+
+// warnOfFailedSignIns tells the person, once, of wrong passwords typed for
+// their account since they last signed in.
+function warnOfFailedSignIns() {
+  const n = Number(sessionStorage.getItem('handoff:failed-sign-ins') || 0);
+  sessionStorage.removeItem('handoff:failed-sign-ins');
+  if (n > 0) {
+    $('alerts').append(el('div', { class: 'alert', role: 'alert' },
+      `${n} wrong ${n === 1 ? 'password was' : 'passwords were'} typed for your account since you last signed in. If that was not you, change your password in My profile.`));
+  }
 }
 
 function renderWho() {
