@@ -85,6 +85,7 @@ func toAPIError(err error) *apiError {
 	var notFound *serviceerror.NotFound
 	var timeout *client.WorkflowUpdateServiceTimeoutOrCanceledError
 	var unavailable *serviceerror.Unavailable
+	var notReady *serviceerror.WorkflowNotReady
 	switch {
 	case errors.As(err, &notFound):
 		return newError(http.StatusConflict, "visit_closed", "the visit is no longer active")
@@ -92,7 +93,7 @@ func toAPIError(err error) *apiError {
 		return newError(http.StatusNotFound, clinic.Code(clinic.NotFound), "resource not found")
 	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded):
 		return newError(http.StatusGatewayTimeout, "timeout", "the visit did not answer in time; retry with the same Idempotency-Key")
-	case errors.As(err, &unavailable), isDatabaseDown(err):
+	case errors.As(err, &unavailable), errors.As(err, &notReady), isDatabaseDown(err):
 		return newError(http.StatusServiceUnavailable, "unavailable", "a service Handoff depends on is unavailable; retry shortly")
 	}
 	return newError(http.StatusInternalServerError, "internal", "something went wrong; it has been logged")

@@ -199,3 +199,27 @@ func TestWrongPasswordsMakeTheAccountWait(t *testing.T) {
 	require.Equal(t, 6, failed)
 	require.Equal(t, 2, signedIn)
 }
+
+// Ending visits just as their patients' pages close (the stream's end
+// signals the visit at the same moment) answers no 5xx: a workflow not
+// ready for the update is retried within the request.
+func TestEndingAsThePageClosesIsNeverA5xx(t *testing.T) {
+	s := newService(t)
+	leeTok := s.login(lee)
+	statuses := map[int]int{}
+	for i := 0; i < 20; i++ {
+		visit, patientTok := s.checkIn("dr-lee", fmt.Sprintf("Pat Closing %d", i))
+		page := s.stream(patientTok, "")
+		time.Sleep(20 * time.Millisecond) // the page is open: the visit knows its patient is here
+		done := make(chan int, 2)
+		go func() { done <- s.do("POST", "/visits/"+visit+"/end", leeTok, nil).Status }()
+		go func() { done <- s.do("POST", "/visits/"+visit+"/leave", patientTok, nil).Status }() // the page's goodbye
+		page.cancel()
+		statuses[<-done]++
+		statuses[<-done]++
+		require.Equal(t, store.VisitEnded, s.env.Visit(visit).State)
+	}
+	for status, n := range statuses {
+		require.Less(t, status, 500, "%d answers %d: %v", n, status, statuses)
+	}
+}

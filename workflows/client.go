@@ -2,8 +2,11 @@ package workflows
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -24,30 +27,66 @@ func CheckIn(ctx context.Context, c client.Client, in VisitInput) (VisitState, e
 			VisitStateAttr.ValueSet(string(clinic.VisitWaiting)), TransfersAttr.ValueSet(0),
 		),
 	}, Visit, in)
-	h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName: UpdateCheckIn, Args: []any{CheckInRequest{}}, WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
-	})
-	if err != nil {
-		return VisitState{}, err
-	}
 	var st VisitState
-	return st, h.Get(ctx, &st)
+	return st, retryTransient(ctx, func() error {
+		h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+			StartWorkflowOperation: start,
+			UpdateOptions: client.UpdateWorkflowOptions{
+				UpdateName: UpdateCheckIn, Args: []any{CheckInRequest{}}, WaitForStage: client.WorkflowUpdateStageCompleted,
+			},
+		})
+		if err != nil {
+			return err
+		}
+		return h.Get(ctx, &st)
+	})
+}
+
+// maxUpdateAttempts bounds how often one update is sent again after a
+// transient refusal (the context's deadline bounds it in time).
+const maxUpdateAttempts = 40
+
+// retryTransient runs send until it passes, fails for good, or the context
+// ends. A visit's workflow that is not ready (its workflow task was just
+// rejected and is being retried) or a server that is briefly out of
+// resources refuses an update without running it; the same update, with
+// its id, sent again is safe.
+func retryTransient(ctx context.Context, send func() error) error {
+	wait := 20 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := send()
+		if err == nil || !transient(err) || attempt == maxUpdateAttempts {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// transient tells a refusal that sending the same update again may pass.
+func transient(err error) bool {
+	var notReady *serviceerror.WorkflowNotReady
+	var exhausted *serviceerror.ResourceExhausted
+	return errors.As(err, &notReady) || errors.As(err, &exhausted)
 }
 
 // update sends one update and waits for its result. updateID makes it
 // idempotent: the same id gets the first call's answer.
 func update(ctx context.Context, c client.Client, visitID, name, updateID string, arg, out any) error {
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: VisitWorkflowID(visitID), UpdateID: updateID, UpdateName: name,
-		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	return retryTransient(ctx, func() error {
+		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+			WorkflowID: VisitWorkflowID(visitID), UpdateID: updateID, UpdateName: name,
+			Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
+		})
+		if err != nil {
+			return err
+		}
+		return h.Get(ctx, out)
 	})
-	if err != nil {
-		return err
-	}
-	return h.Get(ctx, out)
 }
 
 // Transfer moves the patient; idempotencyKey becomes the update id.
