@@ -134,7 +134,7 @@ func (h *handlers) events(c *gin.Context) {
 }
 
 // sessionEnded says why a provider's session no longer holds ("" while it
-// does): "deactivated", "signed_out" or "expired". A database that does not
+// does): "deactivated", "signed_out", "expired" or "idle". A database that does not
 // answer ends nothing.
 func (h *handlers) sessionEnded(ctx context.Context, sessionID string) string {
 	q := h.DB.With(ctx)
@@ -151,6 +151,10 @@ func (h *handlers) sessionEnded(ctx context.Context, sessionID string) string {
 		return "signed_out"
 	case now.After(s.ExpiresAt):
 		return "expired"
+	case now.Sub(s.LastSeenAt) > h.sessionIdle():
+		// Automatic logoff: an open dashboard nobody used (the stream
+		// itself is not use) signs out like any idle session.
+		return "idle"
 	}
 	return ""
 }

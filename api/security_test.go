@@ -223,3 +223,14 @@ func TestEndingAsThePageClosesIsNeverA5xx(t *testing.T) {
 		require.Less(t, status, 500, "%d answers %d: %v", n, status, statuses)
 	}
 }
+
+// An open dashboard nobody uses is signed out like any idle session: its
+// stream is told and closes.
+func TestAnIdleSessionEndsItsStream(t *testing.T) {
+	s := newService(t)
+	tok := s.login(lee)
+	events := s.stream(tok, "")
+	require.NoError(t, s.db.Gorm().Model(&store.Session{}).Where("revoked_at IS NULL").Update("last_seen_at", time.Now().Add(-31*time.Minute)).Error)
+	require.Equal(t, "idle", events.next(t, "session.ended").Data["reason"])
+	require.Equal(t, "session_idle", s.do("GET", "/me", tok, nil).str("error", "code"))
+}

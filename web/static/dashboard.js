@@ -95,7 +95,12 @@ function endSession(reason) {
   if (state.es) state.es.close();
   state.es = null;
   sessionStorage.removeItem('handoff:provider');
-  sessionStorage.setItem('handoff:notice', reason === 'deactivated' ? 'Your access to this clinic was removed.' : 'You were signed out.');
+  const notices = {
+    deactivated: 'Your access to this clinic was removed.',
+    idle: 'You were signed out after a period of inactivity.',
+    expired: 'Your session has expired; sign in again.',
+  };
+  sessionStorage.setItem('handoff:notice', notices[reason] || 'You were signed out.');
   location.reload(); // drops the call, media and timers with the page
 }
 
