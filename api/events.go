@@ -17,6 +17,7 @@ import (
 const (
 	heartbeatEvery    = 15 * time.Second
 	sessionCheckEvery = 3 * time.Second
+	replayWindow      = 10 * time.Minute
 	batchSize         = 500
 )
 
@@ -176,6 +177,16 @@ func (h *handlers) resumeFrom(c *gin.Context) (int64, error) {
 	id, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil || id < 0 {
 		return 0, errBadRequest("Last-Event-ID must be an event id")
+	}
+	// A provider resumes no further back than replayWindow: a dropped
+	// connection is back in seconds, and an old id (or 0) must not replay
+	// a room's history, ended visits' names and all.
+	if cl := callerOf(c); cl.User != nil {
+		first, err := h.DB.With(c).Outbox.FirstSince(time.Now().UTC().Add(-replayWindow))
+		if err != nil {
+			return 0, err
+		}
+		id = max(id, first-1)
 	}
 	return min(id, newest), nil
 }

@@ -234,3 +234,23 @@ func TestAnIdleSessionEndsItsStream(t *testing.T) {
 	require.Equal(t, "idle", events.next(t, "session.ended").Data["reason"])
 	require.Equal(t, "session_idle", s.do("GET", "/me", tok, nil).str("error", "code"))
 }
+
+// A provider's stream resumes no further back than a recent window: an old
+// (or zero) Last-Event-ID does not replay the room's history, ended visits'
+// names and all; a recent one resumes without loss.
+func TestResumingDoesNotReplayOldHistory(t *testing.T) {
+	s := newService(t)
+	leeTok := s.login(lee)
+	s.checkIn("dr-lee", "Pat From Last Week")
+	require.NoError(t, s.db.Gorm().Exec(`UPDATE events SET created_at = now() - interval '7 days'`).Error)
+	recent := s.stream(leeTok, "")
+	s.checkIn("dr-lee", "Pat Recent")
+	mark := recent.next(t, "visit.checked_in")
+	s.checkIn("dr-lee", "Pat After The Mark")
+
+	replay := s.stream(leeTok, "0")
+	got := replay.next(t, "visit.checked_in")
+	require.Equal(t, "Pat Recent", got.Data["patientName"], "the first event replayed is within the window")
+	resumed := s.stream(leeTok, mark.ID)
+	require.Equal(t, "Pat After The Mark", resumed.next(t, "visit.checked_in").Data["patientName"], "a recent id resumes after it")
+}

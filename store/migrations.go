@@ -255,12 +255,14 @@ var migrations = []migration{
 	},
 	{
 		version: 7,
-		name:    "sign-in back-off",
+		name:    "sign-in back-off, events by time",
 		// Wrong passwords in a row since the last sign-in, and until when
-		// the account's sign-in waits (clinic.SignInBackoff).
+		// the account's sign-in waits (clinic.SignInBackoff). Events by
+		// time: a stream resumes no further back than a recent window.
 		both: []string{
 			`ALTER TABLE users ADD COLUMN failed_sign_ins INTEGER NOT NULL DEFAULT 0`,
 			`ALTER TABLE users ADD COLUMN sign_in_wait_until {{ts}}`,
+			`CREATE INDEX events_by_time ON events (created_at)`,
 		},
 	},
 }

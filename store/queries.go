@@ -445,6 +445,20 @@ func (q Outbox) NewestID() (int64, error) {
 	return newest, err
 }
 
+// FirstSince is the id of the first event written at or after since (the
+// newest id + 1 when there is none).
+func (q Outbox) FirstSince(since time.Time) (int64, error) {
+	var ids []int64
+	if err := q.c.g.Model(&Event{}).Where("created_at >= ?", since).Order("created_at, id").Limit(1).Pluck("id", &ids).Error; err != nil {
+		return 0, err
+	}
+	if len(ids) == 1 {
+		return ids[0], nil
+	}
+	newest, err := q.NewestID()
+	return newest + 1, err
+}
+
 // ForPatient lists the patient events of a visit after id after, in order.
 func (q Outbox) ForPatient(clinicID, visitID string, after int64, limit int) ([]Event, error) {
 	return q.after(after, limit, "clinic_id = ? AND audience = ? AND visit_id = ?", clinicID, AudiencePatient, visitID)
