@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -38,10 +39,24 @@ func (h *handlers) openSession(ctx context.Context, u store.User) (gin.H, error)
 	token, tokenHash := newToken(sessionPrefix)
 	now := time.Now().UTC()
 	s := store.Session{ID: uuid.NewString(), TokenHash: tokenHash, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(h.sessionTTL()), LastSeenAt: now}
+	if c, ok := ctx.(*gin.Context); ok {
+		s.Address, s.UserAgent = c.ClientIP(), truncate(c.Request.UserAgent(), 200)
+	}
 	if err := h.DB.With(ctx).Sessions.Create(s); err != nil {
 		return nil, err
 	}
 	return gin.H{"token": token, "expiresAt": s.ExpiresAt, "idleTimeoutSeconds": int(h.sessionIdle().Seconds()), "user": userView(u)}, nil
+}
+
+// truncate cuts s to at most n bytes, on a character boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // auditRow is an audit row of something the caller did to its clinic, from

@@ -525,3 +525,64 @@ func TestAdministrationIsRateLimited(t *testing.T) {
 	}
 	require.Greater(t, limited, 10, "a burst of 20, then about one a second")
 }
+
+// A person sees where they are signed in (address, browser), signs out one
+// session or all the others; an admin signs a person out everywhere. Each
+// is audited; nobody reaches another person's sessions.
+func TestSessionsAPersonControls(t *testing.T) {
+	testdb.Engines(t, func(t *testing.T, dsn string) {
+		s := adminService(t, dsn, nil)
+		f := s.found("Sessions Clinic")
+		memberTok, memberID := s.join(f, "roaming@sessions.example", "member")
+		login := func() string {
+			r := s.do("POST", "/auth/login", "", map[string]string{"email": "roaming@sessions.example", "password": adminPassword}, "User-Agent", "Laptop Browser 1.0")
+			require.Equal(t, http.StatusOK, r.Status, r.Raw)
+			return r.str("token")
+		}
+		laptop, phone := login(), login()
+		list := s.do("GET", "/me/sessions", memberTok, nil)
+		require.Equal(t, http.StatusOK, list.Status, list.Raw)
+		sessions := list.Body["sessions"].([]any)
+		require.Len(t, sessions, 3)
+		current, laptopID := 0, ""
+		for _, x := range sessions {
+			x := x.(map[string]any)
+			require.Equal(t, "127.0.0.1", x["address"])
+			if x["current"] == true {
+				current++
+			}
+			if x["userAgent"] == "Laptop Browser 1.0" && laptopID == "" {
+				laptopID = x["id"].(string)
+			}
+		}
+		require.Equal(t, 1, current)
+
+		// Another person's session is nobody's business: 404, nothing ends.
+		require.Equal(t, http.StatusNotFound, s.do("DELETE", "/me/sessions/"+laptopID, f.ownerTok, nil).Status)
+		require.Equal(t, http.StatusNoContent, s.do("DELETE", "/me/sessions/"+laptopID, memberTok, nil).Status)
+		alive := func(tok string) bool { return s.do("GET", "/me", tok, nil).Status == http.StatusOK }
+		require.Equal(t, 1, count(alive(laptop), alive(phone)), "one of the two laptop-agent sessions ended")
+		require.Equal(t, http.StatusNoContent, s.do("POST", "/me/sessions/sign-out-others", memberTok, nil).Status)
+		require.False(t, alive(laptop) || alive(phone))
+		require.True(t, alive(memberTok), "this one stays")
+
+		// An admin signs the person out everywhere; a member may not.
+		other := login()
+		require.Equal(t, http.StatusForbidden, s.do("POST", "/people/"+f.ownerID+"/sign-out", memberTok, nil).Status)
+		require.Equal(t, http.StatusNoContent, s.do("POST", "/people/"+memberID+"/sign-out", f.ownerTok, nil).Status)
+		require.False(t, alive(memberTok) || alive(other))
+		audit := s.do("GET", "/audit?action=auth.signed_out&actorId="+memberID, f.ownerTok, nil)
+		require.Len(t, audit.Body["audit"], 3, audit.Raw)
+	})
+}
+
+// count is how many of bs are true.
+func count(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}

@@ -351,6 +351,12 @@ func TestEveryDocumentedSuccessBodyIsValidated(t *testing.T) {
 	must(s.do("PUT", "/rooms/"+roomID+"/members/"+adaID, f.ownerTok, nil), http.StatusNoContent)
 	must(s.do("DELETE", "/rooms/"+roomID+"/members/"+adaID, f.ownerTok, nil), http.StatusNoContent)
 	must(s.do("POST", "/rooms/"+roomID+"/archive", f.ownerTok, nil), http.StatusOK)
+	must(s.do("GET", "/me/sessions", f.ownerTok, nil), http.StatusOK)
+	other := s.do("POST", "/auth/login", "", map[string]string{"email": "ada@document.example", "password": "Ada-Resets-Her-Pass"})
+	sessions := must(s.do("GET", "/me/sessions", other.str("token"), nil), http.StatusOK).Body["sessions"].([]any)
+	must(s.do("DELETE", "/me/sessions/"+sessions[len(sessions)-1].(map[string]any)["id"].(string), other.str("token"), nil), http.StatusNoContent)
+	must(s.do("POST", "/me/sessions/sign-out-others", other.str("token"), nil), http.StatusNoContent)
+	must(s.do("POST", "/people/"+adaID+"/sign-out", f.ownerTok, nil), http.StatusNoContent)
 	must(s.do("POST", "/people/"+adaID+"/deactivate", f.ownerTok, nil), http.StatusOK)
 	must(s.do("GET", "/audit?action=room.&actorId="+f.ownerID, f.ownerTok, nil), http.StatusOK)
 

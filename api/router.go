@@ -115,6 +115,9 @@ func NewRouter(d Deps) *gin.Engine {
 	v1.GET("/me", requireProvider, h.me)
 	v1.PATCH("/me", requireProvider, h.changeProfile)
 	v1.POST("/me/password", requireProvider, byAddress, h.changePassword)
+	v1.GET("/me/sessions", requireProvider, h.mySessions)
+	v1.DELETE("/me/sessions/:id", requireProvider, h.endMySession)
+	v1.POST("/me/sessions/sign-out-others", requireProvider, h.endMyOtherSessions)
 	v1.GET("/rooms", requireProvider, h.listRooms)
 	v1.GET("/rooms/:id/waiting", requireProvider, h.waitingRoom)
 
@@ -128,6 +131,7 @@ func NewRouter(d Deps) *gin.Engine {
 	admin.PATCH("/people/:id", requirePower(clinic.ManagePeople), h.changeRole)
 	admin.POST("/people/:id/deactivate", requirePower(clinic.ManagePeople), h.deactivate)
 	admin.POST("/people/:id/reset-link", requirePower(clinic.ManagePeople), h.issueResetLink)
+	admin.POST("/people/:id/sign-out", requirePower(clinic.ManagePeople), h.signOutEverywhere)
 	admin.POST("/invitations", requirePower(clinic.ManagePeople), h.invite)
 	admin.POST("/invitations/:id/resend", requirePower(clinic.ManagePeople), h.resendInvitation)
 	admin.DELETE("/invitations/:id", requirePower(clinic.ManagePeople), h.revokeInvitation)

@@ -360,7 +360,7 @@ func (f AuditFilter) apply(g *gorm.DB) *gorm.DB {
 		g = g.Where("(actor_id = ? OR target_user_id = ?)", f.PersonID, f.PersonID)
 	}
 	if f.ActionPrefix != "" {
-		g = g.Where("action LIKE ?", strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(f.ActionPrefix)+"%")
+		g = g.Where(`action LIKE ? ESCAPE '\'`, strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(f.ActionPrefix)+"%")
 	}
 	return g
 }
@@ -397,4 +397,16 @@ func (q Users) SignInFailed(id string, now time.Time) (int, error) {
 // SignedIn clears user id's failed sign-ins.
 func (q Users) SignedIn(id string) error {
 	return q.c.g.Model(&User{}).Where("id = ?", id).Updates(map[string]any{"failed_sign_ins": 0, "sign_in_wait_until": nil}).Error
+}
+
+// LiveOf lists userID's sessions not revoked or expired, newest first.
+func (q Sessions) LiveOf(userID string, now time.Time) ([]Session, error) {
+	var out []Session
+	return out, q.c.g.Where("user_id = ? AND revoked_at IS NULL AND expires_at > ?", userID, now).Order("created_at DESC").Find(&out).Error
+}
+
+// RevokeOf ends session id if it is userID's and live; false otherwise.
+func (q Sessions) RevokeOf(userID, id string, at time.Time) (bool, error) {
+	res := q.c.g.Model(&Session{}).Where("id = ? AND user_id = ? AND revoked_at IS NULL", id, userID).Update("revoked_at", at)
+	return res.RowsAffected > 0, res.Error
 }

@@ -255,7 +255,7 @@ var migrations = []migration{
 	},
 	{
 		version: 7,
-		name:    "sign-in back-off, events by time",
+		name:    "sign-in back-off, events by time, sessions' origin",
 		// Wrong passwords in a row since the last sign-in, and until when
 		// the account's sign-in waits (clinic.SignInBackoff). Events by
 		// time: a stream resumes no further back than a recent window.
@@ -263,6 +263,11 @@ var migrations = []migration{
 			`ALTER TABLE users ADD COLUMN failed_sign_ins INTEGER NOT NULL DEFAULT 0`,
 			`ALTER TABLE users ADD COLUMN sign_in_wait_until {{ts}}`,
 			`CREATE INDEX events_by_time ON events (created_at)`,
+			// Where a session was opened from, for the person's list of
+			// their sessions.
+			`ALTER TABLE sessions ADD COLUMN address VARCHAR(64) NOT NULL DEFAULT ''`,
+			`ALTER TABLE sessions ADD COLUMN user_agent VARCHAR(200) NOT NULL DEFAULT ''`,
+			`CREATE INDEX sessions_by_user ON sessions (user_id, revoked_at)`,
 		},
 	},
 }

@@ -253,6 +253,9 @@ type Session struct {
 	ExpiresAt  time.Time
 	LastSeenAt time.Time
 	RevokedAt  *time.Time
+	// Address and UserAgent say where it was opened, for its person.
+	Address   string
+	UserAgent string
 }
 
 // Presence is one open live-event stream of a provider.

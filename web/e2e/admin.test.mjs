@@ -221,6 +221,14 @@ test('links, passwords and rooms: a bad link, a forgotten password, the profile,
   await profile.getByLabel('New password', { exact: true }).fill(newPassword);
   await profile.getByRole('button', { name: 'Change password' }).click();
   await profile.getByText('Your password was changed.').waitFor();
+  // Where the owner is signed in: only here now (the password change ended
+  // the others), shown with its address.
+  await nav(owner, 'Waiting rooms').click();
+  await nav(owner, 'My profile').click();
+  const sessions = profile.getByRole('list', { name: 'Your sessions' });
+  await sessions.getByText('(this one)').waitFor();
+  assert.equal(await sessions.getByRole('listitem').count(), 1, 'the password change signed out every other session');
+  assert.match(await sessions.getByRole('listitem').first().textContent(), /127\.0\.0\.1/);
   await owner.shot('profile');
 
   // The clinic's tabs work from the keyboard.

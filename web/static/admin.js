@@ -75,8 +75,38 @@ export function renderProfile(root, ctx) {
     wm.ok('Your password was changed. Your other sessions were signed out.');
   });
 
+  // Where you are signed in: each session, the others signed out one by one
+  // or all at once.
+  const sm = messages();
+  const list = el('ul', { 'aria-label': 'Your sessions', class: 'sessions' });
+  const loadSessions = async () => {
+    const r = await api('GET', '/me/sessions', ctx.token);
+    list.replaceChildren(...r.sessions.map((x) => el('li', {},
+      `${x.userAgent || 'A browser'} · ${x.address || 'unknown address'} · since ${new Date(x.createdAt).toLocaleString()}`,
+      x.current ? el('strong', {}, ' (this one)') : el('button', {
+        type: 'button', 'aria-label': `Sign out the session from ${x.address || 'unknown address'} since ${new Date(x.createdAt).toLocaleString()}`,
+        onclick: () => act(sm, async () => {
+          await api('DELETE', `/me/sessions/${x.id}`, ctx.token);
+          await loadSessions();
+          sm.ok('That session was signed out.');
+        }),
+      }, 'Sign out'))));
+  };
+  const sessions = el('section', { 'aria-labelledby': 'profile-sessions' },
+    el('h3', { id: 'profile-sessions' }, 'Where you are signed in'), list, sm.nodes,
+    el('div', { class: 'actions' }, el('button', {
+      type: 'button',
+      onclick: () => act(sm, async () => {
+        await api('POST', '/me/sessions/sign-out-others', ctx.token);
+        await loadSessions();
+        sm.ok('Every other session was signed out.');
+      }),
+    }, 'Sign out everywhere else')));
+  act(sm, loadSessions);
+
   fill(root, el('h2', { id: 'profile-title', tabindex: '-1' }, 'My profile'),
-    el('div', { class: 'panels' }, el('div', { class: 'panel' }, details), el('div', { class: 'panel' }, password)));
+    el('div', { class: 'panels' }, el('div', { class: 'panel' }, details), el('div', { class: 'panel' }, password),
+      el('div', { class: 'panel' }, sessions)));
 }
 
 // ---------------------------------------------------------------- Clinic area
@@ -206,6 +236,13 @@ async function peopleTab(panel, ctx) {
             msgs.ok(`A password reset link for ${name} is ready.`);
           }),
         }, 'Reset link'));
+        actions.push(el('button', {
+          type: 'button', 'aria-label': `Sign ${name} out everywhere`,
+          onclick: () => act(msgs, async () => {
+            await api('POST', `/people/${p.id}/sign-out`, ctx.token);
+            msgs.ok(`${name} was signed out everywhere.`);
+          }),
+        }, 'Sign out everywhere'));
       }
       return el('tr', { 'data-person': p.id },
         el('th', { scope: 'row' }, name, p.fullName && p.fullName !== name ? el('div', { class: 'meta' }, p.fullName) : null,
