@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/handoff-telehealth/handoff/clinic"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -44,7 +45,15 @@ func (h *handlers) openAppIn(c *gin.Context, req openAppRequest) (gin.H, error) 
 	}
 	data := req.Data
 	app := store.AppSession{ID: uuid.NewString(), CallID: call.ID, App: req.App, Data: &data, OpenedByID: callerOf(c).User.ID, OpenedAt: time.Now().UTC()}
-	if err := h.DB.With(c).Apps.Open(app); err != nil {
+	err = h.DB.InTx(c, func(q store.Queries) error {
+		if err := q.Apps.Open(app); err != nil {
+			return err
+		}
+		row := auditRow(c, clinic.AuditAppOpened)
+		row.RoomID, row.Detail = &call.RoomID, app.App
+		return q.Audit.Append(row)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return gin.H{"app": gin.H{"id": app.ID, "app": app.App, "callId": call.ID}}, nil
@@ -55,12 +64,16 @@ func (h *handlers) closeAppIn(c *gin.Context, appID string) error {
 	if err != nil {
 		return err
 	}
-	closed, err := h.DB.With(c).Apps.Close(call.ID, []string{appID}, time.Now().UTC())
-	if err != nil {
-		return err
-	}
-	if closed == 0 {
-		return errNotFound("open app")
-	}
-	return nil
+	return h.DB.InTx(c, func(q store.Queries) error {
+		closed, err := q.Apps.Close(call.ID, []string{appID}, time.Now().UTC())
+		if err != nil {
+			return err
+		}
+		if closed == 0 {
+			return errNotFound("open app")
+		}
+		row := auditRow(c, clinic.EventAppClosed)
+		row.RoomID, row.Detail = &call.RoomID, "closed by a provider"
+		return q.Audit.Append(row)
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -131,7 +132,30 @@ func (h *handlers) errorsMiddleware(c *gin.Context) {
 		// patient names.
 		h.Logger.Error("request failed", "request_id", c.GetString(requestIDKey), "route", c.FullPath(), "status", ae.Status, "error_type", fmt.Sprintf("%T", errors.Unwrap(err)), "error_kind", fmt.Sprintf("%T", err))
 	}
+	if ae.Status == http.StatusForbidden || ae.Status == http.StatusNotFound {
+		h.auditDenied(c, ae.Status)
+	}
 	c.AbortWithStatusJSON(ae.Status, gin.H{"error": gin.H{"code": ae.Code, "message": ae.Message}})
+}
+
+// auditDenied records, in the caller's own clinic's trail, that a signed-in
+// caller was refused something named by an id: the route's pattern and the
+// status, never the id (it may be another clinic's).
+func (h *handlers) auditDenied(c *gin.Context, status int) {
+	cl := callerOf(c)
+	if cl == nil || !strings.Contains(c.FullPath(), "/:") {
+		return
+	}
+	row := store.AuditEvent{At: time.Now().UTC(), Action: clinic.AuditAccessDenied, Address: c.ClientIP(),
+		Detail: fmt.Sprintf("%s %s: %d", c.Request.Method, c.FullPath(), status)}
+	if cl.User != nil {
+		row.ClinicID, row.ActorKind, row.ActorID = cl.Clinic.ID, clinic.ActorUser, cl.User.ID
+	} else {
+		row.ClinicID, row.ActorKind, row.ActorID = cl.Visit.ClinicID, clinic.ActorPatient, cl.Visit.ID
+	}
+	if err := h.DB.With(context.WithoutCancel(c)).Audit.Append(row); err != nil {
+		h.Logger.Error("audit row not written", "action", row.Action, "error_type", fmt.Sprintf("%T", err))
+	}
 }
 
 // fail records err for the errors middleware and stops the handler chain.

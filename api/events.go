@@ -53,6 +53,10 @@ func (h *handlers) events(c *gin.Context) {
 	defer sub.Close()
 
 	ctx := c.Request.Context()
+	if err := h.auditStream(c, cl); err != nil {
+		fail(c, err)
+		return
+	}
 	connID, leave := h.arrive(ctx, cl)
 	defer leave()
 	h.Metrics.SSEClient(1)
@@ -132,6 +136,18 @@ func (h *handlers) events(c *gin.Context) {
 			h.stillHere(ctx, connID)
 		}
 	}
+}
+
+// auditStream records that a live stream opened (a patient's, or a
+// provider's: what they could watch from then on).
+func (h *handlers) auditStream(c *gin.Context, cl *caller) error {
+	row := store.AuditEvent{At: time.Now().UTC(), Action: clinic.AuditStreamOpened, Address: c.ClientIP()}
+	if cl.User != nil {
+		row.ClinicID, row.ActorKind, row.ActorID = cl.Clinic.ID, clinic.ActorUser, cl.User.ID
+	} else {
+		row.ClinicID, row.ActorKind, row.ActorID, row.VisitID = cl.Visit.ClinicID, clinic.ActorPatient, cl.Visit.ID, &cl.Visit.ID
+	}
+	return h.DB.With(c).Audit.Append(row)
 }
 
 // sessionEnded says why a provider's session no longer holds ("" while it

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -189,6 +190,11 @@ func (h *handlers) waitingRoomOf(c *gin.Context, roomID string) (gin.H, error) {
 	}
 	visits, err := h.DB.With(c).Visits.InRoom(r.ID)
 	if err != nil {
+		return nil, err
+	}
+	row := auditRow(c, clinic.AuditWaitingRoomViewed)
+	row.RoomID, row.Detail = &r.ID, fmt.Sprintf("%d patients", len(visits))
+	if err := h.DB.With(c).Audit.Append(row); err != nil {
 		return nil, err
 	}
 	waiting, inCall := []gin.H{}, []gin.H{}

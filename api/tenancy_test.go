@@ -61,8 +61,13 @@ func TestTenancyMatrix(t *testing.T) {
 		"/calls/" + callID + "/apps":     map[string]string{"app": "notes"},
 		"/media/rejoin":                  map[string]string{"callId": callID},
 	}
-	var auditBefore int64
-	s.db.Gorm().Model(&store.AuditEvent{}).Count(&auditBefore)
+	// Refusals leave no trace of success, only access.denied rows.
+	countAudit := func() (done, denied int64) {
+		s.db.Gorm().Model(&store.AuditEvent{}).Where("action NOT LIKE 'access.%'").Count(&done)
+		s.db.Gorm().Model(&store.AuditEvent{}).Where("action = 'access.denied'").Count(&denied)
+		return done, denied
+	}
+	auditBefore, deniedBefore := countAudit()
 	cases := 0
 	for name, token := range callers {
 		for i, r := range routes {
@@ -85,8 +90,15 @@ func TestTenancyMatrix(t *testing.T) {
 	var a store.AppSession
 	require.NoError(t, s.db.Gorm().Take(&a, "id = ?", appID).Error)
 	require.Nil(t, a.ClosedAt, "the app is still open")
-	var auditAfter int64
-	s.db.Gorm().Model(&store.AuditEvent{}).Count(&auditAfter)
+	auditAfter, deniedAfter := countAudit()
 	require.Equal(t, auditBefore, auditAfter, "refused requests leave no trace of success")
+	require.Greater(t, deniedAfter, deniedBefore+20, "signed-in callers' refusals are audited as denied")
+	var denied []store.AuditEvent
+	require.NoError(t, s.db.Gorm().Where("action = 'access.denied'").Find(&denied).Error)
+	for _, d := range denied {
+		require.NotContains(t, d.Detail, visit, "the id asked for is not recorded")
+		require.NotContains(t, d.Detail, callID)
+		require.Regexp(t, `^(GET|POST|DELETE) /api/v1/\S+: (403|404)$`, d.Detail)
+	}
 	require.Equal(t, http.StatusOK, s.do("GET", "/visits/"+visit, leeTok, nil).Status)
 }

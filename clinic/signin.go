@@ -28,6 +28,14 @@ func SignInBackoff(failures int) time.Duration {
 	return min(wait, MaxSignInWait)
 }
 
+// Audit actions of access: what a person reached, or was refused.
+const (
+	AuditAccessDenied      = "access.denied"
+	AuditWaitingRoomViewed = "access.waiting_room_viewed"
+	AuditStreamOpened      = "access.stream_opened"
+	AuditAppOpened         = "app.opened"
+)
+
 // Audit actions of signing in and out.
 const (
 	AuditSignedIn     = "auth.signed_in"

@@ -28,7 +28,10 @@ const AUDIT_KINDS = [
   { value: 'invitation.', label: 'Invitations' },
   { value: 'room.', label: 'Rooms' },
   { value: 'clinic.', label: 'Clinic and plan' },
-  { value: 'session.', label: 'Sign-ins and sessions' },
+  { value: 'auth.', label: 'Sign-ins and sign-outs' },
+  { value: 'access.', label: 'Access (views, streams, refusals)' },
+  { value: 'app.', label: 'Apps in calls' },
+  { value: 'call.', label: 'Calls' },
 ];
 const PASSWORD_HINT = 'At least 10 characters, and not a common password.';
 const SHARED_REASON = 'Shared rooms need the Premium plan';
