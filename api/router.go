@@ -80,7 +80,7 @@ func NewRouter(d Deps) *gin.Engine {
 		_ = r.SetTrustedProxies(nil)
 	}
 	h := &handlers{Deps: d, patients: newPatientStreams(), streams: newStreamCap()}
-	r.Use(gin.Recovery(), h.requestID, tracing.Gin(), h.accessLog)
+	r.Use(gin.Recovery(), h.requestID, tracing.Gin(), h.accessLog, strictTransport)
 
 	// Process health: liveness says the process runs, readiness says it can
 	// serve (database and Temporal answer).
@@ -190,6 +190,15 @@ func (h *handlers) patientPage(c *gin.Context) {
 		}
 	}
 	c.FileFromFS("patient.html", http.FS(web.Files()))
+}
+
+// strictTransport tells browsers that reached Handoff over HTTPS to come
+// back only that way (HSTS), for a year.
+func strictTransport(c *gin.Context) {
+	if c.Request.TLS != nil {
+		c.Header("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+	}
+	c.Next()
 }
 
 // pageHeaders keep pages to their own origin's scripts and out of caches

@@ -3,7 +3,10 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/handoff-telehealth/handoff/api"
 	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
+	"github.com/handoff-telehealth/handoff/metrics"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -285,4 +289,26 @@ func TestAccessIsAudited(t *testing.T) {
 	require.Equal(t, 1, actions["access.denied"], actions)
 	require.Equal(t, 1, actions["app.opened"], actions)
 	require.Equal(t, 1, actions["app.closed"], actions)
+}
+
+// Over HTTPS the API and pages tell browsers to keep to HTTPS (HSTS); over
+// plain HTTP (behind a proxy) they do not claim it.
+func TestHTTPSAnswersCarryHSTS(t *testing.T) {
+	e := testenv.Start(t)
+	deps := api.Deps{DB: e.DB, Temporal: e.Client, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New()}
+	secure := httptest.NewUnstartedServer(api.NewRouter(deps))
+	secure.StartTLS()
+	t.Cleanup(secure.Close)
+	for _, path := range []string{"/healthz", "/api/v1/signup", "/c/dr-lee"} {
+		resp, err := secure.Client().Get(secure.URL + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, "max-age=31536000; includeSubDomains", resp.Header.Get("Strict-Transport-Security"), path)
+	}
+	plain := httptest.NewServer(api.NewRouter(deps))
+	t.Cleanup(plain.Close)
+	resp, err := http.Get(plain.URL + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Empty(t, resp.Header.Get("Strict-Transport-Security"))
 }

@@ -3,6 +3,7 @@ package httpx
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -37,4 +38,35 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
 		err = serveErr
 	}
 	return err
+}
+
+// TLSFiles are a certificate chain and its key, PEM files; empty serves
+// plain HTTP (behind a TLS-terminating proxy).
+type TLSFiles struct {
+	Cert, Key string
+}
+
+// On tells whether TLS is configured.
+func (f TLSFiles) On() bool { return f.Cert != "" || f.Key != "" }
+
+// Config loads the files into a server TLS configuration (TLS 1.2 and up).
+// A missing half or an unreadable pair is an error that names the setting.
+func (f TLSFiles) Config() (*tls.Config, error) {
+	if f.Cert == "" || f.Key == "" {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert / --tls-key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// ServeTLS is Serve over TLS when files are configured (conf from
+// files.Config), plain HTTP otherwise.
+func ServeTLS(ctx context.Context, l net.Listener, h http.Handler, conf *tls.Config) error {
+	if conf != nil {
+		l = tls.NewListener(l, conf)
+	}
+	return Serve(ctx, l, h)
 }

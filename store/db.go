@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -50,10 +51,11 @@ func ParseDSN(dsn string) (Dialect, string, error) {
 	case dsn == "":
 		return "", "", errors.New("no database configured: set --db or HANDOFF_DB")
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		if _, err := url.Parse(dsn); err != nil {
+		u, err := url.Parse(dsn)
+		if err != nil {
 			return "", "", fmt.Errorf("database DSN is not a valid URL: %w", err)
 		}
-		return Postgres, dsn, nil
+		return Postgres, requireTLSOffHost(u), nil
 	case strings.HasPrefix(dsn, "sqlite:"):
 		path := strings.TrimPrefix(dsn, "sqlite:")
 		if path == "" {
@@ -65,6 +67,28 @@ func ParseDSN(dsn string) (Dialect, string, error) {
 	default:
 		return "", "", fmt.Errorf("database DSN %q is neither postgres://… nor sqlite:PATH", Redact(dsn))
 	}
+}
+
+// requireTLSOffHost makes a PostgreSQL server on another host encrypted
+// and verified unless the DSN says otherwise: with no sslmode the driver
+// would fall back to plain text, and patient names cross that link. A
+// server on this host (loopback or a socket) is left as it is.
+func requireTLSOffHost(u *url.URL) string {
+	q := u.Query()
+	if q.Has("sslmode") || isLocalHost(u.Hostname()) || q.Has("host") {
+		return u.String()
+	}
+	q.Set("sslmode", "verify-full")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func isLocalHost(h string) bool {
+	if h == "" || h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Redact hides the password of a DSN so it can be printed.

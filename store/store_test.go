@@ -248,3 +248,21 @@ func TestOpenRejectsBadDSNs(t *testing.T) {
 		require.NotContains(t, err.Error(), "secret", "the password is not printed")
 	}
 }
+
+// A PostgreSQL server on another host is reached over verified TLS unless
+// the DSN says how; loopback and SQLite are left as they are.
+func TestRemotePostgresNeedsTLS(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"postgres://handoff@db.internal:5432/handoff":            "postgres://handoff@db.internal:5432/handoff?sslmode=verify-full",
+		"postgres://handoff@10.0.0.5/handoff?pool_max_conns=5":   "postgres://handoff@10.0.0.5/handoff?pool_max_conns=5&sslmode=verify-full",
+		"postgres://handoff@db.internal/handoff?sslmode=disable": "postgres://handoff@db.internal/handoff?sslmode=disable",
+		"postgres://handoff@127.0.0.1:5432/handoff":              "postgres://handoff@127.0.0.1:5432/handoff",
+		"postgres://handoff@localhost/handoff":                   "postgres://handoff@localhost/handoff",
+		"postgres://handoff@[::1]/handoff":                       "postgres://handoff@[::1]/handoff",
+		"postgresql://handoff@/handoff?host=/var/run/postgresql": "postgresql://handoff@/handoff?host=/var/run/postgresql",
+	} {
+		_, got, err := store.ParseDSN(dsn)
+		require.NoError(t, err)
+		require.Equal(t, want, got, dsn)
+	}
+}

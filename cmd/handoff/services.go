@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +37,8 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	opts.registerDatabase(fs)
 	opts.registerTemporal(fs)
 	listen := fs.String("listen", "0.0.0.0:8080", "address the API and web pages listen on")
+	var tlsFiles httpx.TLSFiles
+	registerTLS(fs, &tlsFiles)
 	codecToken := fs.String("codec-token", "", "token an operator gives the Temporal UI to decode payloads at /codec; empty turns the codec server off")
 	codecOrigins := fs.String("codec-origins", "", "comma-separated Temporal UI origins allowed to call /codec from a browser")
 	var sess apiSettings
@@ -49,6 +52,13 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	}
 	if err := sess.check(); err != nil {
 		return err
+	}
+	tlsConf, err := tlsConfig(tlsFiles)
+	if err != nil {
+		return err
+	}
+	if tlsConf != nil && strings.HasPrefix(*mediaURL, "ws://") {
+		return errors.New("--media-public-url must be wss:// when the API serves HTTPS: browsers refuse plain WebSockets from an HTTPS page")
 	}
 	iceServers, err := ice.servers()
 	if err != nil {
@@ -71,7 +81,7 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	}
 	logger.Info("api listening", "addr", l.Addr().String())
 	return runAll(ctx,
-		func(ctx context.Context) error { return httpx.Serve(ctx, l, api.NewRouter(deps)) },
+		func(ctx context.Context) error { return httpx.ServeTLS(ctx, l, api.NewRouter(deps), tlsConf) },
 		b.db.ListenForEvents,
 	)
 }
@@ -124,6 +134,8 @@ func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	listen := fs.String("listen", "0.0.0.0:8081", "address of the media node's signaling and control endpoints")
 	secret := fs.String("media-secret", "", "secret that signs media tokens; the API needs the same")
 	controlToken := fs.String("media-control-token", "", "service token the workers present to the control API")
+	var tlsFiles httpx.TLSFiles
+	registerTLS(fs, &tlsFiles)
 	var netw nodeNetwork
 	netw.register(fs, nodeDefaults{udp: 7882, tcp: 7881, turn: 3478})
 	if err := fs.Parse(args); err != nil {
@@ -134,6 +146,10 @@ func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	}
 	if netw.turnSecret != "" && netw.publicIPs == "" {
 		return errors.New("the TURN server (--turn-secret) needs --public-ip: the address its relays are reached at")
+	}
+	tlsConf, err := tlsConfig(tlsFiles)
+	if err != nil {
+		return err
 	}
 	l, err := httpx.Listen(*listen, "--listen / "+config.EnvName("listen"))
 	if err != nil {
@@ -148,7 +164,22 @@ func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	defer turnSrv.Close()
 	logger.Info("media listening", "addr", l.Addr().String(), "ice_udp_port", netw.udpPort, "ice_tcp_port", netw.tcpPort, "turn", turnSrv != nil)
 	defer srv.SFU.Shutdown()
-	return httpx.Serve(ctx, l, srv.Handler())
+	return httpx.ServeTLS(ctx, l, srv.Handler(), tlsConf)
+}
+
+// registerTLS adds --tls-cert and --tls-key: HTTPS (and WSS) served by the
+// process itself, instead of a TLS-terminating proxy in front of it.
+func registerTLS(fs *config.FlagSet, f *httpx.TLSFiles) {
+	fs.StringVar(&f.Cert, "tls-cert", "", "PEM certificate chain to serve HTTPS/WSS with (with --tls-key; empty: plain HTTP behind a TLS proxy)")
+	fs.StringVar(&f.Key, "tls-key", "", "PEM private key of --tls-cert")
+}
+
+// tlsConfig loads the TLS files when set (nil: plain HTTP).
+func tlsConfig(f httpx.TLSFiles) (*tls.Config, error) {
+	if !f.On() {
+		return nil, nil
+	}
+	return f.Config()
 }
 
 func runMigrate(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
