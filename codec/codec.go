@@ -182,7 +182,9 @@ func (c *Codec) CodecServer(token string, origins []string) http.Handler {
 				http.Error(w, "wrong codec token", http.StatusUnauthorized)
 				return
 			}
-			http.SetCookie(w, &http.Cookie{Name: codecCookie, Value: token, Path: "/codec", HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: 8 * 3600})
+			// Secure over HTTPS: the cookie then never travels in clear.
+			http.SetCookie(w, &http.Cookie{Name: codecCookie, Value: token, Path: "/codec", HttpOnly: true, Secure: r.TLS != nil,
+				SameSite: http.SameSiteLaxMode, MaxAge: 8 * 3600})
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			_, _ = w.Write([]byte("Payload decoding is unlocked for this browser for 8 hours. Reload the Temporal UI.\n"))
 			return
