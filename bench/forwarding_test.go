@@ -123,8 +123,8 @@ type mediaProcess struct {
 func startMediaProcess(t testing.TB) *mediaProcess {
 	bin := buildBinary(t, "../cmd/handoff", "-tags", "production")
 	p := startRelayProcess(t, "handoff_media_forwarded_packets_total", bin,
-		[]string{"HANDOFF_MEDIA_SECRET=bench-secret", "HANDOFF_MEDIA_CONTROL_TOKEN=bench-control"}, "media")
-	return &mediaProcess{relayProcess: p, control: media.NewControlClient(p.base, "bench-control"), tokens: media.NewTokens("bench-secret")}
+		[]string{"HANDOFF_MEDIA_SECRET=bench-media-secret-0123456789abcdef", "HANDOFF_MEDIA_CONTROL_TOKEN=bench-control-token-0123456789abcdef"}, "media")
+	return &mediaProcess{relayProcess: p, control: media.NewControlClient(p.base, "bench-control-token-0123456789abcdef"), tokens: media.NewTokens("bench-media-secret-0123456789abcdef")}
 }
 
 // dialCalls sets up calls 2-party calls carrying forwardingLoad, and returns

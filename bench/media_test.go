@@ -20,7 +20,7 @@ var mediaRuns = 100
 // runs times: admit → the provider's first keyframe from the patient; then
 // detach → the last packet from the patient at the provider.
 func measureMedia(t testing.TB, runs int) (keyframe, silence bench.Stats) {
-	srv, err := media.NewServer("bench-secret", "bench-control")
+	srv, err := media.NewServer("bench-media-secret-0123456789abcdef", "bench-control-token-0123456789abcdef")
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)

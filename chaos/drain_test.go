@@ -26,7 +26,7 @@ import (
 // running before it exits: the transfer does not wait for a retry.
 func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	e := testenv.Start(t)
-	mediaSrv, err := media.NewServer(testenv.MediaSecret, "drain-control")
+	mediaSrv, err := media.NewServer(testenv.MediaSecret, "drain-control-token-0123456789abcdef")
 	require.NoError(t, err)
 	var detaching atomic.Bool
 	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -43,7 +43,7 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	cmd := exec.Command(bin, "worker")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("HANDOFF_LISTEN=127.0.0.1:%d", freePort(t)),
 		"HANDOFF_DB="+e.DSN, "HANDOFF_TEMPORAL_ADDRESS="+e.Server.Address(), "HANDOFF_CODEC_KEYS="+testenv.CodecKeys,
-		"HANDOFF_MEDIA_URL="+hs.URL, "HANDOFF_MEDIA_CONTROL_TOKEN=drain-control")
+		"HANDOFF_MEDIA_URL="+hs.URL, "HANDOFF_MEDIA_CONTROL_TOKEN=drain-control-token-0123456789abcdef")
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 

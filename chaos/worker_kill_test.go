@@ -71,7 +71,7 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 	}
 	e := testenv.Start(t)
 	control := media.NewServer
-	mediaSrv, err := control(testenv.MediaSecret, "chaos-control")
+	mediaSrv, err := control(testenv.MediaSecret, "chaos-control-token-0123456789abcdef")
 	require.NoError(t, err)
 	hs := httptest.NewServer(mediaSrv.Handler())
 	t.Cleanup(hs.Close)
@@ -80,7 +80,7 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 	metricsPort := freePort(t)
 	w := &process{bin: bin, args: []string{"worker"}, env: append(os.Environ(), fmt.Sprintf("HANDOFF_LISTEN=127.0.0.1:%d", metricsPort),
 		"HANDOFF_DB="+e.DSN, "HANDOFF_TEMPORAL_ADDRESS="+e.Server.Address(), "HANDOFF_CODEC_KEYS="+testenv.CodecKeys,
-		"HANDOFF_MEDIA_URL="+hs.URL, "HANDOFF_MEDIA_CONTROL_TOKEN=chaos-control")}
+		"HANDOFF_MEDIA_URL="+hs.URL, "HANDOFF_MEDIA_CONTROL_TOKEN=chaos-control-token-0123456789abcdef")}
 	w.start(t)
 	t.Cleanup(w.kill)
 

@@ -53,6 +53,9 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	if err := sess.check(); err != nil {
 		return err
 	}
+	if err := config.CheckSecrets(map[string]string{"--media-secret": opts.mediaSecret, "--codec-token": *codecToken, "--turn-secret": ice.secret}); err != nil {
+		return err
+	}
 	tlsConf, err := tlsConfig(tlsFiles)
 	if err != nil {
 		return err
@@ -104,6 +107,9 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	if opts.mediaControlToken == "" {
 		return errors.New("set --media-control-token / HANDOFF_MEDIA_CONTROL_TOKEN to the media node's control token")
 	}
+	if err := config.CheckSecret("--media-control-token", opts.mediaControlToken); err != nil {
+		return err
+	}
 	b, err := connect(ctx, opts, logger)
 	if err != nil {
 		return err
@@ -143,6 +149,9 @@ func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	}
 	if *secret == "" || *controlToken == "" {
 		return errors.New("set --media-secret and --media-control-token (HANDOFF_MEDIA_SECRET, HANDOFF_MEDIA_CONTROL_TOKEN)")
+	}
+	if err := config.CheckSecrets(map[string]string{"--media-secret": *secret, "--media-control-token": *controlToken, "--turn-secret": netw.turnSecret}); err != nil {
+		return err
 	}
 	if netw.turnSecret != "" && netw.publicIPs == "" {
 		return errors.New("the TURN server (--turn-secret) needs --public-ip: the address its relays are reached at")

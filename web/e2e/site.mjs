@@ -17,7 +17,7 @@ async function freePort() {
 // mediaNode runs `handoff media` as its own process, which the test can
 // stop (SIGTERM: it tells participants; SIGKILL: it just dies) and start again.
 async function mediaNode(bin, port) {
-  const env = { ...process.env, HANDOFF_MEDIA_SECRET: 'e2e-media-secret', HANDOFF_MEDIA_CONTROL_TOKEN: 'e2e-control-token' };
+  const env = { ...process.env, HANDOFF_MEDIA_SECRET: 'e2e-media-secret-0123456789abcdef01', HANDOFF_MEDIA_CONTROL_TOKEN: 'e2e-control-token-0123456789abcdef0' };
   const node = {
     url: `http://127.0.0.1:${port}`,
     env,
