@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/handoff-telehealth/handoff/clinic"
+	"github.com/handoff-telehealth/handoff/httpx"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -63,6 +64,7 @@ func (h *handlers) events(c *gin.Context) {
 	defer h.Metrics.SSEClient(-1)
 
 	w := c.Writer
+	httpx.KeepReading(w) // a stream outlives the server's read timeout
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")

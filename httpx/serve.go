@@ -20,10 +20,27 @@ func Listen(addr, setting string) (net.Listener, error) {
 	return l, nil
 }
 
+// Timeouts of every server: a client gets ReadHeaderTimeout to send its
+// headers and ReadTimeout for the whole request (a slow body ties up no
+// connection for long); an idle keep-alive connection closes after
+// IdleTimeout. There is no write timeout: live streams write for hours;
+// they lift the read deadline with KeepReading.
+var (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 60 * time.Second
+	IdleTimeout       = 2 * time.Minute
+)
+
+// KeepReading lifts the read deadline of a long-lived response (a live
+// stream): past ReadTimeout the server would otherwise cancel its request.
+func KeepReading(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+}
+
 // Serve serves h on l until ctx ends, then gives in-flight requests up to
 // 10 seconds to finish.
 func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout, IdleTimeout: IdleTimeout}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	select {
