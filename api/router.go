@@ -5,6 +5,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -168,6 +169,7 @@ func NewRouter(d Deps) *gin.Engine {
 	// Web pages: the provider dashboard at /, the patient page at each
 	// room's link /c/<slug>. Unknown API paths answer in the API's own shape.
 	pages := http.FileServer(http.FS(web.Files()))
+	pageHeaders := pageHeaders(d.MediaURL)
 	r.GET("/c/:slug", pageHeaders, h.patientPage)
 	r.NoRoute(pageHeaders, func(c *gin.Context) {
 		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
@@ -202,13 +204,21 @@ func strictTransport(c *gin.Context) {
 }
 
 // pageHeaders keep pages to their own origin's scripts and out of caches
-// (patient pages show patient data).
-func pageHeaders(c *gin.Context) {
-	c.Header("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-	c.Header("X-Content-Type-Options", "nosniff")
-	c.Header("Referrer-Policy", "no-referrer")
-	c.Header("Cache-Control", "no-store")
-	c.Next()
+// (patient pages show patient data). Pages may open WebSockets to their own
+// origin and to the media node's signaling URL, nowhere else.
+func pageHeaders(mediaURL string) gin.HandlerFunc {
+	connect := "'self'"
+	if u, err := url.Parse(mediaURL); err == nil && (u.Scheme == "ws" || u.Scheme == "wss") && u.Host != "" {
+		connect += " " + u.Scheme + "://" + u.Host
+	}
+	csp := "default-src 'self'; connect-src " + connect + "; media-src 'self' blob: mediastream:; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+	return func(c *gin.Context) {
+		c.Header("Content-Security-Policy", csp)
+		c.Header("X-Content-Type-Options", "nosniff")
+		c.Header("Referrer-Policy", "no-referrer")
+		c.Header("Cache-Control", "no-store")
+		c.Next()
+	}
 }
 
 func orDefault(v, def float64) float64 {

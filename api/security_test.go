@@ -83,6 +83,8 @@ func TestHeadersAndOversizedKeys(t *testing.T) {
 	csp := resp.Header.Get("Content-Security-Policy")
 	require.Contains(t, csp, "base-uri 'none'")
 	require.Contains(t, csp, "form-action 'self'")
+	require.Contains(t, csp, "connect-src 'self' ws://media.invalid;", "WebSockets to this origin and the media node only")
+	require.NotContains(t, csp, " ws: ")
 }
 
 // A name that hides what it is (right-to-left override, zero-width
