@@ -49,10 +49,9 @@ func (p *patientStreams) with(visitID string, fn func(v *visitStreams)) {
 	p.mu.Unlock()
 }
 
-// patientArrived records a patient's page opening. Only the first open page
-// of a visit that was told its patient left signals the visit: a visit
-// starts out with its patient connected, so the page a patient opens right
-// after checking in costs no workflow task (BENCHMARKS.md).
+// patientArrived records a patient's page opening; the first open page
+// tells the visit. A visit counts its patient away until then, so a
+// check-in whose page never opens is abandoned (workflows.awaitArrival).
 func (h *handlers) patientArrived(visitID string) {
 	h.patients.with(visitID, func(v *visitStreams) {
 		v.open++
@@ -61,11 +60,9 @@ func (h *handlers) patientArrived(visitID string) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		departures, err := h.DB.With(ctx).Visits.Departures(visitID)
-		if err == nil && departures == 0 {
-			return
-		}
-		// Unknown (err) is signalled: the visit ignores an arrival it knows.
+		// Unknown departures (err) signal as a first arrival: the visit
+		// ignores an arrival it knows.
+		departures, _ := h.DB.With(ctx).Visits.Departures(visitID)
 		h.signalPresence(ctx, visitID, workflows.PresenceSignal{Connected: true, Seq: departures})
 	})
 }

@@ -8,6 +8,9 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 
+	"github.com/handoff-telehealth/handoff/api"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
+	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
 
@@ -34,14 +37,18 @@ func (s *service) presenceSignals(visit string) int {
 	return n
 }
 
-// A patient's page opening right after check-in, a second tab, and a tab
-// closed while another stays open tell the visit nothing; closing the last
-// page is a departure, and coming back an arrival after it.
-func TestPatientPagesTellTheVisitOnlyOfDeparturesAndReturns(t *testing.T) {
+// The first page a patient opens tells the visit they are here (it counts
+// them away until then); a second tab, and a tab closed while another stays
+// open, tell it nothing; closing the last page is a departure, and coming
+// back an arrival after it.
+func TestPatientPagesTellTheVisitOfArrivalsDeparturesAndReturns(t *testing.T) {
 	s := newService(t)
 	visit, token := s.checkIn("dr-lee", "Pat Pages")
+	require.False(t, s.presence(visit).PatientConnected, "away until the page opens")
 
 	first := s.stream(token, "")
+	require.Eventually(t, func() bool { return s.presence(visit).PatientConnected }, 10*time.Second, 50*time.Millisecond,
+		"the first page is an arrival")
 	second := s.stream(token, "")
 	first.cancel()
 	time.Sleep(500 * time.Millisecond) // the server notices the first page is gone
@@ -59,5 +66,20 @@ func TestPatientPagesTellTheVisitOnlyOfDeparturesAndReturns(t *testing.T) {
 		"coming back is an arrival")
 	st := s.presence(visit)
 	require.Equal(t, 1, st.PresenceSeq, "the arrival is ordered after the one departure")
-	require.Equal(t, 2, s.presenceSignals(visit), "one departure and one return: nothing for the first page, the second tab or the closed tab")
+	require.Equal(t, 3, s.presenceSignals(visit), "the first arrival, one departure and one return: nothing for the second tab or the closed tab")
+}
+
+// A check-in whose page never opens is abandoned after the abandon window,
+// like a patient who left; one whose page is open is not.
+func TestACheckInNobodyOpensIsAbandoned(t *testing.T) {
+	e := testenv.Start(t)
+	e.StartWorker(nil)
+	s := startAPI(t, e, func(d *api.Deps) { d.AbandonAfter = 2 * time.Second })
+	gone, _ := s.checkIn("dr-lee", "Pat Never Opened")
+	here, token := s.checkIn("dr-lee", "Pat Watching")
+	s.stream(token, "")
+	require.Eventually(t, func() bool { return s.env.Visit(gone).State == store.VisitEnded }, 20*time.Second, 100*time.Millisecond)
+	require.Equal(t, "abandoned", s.env.Visit(gone).EndReason)
+	time.Sleep(2 * time.Second)
+	require.Equal(t, store.VisitWaiting, s.env.Visit(here).State, "the patient with the page open still waits")
 }

@@ -36,6 +36,9 @@ type VisitState struct {
 	// PatientConnected and DisconnectedAt drive the abandonment timer.
 	PatientConnected bool
 	DisconnectedAt   time.Time
+	// AwaitsArrival: the visit started away and waits for the page's first
+	// presence signal (arrivalChange).
+	AwaitsArrival bool
 	// PresenceSeq is the Seq of the last presence signal applied.
 	PresenceSeq int
 	// Transfers already done, by update id, so a repeated Idempotency-Key

@@ -40,6 +40,12 @@ func (v *visit) setup(ctx workflow.Context) error {
 	} else {
 		v.st = VisitState{VisitID: v.in.VisitID, ClinicID: v.in.ClinicID, RoomID: v.in.RoomID,
 			State: clinic.VisitWaiting, PatientConnected: true}
+		if workflow.GetVersion(ctx, arrivalChange, workflow.DefaultVersion, awaitArrival) >= awaitArrival {
+			// The patient counts as away until their page says they are
+			// here: a check-in whose page never opens is abandoned like a
+			// patient who left.
+			v.st.PatientConnected, v.st.DisconnectedAt, v.st.AwaitsArrival = false, workflow.Now(ctx), true
+		}
 	}
 	if v.st.DoneTransfers == nil {
 		v.st.DoneTransfers = map[string]TransferResult{}
@@ -141,7 +147,9 @@ func (v *visit) continueAsNew(ctx workflow.Context) error {
 }
 
 func (v *visit) setPresence(ctx workflow.Context, s PresenceSignal) {
-	if s.Seq > 0 {
+	// A first arrival (Seq 0) that reaches the visit after a departure was
+	// counted is old news; so is any signal older than the last applied.
+	if s.Seq > 0 || (v.st.AwaitsArrival && v.st.PresenceSeq > 0) {
 		if s.Seq < v.st.PresenceSeq || (s.Seq == v.st.PresenceSeq && !s.Connected) {
 			return // older than what the visit knows
 		}
@@ -183,6 +191,15 @@ func (v *visit) setState(ctx workflow.Context, s clinic.VisitState) error {
 const (
 	localStepsChange = "local-steps"
 	localSteps       = 1
+)
+
+// Visits started since version awaitArrival count their patient away until
+// the first presence signal says the page is open (the API sends one for a
+// visit's first page); before, a check-in whose page never opened was never
+// abandoned. Histories from before replay as they ran.
+const (
+	arrivalChange = "await-arrival"
+	awaitArrival  = 1
 )
 
 var stepRetry = &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second}

@@ -366,6 +366,9 @@ func (s *visitSuite) TestAbandonedWaitingVisitEndsItself() {
 	s.env.OnActivity(a.EndVisit, mock.Anything, mock.MatchedBy(func(p activities.EndParams) bool {
 		return p.Reason == "abandoned" && p.ActorKind == "system"
 	})).Return(nil).Once()
+	s.env.RegisterDelayedCallback(func() { // the page opens
+		s.env.SignalWorkflow(workflows.SignalPresence, workflows.PresenceSignal{Connected: true})
+	}, 30*time.Second)
 	s.env.RegisterDelayedCallback(func() {
 		s.env.SignalWorkflow(workflows.SignalPresence, workflows.PresenceSignal{Connected: false})
 	}, time.Minute)
@@ -376,6 +379,46 @@ func (s *visitSuite) TestAbandonedWaitingVisitEndsItself() {
 	s.True(s.env.IsWorkflowCompleted())
 	s.NoError(s.env.GetWorkflowError())
 	s.GreaterOrEqual(s.env.Now().Sub(start), 11*time.Minute, "not before the patient has been gone 10 minutes")
+}
+
+// A check-in whose page never says the patient is here is abandoned after
+// the window, as if the patient had left at check-in.
+func (s *visitSuite) TestUnconnectedCheckInIsAbandoned() {
+	s.checkIn()
+	s.env.OnActivity(a.EndVisit, mock.Anything, mock.MatchedBy(func(p activities.EndParams) bool {
+		return p.Reason == "abandoned" && p.ActorKind == "system"
+	})).Return(nil).Once()
+	in := input()
+	in.AbandonAfter = 10 * time.Minute
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(workflows.Visit, in)
+	s.True(s.env.IsWorkflowCompleted())
+	s.NoError(s.env.GetWorkflowError())
+	s.InDelta(10*time.Minute, s.env.Now().Sub(start), float64(time.Minute), "ten minutes after check-in")
+}
+
+// The page's first arrival keeps the visit; one that reaches the visit
+// after a departure was counted is old news and does not.
+func (s *visitSuite) TestFirstArrivalCountsOnlyWhileItIsNews() {
+	s.checkIn()
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(workflows.SignalPresence, workflows.PresenceSignal{Connected: true, Seq: 0})
+	}, time.Minute)
+	s.env.RegisterDelayedCallback(func() {
+		s.True(s.status().PatientConnected, "the first page said the patient is here")
+		s.env.SignalWorkflow(workflows.SignalPresence, workflows.PresenceSignal{Connected: false, Seq: 1})
+		s.env.SignalWorkflow(workflows.SignalPresence, workflows.PresenceSignal{Connected: true, Seq: 0}) // a late copy
+	}, 20*time.Minute)
+	s.env.RegisterDelayedCallback(func() {
+		s.False(s.status().PatientConnected, "the late first arrival does not undo the departure")
+	}, 21*time.Minute)
+	s.env.OnActivity(a.EndVisit, mock.Anything, mock.MatchedBy(func(p activities.EndParams) bool { return p.Reason == "abandoned" })).Return(nil).Once()
+	in := input()
+	in.AbandonAfter = 10 * time.Minute
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(workflows.Visit, in)
+	s.True(s.env.IsWorkflowCompleted())
+	s.InDelta(30*time.Minute, s.env.Now().Sub(start), float64(time.Minute), "abandoned ten minutes after the departure, not at check-in + 10")
 }
 
 func (s *visitSuite) TestReconnectingPatientIsNotAbandoned() {
