@@ -133,6 +133,9 @@ func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, err
 		if err := q.Visits.Admitted(v.ID, call.ID, now); err != nil {
 			return err
 		}
+		if err := q.Calls.AddParticipant(call.ID, actor.ID, now); err != nil {
+			return err
+		}
 		res = AdmitResult{CallID: call.ID, Kind: call.Kind}
 		w := a.writer(q, v.ClinicID, v.ID, now)
 		return w.all(
@@ -182,6 +185,16 @@ func (a *Activities) RejoinCall(ctx context.Context, p RejoinParams) error {
 				return err
 			}
 			participant = clinic.ProviderParticipant(actor.ID)
+			if p.Join {
+				return a.joinCall(q, actor, v, p.CallID)
+			}
+			in, err := q.Calls.IsParticipant(p.CallID, actor.ID)
+			if err != nil {
+				return err
+			}
+			if !in {
+				return AsApplicationError(clinic.ErrNotInCall)
+			}
 		default:
 			return reject(clinic.Invalid, "a rejoin is by the patient or a provider")
 		}
@@ -195,6 +208,32 @@ func (a *Activities) RejoinCall(ctx context.Context, p RejoinParams) error {
 		return err
 	}
 	return a.Media.Attach(ctx, p.CallID, participant)
+}
+
+// joinCall adds a provider of the room to a call they are not in, in the
+// open: every patient in the call and the room are told, and it is audited.
+func (a *Activities) joinCall(q store.Queries, actor store.User, v store.Visit, callID string) error {
+	now := a.now()
+	in, err := q.Calls.IsParticipant(callID, actor.ID)
+	if err != nil || in {
+		return err // already in it: a retried step, or a join that was a rejoin
+	}
+	if err := q.Calls.AddParticipant(callID, actor.ID, now); err != nil {
+		return err
+	}
+	patients, err := q.Visits.AllInCall(callID)
+	if err != nil {
+		return err
+	}
+	msg := actor.DisplayName + " joined the call"
+	var steps []step
+	for _, other := range patients {
+		steps = append(steps, a.writer(q, other.ClinicID, other.ID, now).toPatient(clinic.EventCallJoined, map[string]any{"callId": callID, "message": msg}))
+	}
+	w := a.writer(q, v.ClinicID, v.ID, now)
+	steps = append(steps, w.toRoom(v.RoomID, clinic.EventCallJoined, map[string]any{"callId": callID, "joinedBy": actor.DisplayName}),
+		w.audit(clinic.ActorUser, actor.ID, clinic.AuditCallJoined, &v.RoomID, nil, "call "+callID))
+	return w.all(steps...)
 }
 
 // BeginTransfer checks every rule that a database fact decides, then marks

@@ -96,4 +96,7 @@ type RejoinParams struct {
 	CallID    string
 	ActorKind string
 	ActorID   string
+	// Join: a provider of the room who is not in the call joins it, and
+	// its patients are told; without it only a participant rejoins.
+	Join bool
 }

@@ -91,11 +91,47 @@ func (h *handlers) mediaCall(c *gin.Context, callID string) (subject, call, visi
 	if _, err := h.callForProvider(c, callID); err != nil {
 		return "", "", "", err
 	}
+	if !joining(c) {
+		in, err := q.Calls.IsParticipant(callID, cl.User.ID)
+		if err != nil {
+			return "", "", "", err
+		}
+		if !in {
+			return "", "", "", clinic.ErrNotInCall
+		}
+	}
 	v, _, err := q.Visits.InCall(callID)
 	if err != nil {
 		return "", "", "", err
 	}
 	return subject, callID, v.ID, nil
+}
+
+// joining tells a request to join a call (POST /calls/:id/join) from one
+// that only a participant may make.
+func joining(c *gin.Context) bool { return c.FullPath() == "/api/v1/calls/:id/join" }
+
+// joinCall adds the caller, a provider of the call's room, to a call they
+// are not in: its patients are told, it is audited, and the caller gets
+// what it needs to connect.
+func (h *handlers) joinCall(c *gin.Context) {
+	body, err := h.joinCallAs(c, c.Param("id"))
+	reply(c, http.StatusOK, body, err)
+}
+
+func (h *handlers) joinCallAs(c *gin.Context, callID string) (gin.H, error) {
+	subject, callID, visitID, err := h.mediaCall(c, callID)
+	if err != nil {
+		return nil, err
+	}
+	if visitID == "" {
+		return nil, newError(http.StatusConflict, "conflict", "no patient is in that call any more")
+	}
+	rq := workflows.RejoinRequest{ActorKind: clinic.ActorUser, ActorID: callerOf(c).User.ID, Join: true}
+	if _, err := workflows.Rejoin(c, h.Temporal, visitID, idempotencyKey(c), rq); err != nil {
+		return nil, err
+	}
+	return h.mediaTokens(subject, callID), nil
 }
 
 func (h *handlers) mediaTokens(subject, callID string) gin.H {

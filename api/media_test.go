@@ -271,3 +271,36 @@ func TestMediaAnswersCarryICEServersWithPerParticipantTURNCredentials(t *testing
 	require.NotContains(t, leeUser, visit, "the provider's credential is its own")
 	require.True(t, strings.HasPrefix(provider["participant"].(string), "user:"))
 }
+
+// Only a call's providers rejoin it or get its join token; another provider
+// of the room joins it in the open: its patients are told, and it is
+// audited. After that they are in it like the others.
+func TestOnlyTheCallsProvidersRejoinOthersJoinVisibly(t *testing.T) {
+	s := newService(t)
+	leeTok, deskTok := s.login(lee), s.login(frontDsk)
+	visit, patientTok := s.checkIn("riverside-reception", "Pat Private")
+	patient := s.stream(patientTok, "")
+	call := s.do("POST", "/visits/"+visit+"/admit", leeTok, nil).str("call", "id")
+	require.NotEmpty(t, call)
+
+	r := s.do("POST", "/media/rejoin", deskTok, map[string]string{"callId": call})
+	require.Equal(t, http.StatusForbidden, r.Status, "a room member who is not in the call cannot slip in: %s", r.Raw)
+	r = s.do("GET", "/media/session?callId="+call, deskTok, nil)
+	require.Equal(t, http.StatusForbidden, r.Status, r.Raw)
+	require.Equal(t, http.StatusOK, s.do("POST", "/media/rejoin", leeTok, map[string]string{"callId": call}).Status, "the admitting provider rejoins")
+
+	j := s.do("POST", "/calls/"+call+"/join", deskTok, nil)
+	require.Equal(t, http.StatusOK, j.Status, j.Raw)
+	require.NotEmpty(t, j.str("joinToken"))
+	require.Equal(t, "Sam Ortiz joined the call", patient.next(t, "call.joined").Data["message"], "the patient is told")
+	require.Equal(t, http.StatusOK, s.do("POST", "/media/rejoin", deskTok, map[string]string{"callId": call}).Status, "now in it, they rejoin like the others")
+
+	audit := s.do("GET", "/audit?action=call.joined", s.login(admin), nil)
+	rows := audit.Body["audit"].([]any)
+	require.Len(t, rows, 1, audit.Raw)
+	require.Equal(t, s.env.User(frontDsk).ID, rows[0].(map[string]any)["actorId"])
+
+	// Someone who does not act for the room cannot join at all.
+	r = s.do("POST", "/calls/"+call+"/join", s.login(patel), nil)
+	require.Equal(t, http.StatusForbidden, r.Status, r.Raw)
+}

@@ -315,6 +315,7 @@ func TestEveryDocumentedSuccessBodyIsValidated(t *testing.T) {
 	three, _ := s.checkIn("riverside-reception", "Pat Three")
 	g := must(s.do("POST", "/visits/"+two+"/admit", deskTok, map[string]string{}), http.StatusOK)
 	must(s.do("POST", "/visits/"+three+"/admit", deskTok, map[string]string{"callId": g.str("call", "id")}), http.StatusOK)
+	must(s.do("POST", "/calls/"+g.str("call", "id")+"/join", leeTok, nil), http.StatusOK) // Dr. Lee, of Reception too, joins
 	must(s.do("POST", "/visits/"+two+"/leave", twoTok, nil), http.StatusNoContent)
 	must(s.do("POST", "/visits/"+three+"/end", deskTok, nil), http.StatusNoContent)
 

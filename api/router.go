@@ -156,6 +156,7 @@ func NewRouter(d Deps) *gin.Engine {
 	// Media: where to connect, with what tokens.
 	v1.GET("/media/session", requireAnyone, h.mediaSession)
 	v1.POST("/media/rejoin", requireAnyone, h.rejoinMedia)
+	v1.POST("/calls/:id/join", requireProvider, h.joinCall)
 
 	// Live events, and the clinic's audit trail.
 	v1.GET("/events", requireAnyone, h.events)

@@ -81,6 +81,8 @@ var (
 	ErrMovedAway = reject(Conflict, "the patient has just been moved to another room")
 	// ErrVisitEnded: the visit is over.
 	ErrVisitEnded = reject(Conflict, "the visit has ended")
+	// ErrNotInCall: only the call's providers rejoin it; others join it.
+	ErrNotInCall = reject(Forbidden, "you are not in that call; join it to be added (its patients are told)")
 	// ErrNotWaiting: only a waiting patient can be admitted.
 	ErrNotWaiting = reject(Conflict, "the patient is not waiting")
 )

@@ -49,6 +49,7 @@ const (
 	EventEnded           = "visit.ended"
 	EventCallEnded       = "call.ended"
 	EventAppClosed       = "app.closed"
+	EventCallJoined      = "call.joined"
 )
 
 // Audit actions that are not event types.
@@ -58,6 +59,7 @@ const (
 	AuditTransferCompleted = "transfer.completed"
 	AuditTransferFailed    = "transfer.failed"
 	AuditCallRejoined      = "call.rejoined"
+	AuditCallJoined        = "call.joined"
 )
 
 // Audit actions of running the clinic: who changed people, rooms and the

@@ -410,3 +410,25 @@ func (q Sessions) RevokeOf(userID, id string, at time.Time) (bool, error) {
 	res := q.c.g.Model(&Session{}).Where("id = ? AND user_id = ? AND revoked_at IS NULL", id, userID).Update("revoked_at", at)
 	return res.RowsAffected > 0, res.Error
 }
+
+// AddParticipant records that userID is in call callID (once).
+func (q Calls) AddParticipant(callID, userID string, at time.Time) error {
+	ok, err := q.IsParticipant(callID, userID)
+	if err != nil || ok {
+		return err
+	}
+	return q.c.g.Create(&CallParticipant{CallID: callID, UserID: userID, JoinedAt: at}).Error
+}
+
+// IsParticipant tells whether userID is in call callID.
+func (q Calls) IsParticipant(callID, userID string) (bool, error) {
+	var n int64
+	err := q.c.g.Model(&CallParticipant{}).Where("call_id = ? AND user_id = ?", callID, userID).Count(&n).Error
+	return n > 0, err
+}
+
+// AllInCall lists the visits in call callID.
+func (q Visits) AllInCall(callID string) ([]Visit, error) {
+	var out []Visit
+	return out, q.c.g.Where("call_id = ? AND state = ?", callID, VisitInCall).Order("id").Find(&out).Error
+}

@@ -255,7 +255,7 @@ var migrations = []migration{
 	},
 	{
 		version: 7,
-		name:    "sign-in back-off, events by time, sessions' origin",
+		name:    "sign-in back-off, events by time, sessions' origin, call participants",
 		// Wrong passwords in a row since the last sign-in, and until when
 		// the account's sign-in waits (clinic.SignInBackoff). Events by
 		// time: a stream resumes no further back than a recent window.
@@ -268,6 +268,20 @@ var migrations = []migration{
 			`ALTER TABLE sessions ADD COLUMN address VARCHAR(64) NOT NULL DEFAULT ''`,
 			`ALTER TABLE sessions ADD COLUMN user_agent VARCHAR(200) NOT NULL DEFAULT ''`,
 			`CREATE INDEX sessions_by_user ON sessions (user_id, revoked_at)`,
+			// The providers in a call: who admitted a patient into it or
+			// joined it. Only they rejoin it after a lost media session.
+			// Calls live at the upgrade get their admitters from the audit.
+			`CREATE TABLE call_participants (
+				call_id VARCHAR(36) NOT NULL REFERENCES calls (id),
+				user_id VARCHAR(36) NOT NULL REFERENCES users (id),
+				joined_at {{ts}} NOT NULL,
+				PRIMARY KEY (call_id, user_id)
+			)`,
+			`INSERT INTO call_participants (call_id, user_id, joined_at)
+				SELECT SUBSTR(detail, 6), actor_id, MIN(at) FROM audit_events
+				WHERE action = 'visit.admitted' AND actor_kind = 'user' AND detail LIKE 'call %'
+					AND SUBSTR(detail, 6) IN (SELECT id FROM calls) AND actor_id IN (SELECT id FROM users)
+				GROUP BY SUBSTR(detail, 6), actor_id`,
 		},
 	},
 }

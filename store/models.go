@@ -146,6 +146,14 @@ type Call struct {
 	EndedAt   *time.Time
 }
 
+// CallParticipant is a provider in a call: who admitted a patient into it,
+// or joined it.
+type CallParticipant struct {
+	CallID   string `gorm:"primaryKey"`
+	UserID   string `gorm:"primaryKey"`
+	JoinedAt time.Time
+}
+
 // AppSession is an app (shared notes, payment request…) open in a call. Its
 // Data is the session's own data: discarded when the app closes, never handed
 // to another provider.

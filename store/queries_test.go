@@ -226,3 +226,32 @@ func TestMigration6KeepsPeopleAsTheyWere(t *testing.T) {
 		require.Equal(t, 1, owners)
 	})
 }
+
+// Migration 7 makes the providers who admitted patients into calls live at
+// the upgrade those calls' participants, so they can still rejoin them.
+func TestMigration7KnowsWhoIsInLiveCalls(t *testing.T) {
+	testdb.Engines(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		db, err := store.Open(ctx, dsn)
+		require.NoError(t, err)
+		defer db.Close()
+		_, err = db.MigrateTo(ctx, 6)
+		require.NoError(t, err)
+		now := time.Now().UTC()
+		c, u, room, call := uuid.NewString(), uuid.NewString(), uuid.NewString(), uuid.NewString()
+		g := db.Gorm()
+		require.NoError(t, g.Exec(`INSERT INTO clinics (id, name, plan, created_at) VALUES (?, 'Call Clinic', 'premium', ?)`, c, now).Error)
+		require.NoError(t, g.Exec(`INSERT INTO users (id, clinic_id, email, display_name, role, password_hash, created_at) VALUES (?, ?, 'doc@call.example', 'Doc', 'member', 'x', ?)`, u, c, now).Error)
+		require.NoError(t, g.Exec(`INSERT INTO rooms (id, clinic_id, kind, name, slug, created_at) VALUES (?, ?, 'shared', 'Room', 'call-room', ?)`, room, c, now).Error)
+		require.NoError(t, g.Exec(`INSERT INTO calls (id, clinic_id, room_id, kind, started_at) VALUES (?, ?, ?, 'one_to_one', ?)`, call, c, room, now).Error)
+		for _, row := range []struct{ actor, detail string }{{u, "call " + call}, {u, "call " + call}, {u, "call no-such-call"}} {
+			require.NoError(t, g.Exec(`INSERT INTO audit_events (clinic_id, at, actor_kind, actor_id, action, detail) VALUES (?, ?, 'user', ?, 'visit.admitted', ?)`, c, now, row.actor, row.detail).Error)
+		}
+		applied, err := db.MigrateTo(ctx, 7)
+		require.NoError(t, err)
+		require.Equal(t, []int{7}, applied)
+		in, err := db.With(ctx).Calls.IsParticipant(call, u)
+		require.NoError(t, err)
+		require.True(t, in)
+	})
+}

@@ -36,7 +36,7 @@ func TestMigrateIsVersionedAndRepeatable(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, store.LatestVersion(), v)
 
-		for _, table := range []string{"clinics", "users", "rooms", "room_members", "visits", "calls", "app_sessions", "audit_events", "events", "sessions", "presence", "completed_transfers", "invitations", "password_resets", "old_slugs"} {
+		for _, table := range []string{"clinics", "users", "rooms", "room_members", "visits", "calls", "app_sessions", "audit_events", "events", "sessions", "presence", "completed_transfers", "invitations", "password_resets", "old_slugs", "call_participants"} {
 			require.True(t, db.Gorm().Migrator().HasTable(table), table)
 		}
 	})

@@ -83,6 +83,8 @@ type TransferResult struct {
 type RejoinRequest struct {
 	ActorKind string
 	ActorID   string
+	// Join: a provider of the room joins a call they are not in.
+	Join bool
 }
 
 // EndRequest ends the visit: the patient leaves, or a provider ends it.

@@ -447,7 +447,7 @@ func (v *visit) rejoin(ctx workflow.Context, req RejoinRequest) (string, error) 
 	v.busy = "rejoin"
 	defer func() { v.busy = "" }()
 	err := v.mediaStep(ctx, a.RejoinCall, activities.RejoinParams{
-		VisitID: v.st.VisitID, CallID: v.st.CallID, ActorKind: req.ActorKind, ActorID: req.ActorID,
+		VisitID: v.st.VisitID, CallID: v.st.CallID, ActorKind: req.ActorKind, ActorID: req.ActorID, Join: req.Join,
 	}).Get(ctx, nil)
 	return v.st.CallID, err
 }

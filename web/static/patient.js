@@ -118,6 +118,8 @@ async function onEvent(type, data) {
     const session = await api('GET', `/media/session?callId=${encodeURIComponent(data.callId)}`, state.token);
     if (state.media) state.media.join(session.joinToken);
     await reload();
+  } else if (type === 'call.joined') {
+    showConfirmation(data.message); // "<provider> joined the call"
   } else if (type === 'visit.ended' || type === 'visit.left') {
     localStorage.removeItem(key);
     show('ended');
