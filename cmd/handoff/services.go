@@ -19,6 +19,7 @@ import (
 	"github.com/handoff-telehealth/handoff/config"
 	"github.com/handoff-telehealth/handoff/httpx"
 	"github.com/handoff-telehealth/handoff/mailer"
+	"github.com/handoff-telehealth/handoff/media"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -53,7 +54,10 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	if err := sess.check(); err != nil {
 		return err
 	}
-	if err := config.CheckSecrets(map[string]string{"--media-secret": opts.mediaSecret, "--codec-token": *codecToken, "--turn-secret": ice.secret}); err != nil {
+	if err := checkMediaSecret(opts.mediaSecret); err != nil {
+		return err
+	}
+	if err := config.CheckSecrets(map[string]string{"--codec-token": *codecToken, "--turn-secret": ice.secret}); err != nil {
 		return err
 	}
 	tlsConf, err := tlsConfig(tlsFiles)
@@ -150,7 +154,10 @@ func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	if *secret == "" || *controlToken == "" {
 		return errors.New("set --media-secret and --media-control-token (HANDOFF_MEDIA_SECRET, HANDOFF_MEDIA_CONTROL_TOKEN)")
 	}
-	if err := config.CheckSecrets(map[string]string{"--media-secret": *secret, "--media-control-token": *controlToken, "--turn-secret": netw.turnSecret}); err != nil {
+	if err := checkMediaSecret(*secret); err != nil {
+		return err
+	}
+	if err := config.CheckSecrets(map[string]string{"--media-control-token": *controlToken, "--turn-secret": netw.turnSecret}); err != nil {
 		return err
 	}
 	if netw.turnSecret != "" && netw.publicIPs == "" {
@@ -174,6 +181,20 @@ func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	logger.Info("media listening", "addr", l.Addr().String(), "ice_udp_port", netw.udpPort, "ice_tcp_port", netw.tcpPort, "turn", turnSrv != nil)
 	defer srv.SFU.Shutdown()
 	return httpx.ServeTLS(ctx, l, srv.Handler(), tlsConf)
+}
+
+// checkMediaSecret checks each secret of the media secret setting (one, or
+// "id:secret,id:secret" during a rotation).
+func checkMediaSecret(setting string) error {
+	if setting == "" {
+		return nil
+	}
+	for _, secret := range media.SecretValues(setting) {
+		if err := config.CheckSecret("--media-secret", secret); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // registerTLS adds --tls-cert and --tls-key: HTTPS (and WSS) served by the
