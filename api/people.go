@@ -183,17 +183,8 @@ func (h *handlers) resendInvitation(c *gin.Context) {
 	}
 	token, tokenHash := newToken(invitePrefix)
 	inv.ExpiresAt = time.Now().UTC().Add(clinic.InvitationLifetime)
-	err = h.DB.InTx(c, func(q store.Queries) error {
-		ok, err := q.Invitations.Reissue(inv.ID, tokenHash, inv.ExpiresAt)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return clinic.ErrInvitationClosed
-		}
-		row := auditRow(c, clinic.AuditInvitationResent)
-		row.Detail = inv.Email
-		return q.Audit.Append(row)
+	err = h.changePending(c, inv, clinic.AuditInvitationResent, func(q store.Queries) (bool, error) {
+		return q.Invitations.Reissue(inv.ID, tokenHash, inv.ExpiresAt)
 	})
 	if err != nil {
 		fail(c, err)
@@ -208,18 +199,26 @@ func (h *handlers) revokeInvitation(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	reply(c, http.StatusNoContent, nil, h.DB.InTx(c, func(q store.Queries) error {
-		ok, err := q.Invitations.Revoke(inv.ID, time.Now().UTC())
+	reply(c, http.StatusNoContent, nil, h.changePending(c, inv, clinic.AuditInvitationRevoked, func(q store.Queries) (bool, error) {
+		return q.Invitations.Revoke(inv.ID, time.Now().UTC())
+	}))
+}
+
+// changePending applies change to a pending invitation (false: it was not
+// pending any more) and audits it as action, in one transaction.
+func (h *handlers) changePending(c *gin.Context, inv store.Invitation, action string, change func(store.Queries) (bool, error)) error {
+	return h.DB.InTx(c, func(q store.Queries) error {
+		ok, err := change(q)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			return clinic.ErrInvitationClosed
 		}
-		row := auditRow(c, clinic.AuditInvitationRevoked)
+		row := auditRow(c, action)
 		row.Detail = inv.Email
 		return q.Audit.Append(row)
-	}))
+	})
 }
 
 // person is the :id user of the caller's clinic.
