@@ -50,7 +50,7 @@ func TestMediaServesTLS(t *testing.T) {
 		require.NotEqual(t, http.StatusOK, plain.StatusCode, "plain HTTP is not served")
 	}
 
-	code, _, stderr := runHandoff(t, []string{"HANDOFF_MEDIA_SECRET=s", "HANDOFF_MEDIA_CONTROL_TOKEN=t"}, "media", "--listen", "127.0.0.1:0", "--tls-cert", certFile)
+	code, _, stderr := runHandoff(t, []string{"HANDOFF_MEDIA_SECRET=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "HANDOFF_MEDIA_CONTROL_TOKEN=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}, "media", "--listen", "127.0.0.1:0", "--tls-cert", certFile)
 	require.NotEqual(t, 0, code)
 	require.Contains(t, stderr, "--tls-cert and --tls-key go together")
 }
