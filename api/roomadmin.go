@@ -176,7 +176,6 @@ func (h *handlers) archiveRoom(c *gin.Context) {
 // with their count, or moved first to the room named: each move is a
 // transfer by the caller, with its texts and audit rows.
 func (h *handlers) archive(c *gin.Context, req archiveRequest) (gin.H, error) {
-	cl := callerOf(c)
 	q := h.DB.With(c)
 	r, err := h.managedRoom(c, q)
 	if err != nil {
@@ -210,7 +209,6 @@ func (h *handlers) archive(c *gin.Context, req archiveRequest) (gin.H, error) {
 		row.Detail = fmt.Sprintf("%d moved", moved)
 		return q.Audit.Append(row)
 	})
-	_ = cl
 	return gin.H{"moved": moved}, err
 }
 
