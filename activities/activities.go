@@ -64,7 +64,7 @@ func (a *Activities) RecordCheckIn(ctx context.Context, p CheckInParams) error {
 		now := a.now()
 		created, err := q.Visits.Create(store.Visit{
 			ID: p.VisitID, ClinicID: p.ClinicID, RoomID: p.RoomID, State: store.VisitWaiting,
-			PatientName: p.PatientName, TokenHash: p.TokenHash, CheckedInAt: p.CheckedInAt.UTC(), UpdatedAt: now,
+			PatientName: store.Sealed(p.PatientName), TokenHash: p.TokenHash, CheckedInAt: p.CheckedInAt.UTC(), UpdatedAt: now,
 		})
 		if err != nil || !created {
 			return err // not created: an earlier attempt did it all
@@ -437,7 +437,7 @@ func (a *Activities) RetargetRoom(ctx context.Context, p TransferParams, plan Tr
 		}
 		counted = true
 		moved := v
-		moved.RoomID, moved.TransferNote = p.TargetRoomID, p.Note
+		moved.RoomID, moved.TransferNote = p.TargetRoomID, store.Sealed(p.Note)
 		card := cardPayload(moved, plan.ReceiverMessage())
 		card["transferredFromRoomId"] = p.SourceRoomID
 		w := a.writer(q, v.ClinicID, v.ID, now)

@@ -153,7 +153,7 @@ func TestTransferFromTheWaitingRoom(t *testing.T) {
 		require.True(t, checkedIn.Equal(v.CheckedInAt), "the original check-in time is kept")
 		require.Equal(t, w.users["dr.lee@riverside.example"].ID, *v.TransferredByID)
 		require.Equal(t, w.rooms["dr-lee"].ID, *v.TransferredFromRoomID)
-		require.Equal(t, "check BP", v.TransferNote)
+		require.Equal(t, "check BP", v.TransferNote.String())
 		require.Equal(t, 1, v.Transfers, "retried steps count once")
 
 		evs := w.events(id)
@@ -194,7 +194,7 @@ func TestTransferDuringCalls(t *testing.T) {
 			members, live := w.calls.Members(call.CallID)
 			require.True(t, live)
 			require.ElementsMatch(t, []string{clinic.ProviderParticipant(lee.ID), clinic.PatientParticipant(id)}, members)
-			notes := "private notes"
+			notes := store.Sealed("private notes")
 			app := store.AppSession{ID: uuid.NewString(), CallID: call.CallID, App: "notes", Data: &notes, OpenedByID: lee.ID, OpenedAt: time.Now().UTC()}
 			require.NoError(t, w.db.Gorm().Create(&app).Error)
 

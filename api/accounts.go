@@ -267,6 +267,9 @@ func (h *handlers) setPasswordByLink(c *gin.Context, req resetRequest) (gin.H, e
 	if err != nil {
 		return nil, err
 	}
+	if u.MFAEnabled() { // a mailed link stands in for the password only
+		return h.signInChallenge(c, u, now)
+	}
 	return h.openSession(c, u)
 }
 

@@ -138,6 +138,14 @@ func TestWhoMayRunTheClinic(t *testing.T) {
 			{"PUT /clinic/plan", func(tok string) response {
 				return s.do("PUT", "/clinic/plan", tok, map[string]string{"plan": "premium"})
 			}, ownersOnly(200)},
+			{"PUT /clinic/security", func(tok string) response {
+				return s.do("PUT", "/clinic/security", tok, map[string]bool{"requireMfa": false})
+			}, ownersOnly(200)},
+			{"POST /people/{id}/mfa-reset", func(tok string) response {
+				id := member()
+				require.NoError(t, s.db.Gorm().Exec("UPDATE users SET totp_enabled_at = ? WHERE id = ?", time.Now().UTC(), id).Error)
+				return s.do("POST", "/people/"+id+"/mfa-reset", tok, nil)
+			}, ok(204)},
 			{"GET /people", func(tok string) response { return s.do("GET", "/people", tok, nil) }, theirOwn(200)},
 			{"GET /audit", func(tok string) response { return s.do("GET", "/audit", tok, nil) }, theirOwn(200)},
 			{"POST /invitations", func(tok string) response {

@@ -38,7 +38,9 @@ type service struct {
 	t   *testing.T
 	env *testenv.Env
 	url string
-	db  *store.DB
+	// internalURL serves the process's metrics, apart from what browsers reach.
+	internalURL string
+	db          *store.DB
 	// openapi records the exchanges validated against the API document
 	// (openapi_test.go).
 	openapi *documentCheck
@@ -61,7 +63,9 @@ func startAPI(t *testing.T, e *testenv.Env, tweak func(*api.Deps)) *service {
 	}
 	srv := httptest.NewServer(api.NewRouter(deps))
 	t.Cleanup(srv.Close)
-	return &service{t: t, env: e, url: srv.URL, db: db, openapi: newDocumentCheck()}
+	internal := httptest.NewServer(api.NewInternalRouter(deps))
+	t.Cleanup(internal.Close)
+	return &service{t: t, env: e, url: srv.URL, internalURL: internal.URL, db: db, openapi: newDocumentCheck()}
 }
 
 func newService(t *testing.T) *service {
@@ -272,8 +276,13 @@ func TestWholeSpecFromTheWaitingRoom(t *testing.T) {
 	require.Equal(t, "one_to_one", ad.str("call", "kind"))
 	patientEvents.next(t, "visit.admitted")
 
-	// The API process's /metrics counts the transfer request by route.
+	// The API process's /metrics counts the transfer request by route, on
+	// the internal listener only.
 	resp, err := http.Get(s.url + "/metrics")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, "no metrics where browsers reach")
+	resp, err = http.Get(s.internalURL + "/metrics")
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()

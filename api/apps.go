@@ -43,7 +43,7 @@ func (h *handlers) openAppIn(c *gin.Context, req openAppRequest) (gin.H, error) 
 	if err != nil {
 		return nil, err
 	}
-	data := req.Data
+	data := store.Sealed(req.Data)
 	app := store.AppSession{ID: uuid.NewString(), CallID: call.ID, App: req.App, Data: &data, OpenedByID: callerOf(c).User.ID, OpenedAt: time.Now().UTC()}
 	err = h.DB.InTx(c, func(q store.Queries) error {
 		if err := q.Apps.Open(app); err != nil {

@@ -7,9 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -191,7 +189,9 @@ func (h *handlers) logout(c *gin.Context) {
 
 var errBadCredentials = newError(http.StatusUnauthorized, "bad_credentials", "wrong email or password")
 
-// signIn checks a provider's password and opens a session. An unknown email
+// signIn checks a provider's password and opens a session, or, for a
+// person with a second factor, answers with a challenge to send its code
+// with (POST /auth/mfa). An unknown email
 // takes as long as a wrong password, and reads the same. Wrong passwords in
 // a row make the account's sign-in wait (clinic.SignInBackoff), the right
 // password too, and are audited; the next sign-in is told how many there
@@ -210,11 +210,8 @@ func (h *handlers) signIn(c *gin.Context, req loginRequest) (gin.H, error) {
 		return nil, errBadCredentials
 	}
 	now := time.Now().UTC()
-	if u.SignInWaitUntil != nil && now.Before(*u.SignInWaitUntil) {
-		wait := int(math.Ceil(u.SignInWaitUntil.Sub(now).Seconds()))
-		c.Header("Retry-After", strconv.Itoa(wait))
-		return nil, newError(http.StatusTooManyRequests, "sign_in_waiting",
-			fmt.Sprintf("too many wrong passwords for this account; try again in %d seconds", wait))
+	if err := signInWait(c, u, now); err != nil {
+		return nil, err
 	}
 	if !right {
 		return nil, h.signInFailed(c, u, now)
@@ -222,21 +219,12 @@ func (h *handlers) signIn(c *gin.Context, req loginRequest) (gin.H, error) {
 	if !u.Active() { // told only to who knows the password
 		return nil, errDeactivated
 	}
-	failed := u.FailedSignIns
-	if err := h.DB.InTx(c, func(q store.Queries) error {
-		if err := q.Users.SignedIn(u.ID); err != nil {
-			return err
-		}
-		return q.Audit.Append(store.AuditEvent{ClinicID: u.ClinicID, At: now, ActorKind: clinic.ActorUser, ActorID: u.ID,
-			Action: clinic.AuditSignedIn, Address: c.ClientIP(), TargetUserID: &u.ID})
-	}); err != nil {
-		return nil, err
+	if u.MFAEnabled() {
+		// The failed sign-ins are cleared only once the second factor
+		// passes: a known password does not buy fresh guesses at codes.
+		return h.signInChallenge(c, u, now)
 	}
-	body, err := h.openSession(c, u)
-	if body != nil {
-		body["failedSignIns"] = failed
-	}
-	return body, err
+	return h.completeSignIn(c, u, now)
 }
 
 // signInFailed counts and audits a wrong password for u.

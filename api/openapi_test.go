@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -358,6 +359,18 @@ func TestEveryDocumentedSuccessBodyIsValidated(t *testing.T) {
 	must(s.do("DELETE", "/me/sessions/"+sessions[len(sessions)-1].(map[string]any)["id"].(string), other.str("token"), nil), http.StatusNoContent)
 	must(s.do("POST", "/me/sessions/sign-out-others", other.str("token"), nil), http.StatusNoContent)
 	must(s.do("POST", "/people/"+adaID+"/sign-out", f.ownerTok, nil), http.StatusNoContent)
+
+	// Two-factor sign-in: enrol, require it, sign in with a code, reset a
+	// person's, turn one's own off.
+	must(s.do("GET", "/me/mfa", f.ownerTok, nil), http.StatusOK)
+	secret, recovery := s.enrol(f.ownerTok)
+	must(s.do("PUT", "/clinic/security", f.ownerTok, map[string]bool{"requireMfa": true}), http.StatusOK)
+	must(s.do("PUT", "/clinic/security", f.ownerTok, map[string]bool{"requireMfa": false}), http.StatusOK)
+	challenge := must(s.do("POST", "/auth/login", "", map[string]string{"email": "documentclinic@owner.example", "password": "Document-Pass-2026"}), http.StatusOK)
+	must(s.do("POST", "/auth/mfa", "", map[string]string{"challenge": challenge.str("challenge"), "code": codeAt(t, secret, time.Now().Add(30*time.Second))}), http.StatusOK)
+	require.NoError(t, s.db.Gorm().Exec("UPDATE users SET totp_enabled_at = ? WHERE id = ?", time.Now().UTC(), adaID).Error)
+	must(s.do("POST", "/people/"+adaID+"/mfa-reset", f.ownerTok, nil), http.StatusNoContent)
+	must(s.do("POST", "/me/mfa/disable", f.ownerTok, map[string]string{"password": "Document-Pass-2026", "recoveryCode": recovery[0]}), http.StatusOK)
 	must(s.do("POST", "/people/"+adaID+"/deactivate", f.ownerTok, nil), http.StatusOK)
 	must(s.do("GET", "/audit?action=room.&actorId="+f.ownerID, f.ownerTok, nil), http.StatusOK)
 

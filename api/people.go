@@ -35,7 +35,7 @@ func (h *handlers) clinicSettings(c *gin.Context) {
 }
 
 func clinicView(cl store.Clinic) gin.H {
-	return gin.H{"id": cl.ID, "name": cl.Name, "plan": cl.Plan}
+	return gin.H{"id": cl.ID, "name": cl.Name, "plan": cl.Plan, "requireMfa": cl.RequireMFA}
 }
 
 func (h *handlers) changePlan(c *gin.Context) {
@@ -98,7 +98,7 @@ func (h *handlers) listPeople(c *gin.Context) {
 }
 
 func personView(u store.User, personalRoomID string) gin.H {
-	v := gin.H{"id": u.ID, "email": u.Email, "fullName": u.FullName, "displayName": u.DisplayName, "role": u.Role, "active": u.Active(), "personalRoomId": nil}
+	v := gin.H{"id": u.ID, "email": u.Email, "fullName": u.FullName, "displayName": u.DisplayName, "role": u.Role, "active": u.Active(), "mfaEnabled": u.MFAEnabled(), "personalRoomId": nil}
 	if personalRoomID != "" {
 		v["personalRoomId"] = personalRoomID
 	}

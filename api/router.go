@@ -87,11 +87,8 @@ func NewRouter(d Deps) *gin.Engine {
 	// serve (database and Temporal answer).
 	r.GET("/healthz", h.live)
 	r.GET("/readyz", h.ready)
-	if d.Metrics != nil {
-		r.GET("/metrics", gin.WrapH(d.Metrics.Handler()))
-	}
 
-	v1 := r.Group("/api/v1", h.errorsMiddleware, limitBody(64<<10), apiHeaders, limitIdempotencyKey, h.authenticate)
+	v1 := r.Group("/api/v1", h.errorsMiddleware, limitBody(64<<10), apiHeaders, limitIdempotencyKey, h.authenticate, requireSecondFactor)
 	v1.GET("/openapi.json", openAPI)
 
 	// Providers sign in (or reset a forgotten password by a mailed link);
@@ -99,6 +96,7 @@ func NewRouter(d Deps) *gin.Engine {
 	loginRate := orDefault(d.LoginRate, 1)
 	byAddress := rateLimit(loginRate, max(5, int(loginRate)))
 	v1.POST("/auth/login", byAddress, h.login)
+	v1.POST("/auth/mfa", byAddress, h.secondFactor)
 	v1.POST("/auth/logout", requireProvider, h.logout)
 	v1.POST("/auth/forgot", byAddress, h.forgotPassword)
 	v1.POST("/auth/reset", byAddress, h.resetPassword)
@@ -119,6 +117,10 @@ func NewRouter(d Deps) *gin.Engine {
 	v1.GET("/me/sessions", requireProvider, h.mySessions)
 	v1.DELETE("/me/sessions/:id", requireProvider, h.endMySession)
 	v1.POST("/me/sessions/sign-out-others", requireProvider, h.endMyOtherSessions)
+	v1.GET("/me/mfa", requireProvider, h.myMFA)
+	v1.POST("/me/mfa/enrol", requireProvider, h.startMFA)
+	v1.POST("/me/mfa/confirm", requireProvider, byAddress, h.confirmMFA)
+	v1.POST("/me/mfa/disable", requireProvider, byAddress, h.disableMFA)
 	v1.GET("/rooms", requireProvider, h.listRooms)
 	v1.GET("/rooms/:id/waiting", requireProvider, h.waitingRoom)
 
@@ -128,11 +130,13 @@ func NewRouter(d Deps) *gin.Engine {
 	admin := v1.Group("", requireProvider, rateLimit(adminRate, max(20, int(adminRate))))
 	admin.GET("/clinic", requirePower(clinic.ManagePeople), h.clinicSettings)
 	admin.PUT("/clinic/plan", requirePower(clinic.ManagePlan), h.changePlan)
+	admin.PUT("/clinic/security", requirePower(clinic.ManageSecurity), h.changeSecurity)
 	admin.GET("/people", requirePower(clinic.ManagePeople), h.listPeople)
 	admin.PATCH("/people/:id", requirePower(clinic.ManagePeople), h.changeRole)
 	admin.POST("/people/:id/deactivate", requirePower(clinic.ManagePeople), h.deactivate)
 	admin.POST("/people/:id/reset-link", requirePower(clinic.ManagePeople), h.issueResetLink)
 	admin.POST("/people/:id/sign-out", requirePower(clinic.ManagePeople), h.signOutEverywhere)
+	admin.POST("/people/:id/mfa-reset", requirePower(clinic.ManagePeople), h.resetMFA)
 	admin.POST("/invitations", requirePower(clinic.ManagePeople), h.invite)
 	admin.POST("/invitations/:id/resend", requirePower(clinic.ManagePeople), h.resendInvitation)
 	admin.DELETE("/invitations/:id", requirePower(clinic.ManagePeople), h.revokeInvitation)
@@ -179,6 +183,22 @@ func NewRouter(d Deps) *gin.Engine {
 		}
 		pages.ServeHTTP(c.Writer, c.Request)
 	})
+	return r
+}
+
+// NewInternalRouter serves what only the cluster should reach, on a
+// listener of its own: health, and the process's metrics (which name
+// clinics and routes, and are nobody else's business).
+func NewInternalRouter(d Deps) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	h := &handlers{Deps: d}
+	r.Use(gin.Recovery())
+	r.GET("/healthz", h.live)
+	r.GET("/readyz", h.ready)
+	if d.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(d.Metrics.Handler()))
+	}
 	return r
 }
 

@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"net/http"
 	"os"
@@ -36,6 +37,9 @@ type relayProcess struct {
 	cmd     *exec.Cmd
 	base    string // http://host:port
 	counter string // the metric line of its forwarded-packets counter
+	// internal is where its metrics (and a media node's control API) are
+	// served, when not at base.
+	internal string
 }
 
 // buildBinary builds pkg (relative to ./bench) into a temporary file.
@@ -84,7 +88,7 @@ func (p *relayProcess) cpuSeconds(t testing.TB) float64 {
 
 // forwarded reads the process's forwarded-packets counter.
 func (p *relayProcess) forwarded(t testing.TB) float64 {
-	resp, err := http.Get(p.base + "/metrics")
+	resp, err := http.Get(cmp.Or(p.internal, p.base) + "/metrics")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
@@ -122,9 +126,14 @@ type mediaProcess struct {
 
 func startMediaProcess(t testing.TB) *mediaProcess {
 	bin := buildBinary(t, "../cmd/handoff", "-tags", "production")
+	ports, err := devserver.FreePorts("127.0.0.1", 1)
+	require.NoError(t, err)
+	internal := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	p := startRelayProcess(t, "handoff_media_forwarded_packets_total", bin,
-		[]string{"HANDOFF_MEDIA_SECRET=bench-media-secret-0123456789abcdef", "HANDOFF_MEDIA_CONTROL_TOKEN=bench-control-token-0123456789abcdef"}, "media")
-	return &mediaProcess{relayProcess: p, control: media.NewControlClient(p.base, "bench-control-token-0123456789abcdef"), tokens: media.NewTokens("bench-media-secret-0123456789abcdef")}
+		[]string{"HANDOFF_MEDIA_SECRET=bench-media-secret-0123456789abcdef", "HANDOFF_MEDIA_CONTROL_TOKEN=bench-control-token-0123456789abcdef"},
+		"media", "--internal-listen", internal)
+	p.internal = "http://" + internal
+	return &mediaProcess{relayProcess: p, control: media.NewControlClient(p.internal, "bench-control-token-0123456789abcdef"), tokens: media.NewTokens("bench-media-secret-0123456789abcdef")}
 }
 
 // dialCalls sets up calls 2-party calls carrying forwardingLoad, and returns

@@ -39,14 +39,14 @@ type SiteOptions struct {
 // StartSite runs `handoff dev` on free ports with rate limits a load test
 // needs (every request comes from one address), and waits until it is ready.
 func StartSite(ctx context.Context, o SiteOptions) (*Site, error) {
-	ports, err := devserver.FreePorts("127.0.0.1", 5)
+	ports, err := devserver.FreePorts("127.0.0.1", 6)
 	if err != nil {
 		return nil, err
 	}
 	args := []string{"dev", "--data-dir", o.DataDir,
 		"--api-port", strconv.Itoa(ports[0]), "--media-port", strconv.Itoa(ports[1]),
 		"--temporal-port", strconv.Itoa(ports[2]), "--ui-port", strconv.Itoa(ports[3]),
-		"--pprof-addr", fmt.Sprintf("127.0.0.1:%d", ports[4]),
+		"--pprof-addr", fmt.Sprintf("127.0.0.1:%d", ports[4]), "--internal-port", strconv.Itoa(ports[5]),
 		"--login-rate", "1000", "--checkin-rate", "100000", "--abandon-after", "0"}
 	if o.DSN != "" {
 		args = append(args, "--db", o.DSN)

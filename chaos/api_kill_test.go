@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/handoff-telehealth/handoff/internal/testkit/testdb"
 	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
 	"github.com/handoff-telehealth/handoff/store"
 )
@@ -63,8 +64,8 @@ func TestAPIKilledMidRequestClientsRetryWithTheSameKey(t *testing.T) {
 	e.StartWorker(nil)
 	bin := buildHandoff(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	a := &process{bin: bin, args: []string{"api", "--listen", addr}, env: append(os.Environ(),
-		"HANDOFF_DB="+e.DSN, "HANDOFF_TEMPORAL_ADDRESS="+e.Server.Address(), "HANDOFF_CODEC_KEYS="+testenv.CodecKeys,
+	a := &process{bin: bin, args: []string{"api", "--listen", addr, "--internal-listen", "127.0.0.1:0"}, env: append(os.Environ(),
+		"HANDOFF_DB="+e.DSN, "HANDOFF_DATA_KEYS="+testdb.DataKeys, "HANDOFF_TEMPORAL_ADDRESS="+e.Server.Address(), "HANDOFF_CODEC_KEYS="+testenv.CodecKeys,
 	)}
 	a.start(t)
 	t.Cleanup(a.kill)

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/handoff-telehealth/handoff/internal/testkit/testdb"
 	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
 	"github.com/handoff-telehealth/handoff/media"
 	"github.com/handoff-telehealth/handoff/store"
@@ -42,7 +43,7 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	bin := buildHandoff(t)
 	cmd := exec.Command(bin, "worker")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("HANDOFF_LISTEN=127.0.0.1:%d", freePort(t)),
-		"HANDOFF_DB="+e.DSN, "HANDOFF_TEMPORAL_ADDRESS="+e.Server.Address(), "HANDOFF_CODEC_KEYS="+testenv.CodecKeys,
+		"HANDOFF_DB="+e.DSN, "HANDOFF_DATA_KEYS="+testdb.DataKeys, "HANDOFF_TEMPORAL_ADDRESS="+e.Server.Address(), "HANDOFF_CODEC_KEYS="+testenv.CodecKeys,
 		"HANDOFF_MEDIA_URL="+hs.URL, "HANDOFF_MEDIA_CONTROL_TOKEN=drain-control-token-0123456789abcdef")
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill() })

@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 	historypb "go.temporal.io/api/history/v1"
 
+	"github.com/handoff-telehealth/handoff/internal/testkit/testdb"
 	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
 	"github.com/handoff-telehealth/handoff/media"
 	"github.com/handoff-telehealth/handoff/replay"
@@ -79,7 +80,7 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 	bin := buildHandoff(t)
 	metricsPort := freePort(t)
 	w := &process{bin: bin, args: []string{"worker"}, env: append(os.Environ(), fmt.Sprintf("HANDOFF_LISTEN=127.0.0.1:%d", metricsPort),
-		"HANDOFF_DB="+e.DSN, "HANDOFF_TEMPORAL_ADDRESS="+e.Server.Address(), "HANDOFF_CODEC_KEYS="+testenv.CodecKeys,
+		"HANDOFF_DB="+e.DSN, "HANDOFF_DATA_KEYS="+testdb.DataKeys, "HANDOFF_TEMPORAL_ADDRESS="+e.Server.Address(), "HANDOFF_CODEC_KEYS="+testenv.CodecKeys,
 		"HANDOFF_MEDIA_URL="+hs.URL, "HANDOFF_MEDIA_CONTROL_TOKEN=chaos-control-token-0123456789abcdef")}
 	w.start(t)
 	t.Cleanup(w.kill)

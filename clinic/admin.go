@@ -20,10 +20,13 @@ const (
 	ManageRooms  Power = "rooms"  // shared rooms, anyone's room's link and name
 	ManagePlan   Power = "plan"   // the clinic's plan
 	ReadAudit    Power = "audit"  // the audit trail
+	// ManageSecurity: the clinic's security settings (two-factor sign-in
+	// required of everyone).
+	ManageSecurity Power = "security"
 )
 
 // AllPowers in the order the README's table lists them.
-var AllPowers = []Power{ManagePeople, ManageOwners, ManageRooms, ManagePlan, ReadAudit}
+var AllPowers = []Power{ManagePeople, ManageOwners, ManageRooms, ManagePlan, ReadAudit, ManageSecurity}
 
 // powers is who may do what: owners everything; admins everything but
 // owners and the plan; members and staff only their own profile (which

@@ -10,7 +10,7 @@ import (
 // says: owners everything; admins everything but owners and the plan;
 // members and staff nothing beyond their own profile.
 func TestPermissionTable(t *testing.T) {
-	want := map[Role]string{RoleOwner: "people owners rooms plan audit", RoleAdmin: "people rooms audit", RoleMember: "", RoleStaff: ""}
+	want := map[Role]string{RoleOwner: "people owners rooms plan audit security", RoleAdmin: "people rooms audit", RoleMember: "", RoleStaff: ""}
 	for role, powers := range want {
 		for _, p := range AllPowers {
 			if got := Has(role, p); got != strings.Contains(powers, string(p)) {

@@ -34,6 +34,9 @@ const (
 	AuditWaitingRoomViewed = "access.waiting_room_viewed"
 	AuditStreamOpened      = "access.stream_opened"
 	AuditAppOpened         = "app.opened"
+	// AuditPayloadsDecoded: the codec server showed an operator a visit's
+	// Temporal payloads in plain text.
+	AuditPayloadsDecoded = "access.payloads_decoded"
 )
 
 // Audit actions of signing in and out.

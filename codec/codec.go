@@ -154,11 +154,31 @@ func (c *Codec) FailureConverter() converter.FailureConverter {
 	})
 }
 
+// Decoded is told of each decode the codec server did: the request (its
+// client address, its namespace header) and the plain payloads, so that
+// who read which visit's data can be audited.
+type Decoded func(r *http.Request, payloads []*commonpb.Payload)
+
+// observed is the codec with each decode reported.
+type observed struct {
+	*Codec
+	r      *http.Request
+	report Decoded
+}
+
+func (o observed) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	out, err := o.Codec.Decode(payloads)
+	if err == nil && o.report != nil {
+		o.report(o.r, out)
+	}
+	return out, err
+}
+
 // CodecServer lets the Temporal UI show decoded payloads to an operator who
 // holds the token; everyone else keeps seeing ciphertext. origins are the UI
-// addresses allowed to call it from a browser.
-func (c *Codec) CodecServer(token string, origins []string) http.Handler {
-	inner := converter.NewPayloadCodecHTTPHandler(c)
+// addresses allowed to call it from a browser; report (may be nil) is told
+// of every decode.
+func (c *Codec) CodecServer(token string, origins []string, report Decoded) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if origin := r.Header.Get("Origin"); origin != "" && slices.Contains(origins, origin) {
 			w.Header().Set("Access-Control-Allow-Origin", origin)
@@ -197,8 +217,62 @@ func (c *Codec) CodecServer(token string, origins []string) http.Handler {
 			http.Error(w, `{"error":{"code":"unauthorized","message":"codec token required"}}`, http.StatusUnauthorized)
 			return
 		}
-		inner.ServeHTTP(w, r)
+		converter.NewPayloadCodecHTTPHandler(observed{Codec: c, r: r, report: report}).ServeHTTP(w, r)
 	})
 }
 
 var _ converter.PayloadCodec = (*Codec)(nil)
+
+// sealedPrefix starts a value sealed by SealString: "hx1:<key id>:<base64
+// of nonce and ciphertext>". The key id travels with each value, so a value
+// sealed before a rotation still opens after it.
+const sealedPrefix = "hx1:"
+
+// SealString encrypts one value (a database column) with the active key.
+// The key id is authenticated with it, so a value cannot be made to claim
+// another key.
+func (c *Codec) SealString(plain string) (string, error) {
+	aead := c.aeads[c.activeID]
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	sealed := aead.Seal(nonce, nonce, []byte(plain), []byte(c.activeID))
+	return sealedPrefix + c.activeID + ":" + base64.RawStdEncoding.EncodeToString(sealed), nil
+}
+
+// OpenString decrypts a value SealString made. A value without the sealed
+// prefix is returned as it is: it was written before encryption at rest,
+// and the re-encryption command seals it.
+func (c *Codec) OpenString(value string) (string, error) {
+	id, ok := SealedKeyID(value)
+	if !ok {
+		return value, nil
+	}
+	aead, known := c.aeads[id]
+	if !known {
+		return "", fmt.Errorf("value sealed with key %q, which is not configured", id)
+	}
+	raw, err := base64.RawStdEncoding.DecodeString(value[len(sealedPrefix)+len(id)+1:])
+	if err != nil || len(raw) < aead.NonceSize() {
+		return "", errors.New("sealed value is damaged")
+	}
+	plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte(id))
+	if err != nil {
+		return "", fmt.Errorf("opening a value sealed with key %q: %w", id, err)
+	}
+	return string(plain), nil
+}
+
+// ActiveKeyID is the id of the key that seals.
+func (c *Codec) ActiveKeyID() string { return c.activeID }
+
+// SealedKeyID says which key sealed value, and whether it is sealed at all.
+func SealedKeyID(value string) (string, bool) {
+	rest, ok := strings.CutPrefix(value, sealedPrefix)
+	if !ok {
+		return "", false
+	}
+	id, _, ok := strings.Cut(rest, ":")
+	return id, ok && id != ""
+}

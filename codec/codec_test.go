@@ -73,7 +73,7 @@ func TestBadKeySpecs(t *testing.T) {
 
 func TestCodecServerNeedsTheToken(t *testing.T) {
 	c := newCodec(t, key(t, "k1"))
-	srv := httptest.NewServer(http.StripPrefix("/codec", c.CodecServer("s3cret", []string{"http://127.0.0.1:8233"})))
+	srv := httptest.NewServer(http.StripPrefix("/codec", c.CodecServer("s3cret", []string{"http://127.0.0.1:8233"}, nil)))
 	defer srv.Close()
 	sealed, err := c.Encode([]*commonpb.Payload{mustPayload(t, "Grace Hopper")})
 	require.NoError(t, err)
@@ -115,7 +115,7 @@ func TestCodecServerNeedsTheToken(t *testing.T) {
 	require.Len(t, cookies, 1)
 	require.True(t, cookies[0].HttpOnly)
 	require.False(t, cookies[0].Secure, "plain HTTP (a dev laptop): a Secure cookie would never come back")
-	tlsSrv := httptest.NewTLSServer(http.StripPrefix("/codec", c.CodecServer("s3cret", nil)))
+	tlsSrv := httptest.NewTLSServer(http.StripPrefix("/codec", c.CodecServer("s3cret", nil, nil)))
 	defer tlsSrv.Close()
 	resp2, err := tlsSrv.Client().Get(tlsSrv.URL + "/codec/unlock?token=s3cret")
 	require.NoError(t, err)

@@ -24,11 +24,15 @@ func (t *Temporal) Register(fs *FlagSet) {
 // Database says where the app's own data lives.
 type Database struct {
 	DSN string
+	// DataKeys seal patient data in the database (store.Sealed), in the
+	// codec's format: "id:base64key[,id:base64key…]", the first seals.
+	DataKeys string
 }
 
 // Register adds the database flag to fs; def is the default DSN (may be empty).
 func (d *Database) Register(fs *FlagSet, def string) {
 	fs.StringVar(&d.DSN, "db", def, "app database: postgres://user:pass@host:5432/db?sslmode=disable, or sqlite:PATH for a SQLite file")
+	fs.StringVar(&d.DataKeys, "data-keys", "", "keys sealing patient data in the database, id:base64(32 bytes)[,…]; the first seals, all open (rotate by prepending, then `handoff admin reencrypt`)")
 }
 
 // MinSecretBytes is the shortest secret a production process accepts.

@@ -16,5 +16,6 @@ umask 077
   echo "HANDOFF_TURN_SECRET=$(hex)"
   echo "HANDOFF_CODEC_TOKEN=$(hex)"
   echo "HANDOFF_CODEC_KEYS=k1:$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
+  echo "HANDOFF_DATA_KEYS=d1:$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
 } > "$out"
 echo "wrote $out"

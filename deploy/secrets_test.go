@@ -14,7 +14,7 @@ import (
 )
 
 // secretSettings are the settings compose must take from .env.
-var secretSettings = []string{"HANDOFF_MEDIA_SECRET", "HANDOFF_MEDIA_CONTROL_TOKEN", "HANDOFF_TURN_SECRET", "HANDOFF_CODEC_TOKEN", "HANDOFF_CODEC_KEYS"}
+var secretSettings = []string{"HANDOFF_MEDIA_SECRET", "HANDOFF_MEDIA_CONTROL_TOKEN", "HANDOFF_TURN_SECRET", "HANDOFF_CODEC_TOKEN", "HANDOFF_CODEC_KEYS", "HANDOFF_DATA_KEYS"}
 
 // The compose file holds no secret of its own: each comes from .env and
 // compose stops without it. deploy/make-secrets.sh writes that file, 0600,
@@ -51,7 +51,7 @@ func TestComposeSecretsComeFromAnEnvFile(t *testing.T) {
 	}
 	for _, secret := range secretSettings {
 		require.NotEmpty(t, values[secret], secret)
-		if secret == "HANDOFF_CODEC_KEYS" {
+		if secret == "HANDOFF_CODEC_KEYS" || secret == "HANDOFF_DATA_KEYS" {
 			_, err := codec.ParseKeys(values[secret])
 			require.NoError(t, err)
 			continue

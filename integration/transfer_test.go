@@ -124,7 +124,7 @@ func TestTransferFromTheWaitingRoom(t *testing.T) {
 	require.Equal(t, e.Room("dr-patel").ID, v.RoomID)
 	require.Equal(t, store.VisitWaiting, v.State)
 	require.True(t, checkedIn.Equal(v.CheckedInAt))
-	require.Equal(t, "needs a refill", v.TransferNote)
+	require.Equal(t, "needs a refill", v.TransferNote.String())
 
 	// The receiver admits when ready.
 	call := admit(t, e, id, patel, "")
@@ -148,7 +148,7 @@ func TestTransferDuringAOneToOneCall(t *testing.T) {
 	e.StartWorker(nil)
 	id := checkIn(t, e, "dr-lee", "Pat Call")
 	call := admit(t, e, id, lee, "")
-	data := "exam notes"
+	data := store.Sealed("exam notes")
 	app := store.AppSession{ID: uuid.NewString(), CallID: call.CallID, App: "notes", Data: &data, OpenedByID: e.User(lee).ID, OpenedAt: time.Now().UTC()}
 	require.NoError(t, e.DB.Gorm().Create(&app).Error)
 

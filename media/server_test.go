@@ -51,3 +51,33 @@ func TestControlAPIAndMetrics(t *testing.T) {
 	require.NotContains(t, text, "handoff_media_forwarded_packets_total 0\n")
 	require.NotContains(t, text, "handoff_media_pli_total 0\n")
 }
+
+// Browsers reach the public handler: signaling and health, never the
+// control API or the metrics, which the internal handler alone serves.
+func TestControlAndMetricsOnlyOnTheInternalListener(t *testing.T) {
+	srv, err := NewServer(testSecret, "control-token")
+	require.NoError(t, err)
+	public, internal := httptest.NewServer(srv.PublicHandler()), httptest.NewServer(srv.InternalHandler())
+	defer public.Close()
+	defer internal.Close()
+	ctx := t.Context()
+
+	status := func(base, method, path string) int {
+		req, _ := http.NewRequestWithContext(ctx, method, base+path, nil)
+		req.Header.Set("Authorization", "Bearer control-token")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, path := range []string{"/metrics", "/control/calls/c1/members"} {
+		require.Equal(t, http.StatusNotFound, status(public.URL, "GET", path), "public %s", path)
+	}
+	require.Equal(t, http.StatusNotFound, status(public.URL, "POST", "/control/calls/c1"))
+	require.Equal(t, http.StatusOK, status(public.URL, "GET", "/healthz"))
+	require.Equal(t, http.StatusUnauthorized, status(public.URL, "GET", "/ws"), "signaling answers (it wants a media token)")
+
+	require.NoError(t, NewControlClient(internal.URL, "control-token").CreateCall(ctx, "c1"))
+	require.Equal(t, http.StatusOK, status(internal.URL, "GET", "/metrics"))
+	require.Equal(t, http.StatusNotFound, status(internal.URL, "GET", "/ws"), "no signaling on the internal listener")
+}

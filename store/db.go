@@ -118,6 +118,13 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("cannot create the directory of the SQLite database: %w", err)
 		}
+		// The file holds patient data: only its owner reads it. SQLite
+		// gives its -wal and -shm files the same mode.
+		f, err := os.OpenFile(strings.TrimPrefix(dsn, "sqlite:"), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("cannot create the SQLite database: %w", err)
+		}
+		_ = f.Close()
 		// GORM's SQLite dialect over modernc's pure-Go driver: the same driver the
 		// embedded Temporal server registers, so both share one registration.
 		dialector = sqlite.New(sqlite.Config{DriverName: "sqlite", DSN: driverDSN})

@@ -284,6 +284,66 @@ var migrations = []migration{
 				GROUP BY SUBSTR(detail, 6), actor_id`,
 		},
 	},
+	{
+		version: 8,
+		name:    "patient data sealed, two-factor sign-in, retention",
+		both: []string{
+			// Two-factor sign-in (TOTP): the secret (sealed), one being
+			// enrolled, when it was turned on, and the last time step used,
+			// so a code is good once. Recovery codes are kept as hashes.
+			`ALTER TABLE users ADD COLUMN totp_secret TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE users ADD COLUMN totp_pending_secret TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE users ADD COLUMN totp_enabled_at {{ts}}`,
+			`ALTER TABLE users ADD COLUMN totp_last_step BIGINT NOT NULL DEFAULT 0`,
+			`ALTER TABLE clinics ADD COLUMN require_mfa BOOLEAN NOT NULL DEFAULT FALSE`,
+			`CREATE TABLE recovery_codes (
+				user_id VARCHAR(36) NOT NULL REFERENCES users (id),
+				code_hash VARCHAR(64) NOT NULL,
+				used_at {{ts}},
+				PRIMARY KEY (user_id, code_hash)
+			)`,
+			// A password that was right, waiting for its second factor.
+			`CREATE TABLE mfa_challenges (
+				id VARCHAR(36) PRIMARY KEY,
+				user_id VARCHAR(36) NOT NULL REFERENCES users (id),
+				token_hash VARCHAR(64) NOT NULL UNIQUE,
+				expires_at {{ts}} NOT NULL,
+				attempts INTEGER NOT NULL DEFAULT 0,
+				used_at {{ts}}
+			)`,
+			// Retention: when an ended visit's patient data was purged.
+			`ALTER TABLE visits ADD COLUMN purged_at {{ts}}`,
+			`CREATE INDEX visits_by_end ON visits (ended_at) WHERE ended_at IS NOT NULL AND purged_at IS NULL`,
+		},
+		// Sealed values are longer than the plain text they hold. The audit
+		// trail stays append-only, but for one change: a purge may blank a
+		// row's detail and address, keeping everything else.
+		postgres: []string{
+			`ALTER TABLE visits ALTER COLUMN patient_name TYPE TEXT, ALTER COLUMN transfer_note TYPE TEXT`,
+			`CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				IF TG_OP = 'UPDATE' THEN
+				IF NEW.detail = '' AND NEW.address = '' AND
+					(NEW.id, NEW.clinic_id, NEW.at, NEW.actor_kind, NEW.actor_id, NEW.action, NEW.visit_id,
+					 NEW.room_id, NEW.target_room_id, NEW.target_user_id) IS NOT DISTINCT FROM
+					(OLD.id, OLD.clinic_id, OLD.at, OLD.actor_kind, OLD.actor_id, OLD.action, OLD.visit_id,
+					 OLD.room_id, OLD.target_room_id, OLD.target_user_id) THEN
+					RETURN NEW;
+				END IF;
+				END IF;
+				RAISE EXCEPTION 'audit_events is append-only: % refused', TG_OP;
+			END $$`,
+		},
+		sqlite: []string{
+			`DROP TRIGGER audit_events_no_update`,
+			`CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+				WHEN NOT (NEW.detail = '' AND NEW.address = '' AND NEW.id IS OLD.id AND NEW.clinic_id IS OLD.clinic_id
+					AND NEW.at IS OLD.at AND NEW.actor_kind IS OLD.actor_kind AND NEW.actor_id IS OLD.actor_id
+					AND NEW.action IS OLD.action AND NEW.visit_id IS OLD.visit_id AND NEW.room_id IS OLD.room_id
+					AND NEW.target_room_id IS OLD.target_room_id AND NEW.target_user_id IS OLD.target_user_id)
+				BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: UPDATE refused'); END`,
+		},
+	},
 }
 
 // LatestVersion is the schema version this build expects.

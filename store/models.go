@@ -58,6 +58,8 @@ type Clinic struct {
 	Name      string
 	Plan      Plan
 	CreatedAt time.Time
+	// RequireMFA: every provider of the clinic signs in with a second factor.
+	RequireMFA bool `gorm:"column:require_mfa"`
 }
 
 // User is a provider or staff member who signs in to the dashboard.
@@ -76,7 +78,40 @@ type User struct {
 	// SignInWaitUntil is ahead, sign-in is refused (clinic.SignInBackoff).
 	FailedSignIns   int
 	SignInWaitUntil *time.Time
+	// Two-factor sign-in: TOTPSecret is on since TOTPEnabledAt;
+	// TOTPPendingSecret is one being enrolled; TOTPLastStep the time step
+	// of the last code taken, so that no code is taken twice.
+	TOTPSecret        Sealed     `gorm:"column:totp_secret"`
+	TOTPPendingSecret Sealed     `gorm:"column:totp_pending_secret"`
+	TOTPEnabledAt     *time.Time `gorm:"column:totp_enabled_at"`
+	TOTPLastStep      int64      `gorm:"column:totp_last_step"`
 }
+
+// MFAEnabled says whether the person signs in with a second factor.
+func (u User) MFAEnabled() bool { return u.TOTPEnabledAt != nil }
+
+// RecoveryCode is one single-use code that stands in for the second factor
+// when the authenticator is lost; only its hash is kept.
+type RecoveryCode struct {
+	UserID   string `gorm:"primaryKey"`
+	CodeHash string `gorm:"primaryKey"`
+	UsedAt   *time.Time
+}
+
+// MFAChallenge is a sign-in whose password was right, waiting for its
+// second factor: a short-lived token, good for a few tries.
+type MFAChallenge struct {
+	ID        string `gorm:"primaryKey"`
+	UserID    string
+	TokenHash string
+	ExpiresAt time.Time
+	Attempts  int
+	UsedAt    *time.Time
+}
+
+// TableName: GORM would say "mfa_challenges" too, but says it with an
+// acronym rule that could change.
+func (MFAChallenge) TableName() string { return "mfa_challenges" }
 
 // Active tells a person who may still sign in.
 func (u User) Active() bool { return u.DeactivatedAt == nil }
@@ -122,17 +157,20 @@ type Visit struct {
 	ClinicID              string
 	RoomID                string
 	State                 VisitState
-	PatientName           string
+	PatientName           Sealed
 	TokenHash             string
 	CheckedInAt           time.Time
 	CallID                *string
 	TransferredByID       *string
 	TransferredFromRoomID *string
-	TransferNote          string
+	TransferNote          Sealed
 	Transfers             int
 	EndedAt               *time.Time
 	EndReason             string
 	UpdatedAt             time.Time
+	// PurgedAt: the retention period ran out and the patient's data was
+	// removed; the row keeps its ids and times.
+	PurgedAt *time.Time
 }
 
 // Call is a video call on one media node.
@@ -161,7 +199,7 @@ type AppSession struct {
 	ID         string `gorm:"primaryKey"`
 	CallID     string
 	App        string
-	Data       *string
+	Data       *Sealed
 	OpenedByID string
 	OpenedAt   time.Time
 	ClosedAt   *time.Time
@@ -248,7 +286,7 @@ type Event struct {
 	Audience  Audience
 	VisitID   *string
 	RoomID    *string
-	Payload   string
+	Payload   Sealed
 	CreatedAt time.Time
 }
 

@@ -33,6 +33,7 @@ type Queries struct {
 	Transfers   Transfers
 	Invitations Invitations
 	Resets      Resets
+	MFA         MFA
 }
 
 // conn is what every group of queries runs on: the pool or a transaction.
@@ -48,7 +49,7 @@ type txState struct {
 }
 
 func (db *DB) queries(c conn) Queries {
-	return Queries{Clinics{c}, Users{c}, Rooms{c}, Visits{c}, Calls{c}, Apps{c}, Sessions{c}, Presences{c}, Outbox{c}, Audit{c}, Transfers{c}, Invitations{c}, Resets{c}}
+	return Queries{Clinics{c}, Users{c}, Rooms{c}, Visits{c}, Calls{c}, Apps{c}, Sessions{c}, Presences{c}, Outbox{c}, Audit{c}, Transfers{c}, Invitations{c}, Resets{c}, MFA{c}}
 }
 
 // With gives the queries on the connection pool, each statement on its own.
@@ -281,7 +282,7 @@ func (q Visits) MovedTo(m Move) error {
 	return q.c.g.Model(&Visit{}).Where("id = ? AND state = ?", m.VisitID, VisitTransferring).Updates(map[string]any{
 		"room_id": m.ToRoomID, "state": VisitWaiting, "call_id": nil,
 		"transferred_by_id": m.ActorID, "transferred_from_room_id": m.FromRoomID,
-		"transfer_note": m.Note, "transfers": gorm.Expr("transfers + 1"), "updated_at": m.At,
+		"transfer_note": Sealed(m.Note), "transfers": gorm.Expr("transfers + 1"), "updated_at": m.At,
 	}).Error
 }
 
@@ -434,7 +435,7 @@ func (q Outbox) append(e Event, payload any) error {
 	if err != nil {
 		return err
 	}
-	e.Payload = string(body)
+	e.Payload = Sealed(body)
 	return q.c.g.Create(&e).Error
 }
 

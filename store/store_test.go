@@ -26,7 +26,7 @@ func TestMigrateIsVersionedAndRepeatable(t *testing.T) {
 
 		applied, err := db.Migrate(ctx)
 		require.NoError(t, err)
-		require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7}, applied)
+		require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8}, applied)
 
 		applied, err = db.Migrate(ctx)
 		require.NoError(t, err)
@@ -36,7 +36,7 @@ func TestMigrateIsVersionedAndRepeatable(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, store.LatestVersion(), v)
 
-		for _, table := range []string{"clinics", "users", "rooms", "room_members", "visits", "calls", "app_sessions", "audit_events", "events", "sessions", "presence", "completed_transfers", "invitations", "password_resets", "old_slugs", "call_participants"} {
+		for _, table := range []string{"clinics", "users", "rooms", "room_members", "visits", "calls", "app_sessions", "audit_events", "events", "sessions", "presence", "completed_transfers", "invitations", "password_resets", "old_slugs", "call_participants", "recovery_codes", "mfa_challenges"} {
 			require.True(t, db.Gorm().Migrator().HasTable(table), table)
 		}
 	})
@@ -126,7 +126,7 @@ func TestEveryModelRoundTrips(t *testing.T) {
 		require.NoError(t, db.Gorm().Create(&call).Error)
 		require.NoError(t, db.Gorm().Model(v).Updates(map[string]any{"state": store.VisitInCall, "call_id": call.ID}).Error)
 
-		notes := "blood pressure 120/80"
+		notes := store.Sealed("blood pressure 120/80")
 		app := store.AppSession{ID: uuid.NewString(), CallID: call.ID, App: "notes", Data: &notes, OpenedByID: f.lee.ID, OpenedAt: time.Now().UTC()}
 		require.NoError(t, db.Gorm().Create(&app).Error)
 
@@ -217,7 +217,7 @@ func TestConstraintsProtectTheData(t *testing.T) {
 		t.Run("a closed app keeps no session data", func(t *testing.T) {
 			call := store.Call{ID: uuid.NewString(), ClinicID: f.riverside.ID, RoomID: f.leeRoom.ID, Kind: store.CallGroup, StartedAt: time.Now().UTC()}
 			require.NoError(t, db.Gorm().Create(&call).Error)
-			data, closed := "secret", time.Now().UTC()
+			data, closed := store.Sealed("secret"), time.Now().UTC()
 			app := store.AppSession{ID: uuid.NewString(), CallID: call.ID, App: "payment", Data: &data, OpenedByID: f.lee.ID, OpenedAt: closed, ClosedAt: &closed}
 			require.Error(t, db.Gorm().Create(&app).Error)
 		})

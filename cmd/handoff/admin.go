@@ -17,18 +17,25 @@ import (
 	"github.com/handoff-telehealth/handoff/store"
 )
 
-const adminSummary = "operator tasks against the configured database: `admin create-clinic` makes a clinic and its owner"
+const adminSummary = "operator tasks against the configured database: `admin create-clinic` makes a clinic and its owner, `admin purge` applies the retention settings, `admin reencrypt` seals patient data with the first data key"
+
+// adminCommands are the operator's subcommands.
+var adminCommands = map[string]func(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error{
+	"create-clinic": createClinic,
+	"purge":         adminPurge,
+	"reencrypt":     adminReencrypt,
+}
 
 // runAdmin runs an operator's subcommand.
 func runAdmin(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
-	if len(args) == 0 || args[0] != "create-clinic" {
-		fmt.Fprintf(stdout, "Usage: handoff admin create-clinic [flags]\n\n%s\n", adminSummary)
+	if len(args) == 0 || adminCommands[args[0]] == nil {
+		fmt.Fprintf(stdout, "Usage: handoff admin create-clinic|purge|reencrypt [flags]\n\n%s\n", adminSummary)
 		if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
 			return nil
 		}
 		return fmt.Errorf("admin: unknown subcommand %q", args[0])
 	}
-	return createClinic(ctx, args[1:], stdout, logger)
+	return adminCommands[args[0]](ctx, args[1:], stdout, logger)
 }
 
 // createClinic is how an operator makes a clinic when sign-up is closed:

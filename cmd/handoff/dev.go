@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -39,10 +40,12 @@ type devSettings struct {
 	dataDir, host, namespace, codecKeys string
 	pprofAddr                           string
 	apiPort, mediaPort, tPort, uiPort   int
+	internalPort                        int
 	db                                  config.Database
 	// An external media node (`handoff media`) instead of the built-in one:
-	// to work on media, or to restart it on its own.
-	mediaURL, mediaSecret, mediaControlToken string
+	// to work on media, or to restart it on its own. mediaPublicURL is its
+	// signaling WebSocket (default: beside the control API).
+	mediaURL, mediaPublicURL, mediaSecret, mediaControlToken string
 	// The built-in node's network: none of it is needed on one machine.
 	network nodeNetwork
 }
@@ -57,8 +60,10 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	fs.IntVar(&s.mediaPort, "media-port", 8081, "port of the media server")
 	fs.IntVar(&s.tPort, "temporal-port", 7233, "port of the embedded Temporal frontend (gRPC)")
 	fs.IntVar(&s.uiPort, "ui-port", 8233, "port of the Temporal UI")
+	fs.IntVar(&s.internalPort, "internal-port", 8090, "port of /metrics (API and worker) and /media/metrics (the built-in media node): not for browsers")
 	fs.StringVar(&s.namespace, "temporal-namespace", "default", "Temporal namespace of the visits")
 	fs.StringVar(&s.mediaURL, "media-url", "", "control API of an external media node (handoff media); empty runs one in this process on --media-port")
+	fs.StringVar(&s.mediaPublicURL, "media-public-url", "", "with --media-url: that node's signaling WebSocket (default: ws://<--media-url host>/ws)")
 	fs.StringVar(&s.mediaSecret, "media-secret", "", "with --media-url: the secret that signs media tokens, as given to that node")
 	fs.StringVar(&s.mediaControlToken, "media-control-token", "", "with --media-url: that node's control token")
 	fs.StringVar(&s.pprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty: off")
@@ -67,6 +72,8 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	s.network.register(fs, nodeDefaults{turn: 3478})
 	var sess apiSettings
 	sess.register(fs, true)
+	var retain store.Retention
+	registerRetention(fs, &retain)
 	fs.BoolVar(&s.noDemo, "no-demo", false, "start without the demo clinics: the sign-in page offers to create a clinic")
 	cache := registerWorkflowCache(fs)
 	if err := fs.Parse(args); err != nil {
@@ -75,12 +82,18 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	if err := sess.check(); err != nil {
 		return err
 	}
+	if err := checkRetention(retain); err != nil {
+		return err
+	}
 	if err := checkWorkflowCache(*cache); err != nil {
 		return err
 	}
 	if err := s.checkMediaURL(); err != nil {
 		return err
 	}
+	// Everything the dev server writes (its databases, keys and tokens)
+	// holds patient data or what opens it: only its owner reads it.
+	syscall.Umask(0o077)
 	dataDir, err := prepareDataDir(s.dataDir)
 	if err != nil {
 		return err
@@ -101,6 +114,11 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return err
 	}
 	defer apiL.Close()
+	internalL, err := httpx.Listen(hostPort(s.host, s.internalPort), "--internal-port / "+config.EnvName("internal-port"))
+	if err != nil {
+		return err
+	}
+	defer internalL.Close()
 	var mediaL net.Listener
 	if s.mediaURL == "" {
 		if mediaL, err = httpx.Listen(hostPort(s.host, s.mediaPort), "--media-port / "+config.EnvName("media-port")); err != nil {
@@ -128,6 +146,11 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 			return err
 		}
 	}
+	if s.db.DataKeys == "" {
+		if s.db.DataKeys, err = devSecret(dataDir, "data.keys", func() (string, error) { return codec.NewKeySpec("dev1") }); err != nil {
+			return err
+		}
+	}
 	// The app database first, then the embedded Temporal server: a database
 	// that does not answer is reported before the server takes its time.
 	apiURL := "http://" + hostPort(s.host, s.apiPort)
@@ -143,7 +166,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		}
 		return config.Temporal{Address: temporal.Address(), Namespace: s.namespace, CodecKeys: s.codecKeys}, temporal.Stop, nil
 	}
-	b, err := connect(ctx, backendOptions{db: &s.db, schema: schemaMigrate, seedDemo: !s.noDemo,
+	b, err := connect(ctx, backendOptions{db: &s.db, schema: schemaMigrate, patientData: true, seedDemo: !s.noDemo,
 		startTemporal: startTemporal, searchAttributes: true, metrics: true, watchWaiting: true}, logger)
 	if err != nil {
 		return err
@@ -164,11 +187,20 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	services := []func(context.Context) error{
 		func(ctx context.Context) error {
 			deps := b.apiDeps(sess)
-			deps.CodecServer = b.codec.CodecServer(codecToken, []string{temporal.UIURL()})
+			deps.CodecServer = b.codec.CodecServer(codecToken, []string{temporal.UIURL()}, api.AuditDecodes(b.db, logger))
 			deps.MediaTokens, deps.MediaURL, deps.ICEServers = &node.tokens, node.publicURL, node.iceServers
 			return httpx.Serve(ctx, apiL, api.NewRouter(deps))
 		},
+		func(ctx context.Context) error {
+			internal := http.NewServeMux()
+			internal.Handle("/", api.NewInternalRouter(b.apiDeps(sess)))
+			if node.server != nil {
+				internal.Handle("GET /media/metrics", http.StripPrefix("/media", node.server.InternalHandler()))
+			}
+			return httpx.Serve(ctx, internalL, internal)
+		},
 		b.db.ListenForEvents,
+		purgeEvery(time.Hour, b.db, retain, logger),
 		func(ctx context.Context) error { return b.runWorker(ctx, *cache) },
 	}
 	if s.pprofAddr != "" {
@@ -179,7 +211,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		defer node.turn.Close()
 		services = append(services, func(ctx context.Context) error {
 			defer node.server.SFU.Shutdown()
-			return httpx.Serve(ctx, mediaL, node.server.Handler())
+			return httpx.Serve(ctx, mediaL, node.server.PublicHandler())
 		})
 	}
 	err = runAll(ctx, services...)
@@ -219,7 +251,8 @@ func (s devSettings) mediaNode(dataDir string) (devMedia, error) {
 		ws := *u
 		ws.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
 		ws.Path = strings.TrimSuffix(u.Path, "/") + "/ws"
-		return devMedia{control: media.NewControlClient(s.mediaURL, s.mediaControlToken), tokens: media.NewTokens(s.mediaSecret), publicURL: ws.String()}, nil
+		public := cmp.Or(s.mediaPublicURL, ws.String())
+		return devMedia{control: media.NewControlClient(s.mediaURL, s.mediaControlToken), tokens: media.NewTokens(s.mediaSecret), publicURL: public}, nil
 	}
 	secret, err := devSecret(dataDir, "media.secret", randomToken)
 	if err != nil {
@@ -306,7 +339,9 @@ func printDevBanner(w io.Writer, s devSettings, dataDir, apiURL string, t *devse
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  Web pages\t%s/\n", apiURL)
 	fmt.Fprintf(tw, "  API\t%s/api/v1\n", apiURL)
-	fmt.Fprintf(tw, "  Health\t%s/healthz  %s/readyz  %s/metrics\n", apiURL, apiURL, apiURL)
+	internalURL := "http://" + hostPort(s.host, s.internalPort)
+	fmt.Fprintf(tw, "  Health\t%s/healthz  %s/readyz\n", apiURL, apiURL)
+	fmt.Fprintf(tw, "  Metrics\t%s/metrics  %s/media/metrics (internal: not for browsers)\n", internalURL, internalURL)
 	if s.mediaURL != "" {
 		fmt.Fprintf(tw, "  Media server\t%s (external)\n", s.mediaURL)
 	} else {

@@ -55,6 +55,7 @@ func TestMain(m *testing.M) {
 type devProcess struct {
 	cmd                               *exec.Cmd
 	apiPort, mediaPort, tPort, uiPort int
+	internalPort                      int
 	mu                                sync.Mutex
 	stdout, stderr                    strings.Builder
 	exited                            chan error
@@ -70,14 +71,15 @@ func freePorts(t *testing.T, n int) []int {
 // variables so that the environment path of the settings is exercised.
 func startDev(t *testing.T, dataDir string, extraArgs ...string) *devProcess {
 	t.Helper()
-	p := freePorts(t, 4)
-	d := &devProcess{apiPort: p[0], mediaPort: p[1], tPort: p[2], uiPort: p[3], exited: make(chan error, 1)}
+	p := freePorts(t, 5)
+	d := &devProcess{apiPort: p[0], mediaPort: p[1], tPort: p[2], uiPort: p[3], internalPort: p[4], exited: make(chan error, 1)}
 	d.cmd = exec.Command(binary, append([]string{"dev", "--data-dir", dataDir}, extraArgs...)...)
 	d.cmd.Env = append(os.Environ(),
 		"HANDOFF_API_PORT="+strconv.Itoa(d.apiPort),
 		"HANDOFF_MEDIA_PORT="+strconv.Itoa(d.mediaPort),
 		"HANDOFF_TEMPORAL_PORT="+strconv.Itoa(d.tPort),
 		"HANDOFF_UI_PORT="+strconv.Itoa(d.uiPort),
+		"HANDOFF_INTERNAL_PORT="+strconv.Itoa(d.internalPort),
 	)
 	stdout, err := d.cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -247,8 +249,13 @@ func TestDevRunsTheWholeServiceAndKeepsItsData(t *testing.T) {
 	require.Equal(t, "Transferred to Dr. Arjun Patel", res.SenderMessage)
 	vc.Close()
 
-	// /metrics counts the transfer, by outcome, with no patient data.
-	code, body = get(t, d.url(d.apiPort, "/metrics"))
+	// /metrics, on the internal port only, counts the transfer, by
+	// outcome, with no patient data.
+	code, _ = get(t, d.url(d.apiPort, "/metrics"))
+	require.Equal(t, http.StatusNotFound, code, "no metrics where browsers reach")
+	code, _ = get(t, d.url(d.mediaPort, "/metrics"))
+	require.Equal(t, http.StatusNotFound, code, "no metrics on the media node's public port")
+	code, body = get(t, d.url(d.internalPort, "/metrics"))
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, `handoff_transfers_total{outcome="completed"} 1`)
 	require.Contains(t, body, `handoff_waiting_visits{clinic_id="`+leeRoom.ClinicID+`"} 1`)
@@ -256,7 +263,7 @@ func TestDevRunsTheWholeServiceAndKeepsItsData(t *testing.T) {
 	require.Contains(t, body, `temporal_local_activity_execution_latency_seconds_bucket`, "the Temporal SDK's own metrics")
 	require.Contains(t, body, `activity_type="RetargetRoom"`)
 	require.NotContains(t, body, "Pat Dev")
-	code, body = get(t, d.url(d.mediaPort, "/metrics"))
+	code, body = get(t, d.url(d.internalPort, "/media/metrics"))
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, "handoff_media_active_calls")
 
@@ -279,9 +286,26 @@ func TestDevRunsTheWholeServiceAndKeepsItsData(t *testing.T) {
 	require.Equal(t, demoCounts, countRows(t, appDSN))
 	db, err := store.Open(ctx, appDSN)
 	require.NoError(t, err)
+	// The patient's name is sealed at rest with the key dev keeps beside
+	// its data, in a file only its owner reads.
+	var rawName string
+	require.NoError(t, db.Gorm().Raw("SELECT patient_name FROM visits WHERE id = ?", visitID).Scan(&rawName).Error)
+	require.True(t, strings.HasPrefix(rawName, "hx1:dev1:"), rawName)
+	keyFile := filepath.Join(dataDir, "data.keys")
+	info, err := os.Stat(keyFile)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	devKeys, err := os.ReadFile(keyFile)
+	require.NoError(t, err)
+	devCodec, err := codec.ParseKeys(strings.TrimSpace(string(devKeys)))
+	require.NoError(t, err)
+	store.UseDataKeys(devCodec)
 	var v store.Visit
 	require.NoError(t, db.Gorm().Take(&v, "id = ?", visitID).Error)
 	require.Equal(t, patelRoom.ID, v.RoomID)
+	require.Equal(t, "Pat Dev", v.PatientName.String())
+	testKeys, _ := codec.ParseKeys(testdb.DataKeys)
+	store.UseDataKeys(testKeys)
 	require.NoError(t, db.Close())
 
 	// No patient name in anything the process wrote: its logs, Temporal's log.
@@ -351,9 +375,9 @@ func TestDevRefusesBadConfiguration(t *testing.T) {
 	require.NoError(t, err)
 	defer taken.Close()
 	takenPort := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
-	p := freePorts(t, 4)
+	p := freePorts(t, 5)
 	ports := []string{"HANDOFF_API_PORT=" + strconv.Itoa(p[0]), "HANDOFF_MEDIA_PORT=" + strconv.Itoa(p[1]),
-		"HANDOFF_TEMPORAL_PORT=" + strconv.Itoa(p[2]), "HANDOFF_UI_PORT=" + strconv.Itoa(p[3])}
+		"HANDOFF_TEMPORAL_PORT=" + strconv.Itoa(p[2]), "HANDOFF_UI_PORT=" + strconv.Itoa(p[3]), "HANDOFF_INTERNAL_PORT=" + strconv.Itoa(p[4])}
 	notADir := filepath.Join(t.TempDir(), "file")
 	require.NoError(t, os.WriteFile(notADir, []byte("x"), 0o600))
 

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/temporalproto"
 
+	"github.com/handoff-telehealth/handoff/internal/testkit/testdb"
 	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
 	"github.com/handoff-telehealth/handoff/replay"
 	"github.com/handoff-telehealth/handoff/store"
@@ -56,7 +57,7 @@ func TestRunbookForAFailedTransfer(t *testing.T) {
 	require.Error(t, err)
 
 	// 1. Find it.
-	code, out, stderr := runHandoff(t, []string{"HANDOFF_DB=" + e.DSN}, "visits", "--failed", "--since", "1h")
+	code, out, stderr := runHandoff(t, []string{"HANDOFF_DB=" + e.DSN, "HANDOFF_DATA_KEYS=" + testdb.DataKeys}, "visits", "--failed", "--since", "1h")
 	require.Zero(t, code, stderr)
 	require.Contains(t, out, workflows.VisitWorkflowID(id))
 	require.Contains(t, out, "the target room no longer exists")

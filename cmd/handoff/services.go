@@ -34,16 +34,19 @@ const (
 
 func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	fs := config.NewFlagSet("api", apiSummary, stdout)
-	opts := backendOptions{schema: schemaRequired, metrics: true, watchWaiting: true}
+	opts := backendOptions{schema: schemaRequired, patientData: true, metrics: true, watchWaiting: true}
 	opts.registerDatabase(fs)
 	opts.registerTemporal(fs)
 	listen := fs.String("listen", "0.0.0.0:8080", "address the API and web pages listen on")
+	internalListen := fs.String("internal-listen", "0.0.0.0:8090", "address of /metrics, /healthz and /readyz for the cluster only (do not publish it)")
 	var tlsFiles httpx.TLSFiles
 	registerTLS(fs, &tlsFiles)
 	codecToken := fs.String("codec-token", "", "token an operator gives the Temporal UI to decode payloads at /codec; empty turns the codec server off")
 	codecOrigins := fs.String("codec-origins", "", "comma-separated Temporal UI origins allowed to call /codec from a browser")
 	var sess apiSettings
 	sess.register(fs, false)
+	var retain store.Retention
+	registerRetention(fs, &retain)
 	fs.StringVar(&opts.mediaSecret, "media-secret", "", "secret that signs media tokens; the media node needs the same")
 	mediaURL := fs.String("media-public-url", "ws://127.0.0.1:8081/ws", "signaling WebSocket URL given to browsers")
 	var ice iceServerSettings
@@ -52,6 +55,9 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return err
 	}
 	if err := sess.check(); err != nil {
+		return err
+	}
+	if err := checkRetention(retain); err != nil {
 		return err
 	}
 	if err := checkMediaSecret(opts.mediaSecret); err != nil {
@@ -76,6 +82,11 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return err
 	}
 	defer l.Close()
+	internalL, err := httpx.Listen(*internalListen, "--internal-listen / "+config.EnvName("internal-listen"))
+	if err != nil {
+		return err
+	}
+	defer internalL.Close()
 	b, err := connect(ctx, opts, logger)
 	if err != nil {
 		return err
@@ -84,21 +95,23 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	deps := b.apiDeps(sess)
 	deps.MediaURL, deps.ICEServers = *mediaURL, iceServers
 	if *codecToken != "" {
-		deps.CodecServer = b.codec.CodecServer(*codecToken, splitList(*codecOrigins))
+		deps.CodecServer = b.codec.CodecServer(*codecToken, splitList(*codecOrigins), api.AuditDecodes(b.db, logger))
 	}
-	logger.Info("api listening", "addr", l.Addr().String())
+	logger.Info("api listening", "addr", l.Addr().String(), "internal", internalL.Addr().String())
 	return runAll(ctx,
 		func(ctx context.Context) error { return httpx.ServeTLS(ctx, l, api.NewRouter(deps), tlsConf) },
+		func(ctx context.Context) error { return httpx.Serve(ctx, internalL, api.NewInternalRouter(deps)) },
 		b.db.ListenForEvents,
+		purgeEvery(time.Hour, b.db, retain, logger),
 	)
 }
 
 func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	fs := config.NewFlagSet("worker", workerSummary, stdout)
-	opts := backendOptions{schema: schemaRequired, metrics: true}
+	opts := backendOptions{schema: schemaRequired, patientData: true, metrics: true}
 	opts.registerDatabase(fs)
 	opts.registerTemporal(fs)
-	fs.StringVar(&opts.mediaControlURL, "media-url", "http://127.0.0.1:8081", "the media node's control API")
+	fs.StringVar(&opts.mediaControlURL, "media-url", "http://127.0.0.1:8083", "the media node's control API (its --internal-listen)")
 	fs.StringVar(&opts.mediaControlToken, "media-control-token", "", "service token of the media node's control API")
 	listen := fs.String("listen", "0.0.0.0:8082", "address of the worker's /healthz, /readyz and /metrics")
 	cache := registerWorkflowCache(fs)
@@ -141,7 +154,8 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 
 func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	fs := config.NewFlagSet("media", mediaSummary, stdout)
-	listen := fs.String("listen", "0.0.0.0:8081", "address of the media node's signaling and control endpoints")
+	listen := fs.String("listen", "0.0.0.0:8081", "address of the media node's signaling WebSocket (browsers reach it)")
+	internalListen := fs.String("internal-listen", "0.0.0.0:8083", "address of the control API (workers) and /metrics, for the cluster only (do not publish it)")
 	secret := fs.String("media-secret", "", "secret that signs media tokens; the API needs the same")
 	controlToken := fs.String("media-control-token", "", "service token the workers present to the control API")
 	var tlsFiles httpx.TLSFiles
@@ -171,16 +185,24 @@ func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	if err != nil {
 		return err
 	}
+	defer l.Close()
+	internalL, err := httpx.Listen(*internalListen, "--internal-listen / "+config.EnvName("internal-listen"))
+	if err != nil {
+		return err
+	}
+	defer internalL.Close()
 	srv, turnSrv, err := netw.startNode(*secret, *controlToken, "")
 	if err != nil {
-		_ = l.Close()
 		return err
 	}
 	defer srv.SFU.Close()
 	defer turnSrv.Close()
-	logger.Info("media listening", "addr", l.Addr().String(), "ice_udp_port", netw.udpPort, "ice_tcp_port", netw.tcpPort, "turn", turnSrv != nil)
+	logger.Info("media listening", "addr", l.Addr().String(), "internal", internalL.Addr().String(), "ice_udp_port", netw.udpPort, "ice_tcp_port", netw.tcpPort, "turn", turnSrv != nil)
 	defer srv.SFU.Shutdown()
-	return httpx.ServeTLS(ctx, l, srv.Handler(), tlsConf)
+	return runAll(ctx,
+		func(ctx context.Context) error { return httpx.ServeTLS(ctx, l, srv.PublicHandler(), tlsConf) },
+		func(ctx context.Context) error { return httpx.Serve(ctx, internalL, srv.InternalHandler()) },
+	)
 }
 
 // checkMediaSecret checks each secret of the media secret setting (one, or

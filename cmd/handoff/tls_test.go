@@ -22,7 +22,7 @@ func TestMediaServesTLS(t *testing.T) {
 	certFile, keyFile, pool := tc.CertFile, tc.KeyFile, tc.Pool
 	port := freePorts(t, 1)[0]
 	cmd := exec.Command(binary, "media", "--listen", "127.0.0.1:"+strconv.Itoa(port), "--tls-cert", certFile, "--tls-key", keyFile,
-		"--ice-udp-port", "0", "--ice-tcp-port", "0")
+		"--ice-udp-port", "0", "--ice-tcp-port", "0", "--internal-listen", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "HANDOFF_MEDIA_SECRET=tls-test-secret-0123456789abcdef", "HANDOFF_MEDIA_CONTROL_TOKEN=tls-test-control-token-0123456789ab")
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })

@@ -25,7 +25,7 @@ func runVisits(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	b, err := connect(ctx, backendOptions{db: &db}, logger)
+	b, err := connect(ctx, backendOptions{db: &db, patientData: true}, logger)
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,9 @@ type backendOptions struct {
 	db       *config.Database
 	schema   schemaPolicy
 	seedDemo bool
+	// patientData: the command reads or writes patient data, so it needs
+	// the data keys (db.DataKeys) that seal it.
+	patientData bool
 
 	// temporal, when set, dials Temporal with the payload codec of its
 	// CodecKeys; admin dials without the codec instead, for namespace
@@ -130,6 +133,13 @@ func connect(ctx context.Context, o backendOptions, logger *slog.Logger) (_ *bac
 }
 
 func (b *backends) openStore(ctx context.Context, o backendOptions) error {
+	if o.patientData {
+		keys, err := codec.ParseKeys(o.db.DataKeys)
+		if err != nil {
+			return fmt.Errorf("data keys (--data-keys, %s): %w", config.EnvName("data-keys"), err)
+		}
+		store.UseDataKeys(keys)
+	}
 	d, err := store.Open(ctx, o.db.DSN)
 	if err != nil {
 		return err

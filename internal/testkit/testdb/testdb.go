@@ -12,8 +12,23 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/handoff-telehealth/handoff/codec"
 	"github.com/handoff-telehealth/handoff/store"
 )
+
+// DataKeys are the keys tests seal patient data with, and give to a
+// handoff process they start (--data-keys).
+const DataKeys = "test1:dGVzdC1kYXRhLWtleS10ZXN0LWRhdGEta2V5LTMyYnk="
+
+// Every test that reaches a database holds patient data, so it has the
+// data keys as a process would.
+func init() {
+	keys, err := codec.ParseKeys(DataKeys)
+	if err != nil {
+		panic(err)
+	}
+	store.UseDataKeys(keys)
+}
 
 // PostgresAdminEnv names the variable holding a DSN with the right to create
 // databases; the default is the machine's local PostgreSQL.
