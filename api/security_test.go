@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/handoff-telehealth/handoff/api"
+	"github.com/handoff-telehealth/handoff/internal/testkit/testdb"
 	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
 	"github.com/handoff-telehealth/handoff/metrics"
 	"github.com/handoff-telehealth/handoff/store"
@@ -265,32 +266,36 @@ func TestResumingDoesNotReplayOldHistory(t *testing.T) {
 // viewed, apps opened and closed, refusals (without the id asked for),
 // each with who and from where.
 func TestAccessIsAudited(t *testing.T) {
-	s := newService(t)
-	leeTok, adminTok := s.login(lee), s.login(admin)
-	s.stream(leeTok, "")
-	require.Equal(t, http.StatusOK, s.do("GET", "/rooms/"+s.roomID("dr-lee")+"/waiting", leeTok, nil).Status)
-	visit, _ := s.checkIn("dr-lee", "Pat Audited")
-	call := s.do("POST", "/visits/"+visit+"/admit", leeTok, nil).str("call", "id")
-	app := s.do("POST", "/calls/"+call+"/apps", leeTok, map[string]string{"app": "notes", "data": "private words"})
-	require.Equal(t, http.StatusNoContent, s.do("DELETE", "/calls/"+call+"/apps/"+app.str("app", "id"), leeTok, nil).Status)
-	require.Equal(t, http.StatusForbidden, s.do("GET", "/rooms/"+s.roomID("dr-patel")+"/waiting", leeTok, nil).Status)
+	testdb.Engines(t, func(t *testing.T, dsn string) {
+		e := testenv.StartOn(t, dsn)
+		e.StartWorker(nil)
+		s := startAPI(t, e, nil)
+		leeTok, adminTok := s.login(lee), s.login(admin)
+		s.stream(leeTok, "")
+		require.Equal(t, http.StatusOK, s.do("GET", "/rooms/"+s.roomID("dr-lee")+"/waiting", leeTok, nil).Status)
+		visit, _ := s.checkIn("dr-lee", "Pat Audited")
+		call := s.do("POST", "/visits/"+visit+"/admit", leeTok, nil).str("call", "id")
+		app := s.do("POST", "/calls/"+call+"/apps", leeTok, map[string]string{"app": "notes", "data": "private words"})
+		require.Equal(t, http.StatusNoContent, s.do("DELETE", "/calls/"+call+"/apps/"+app.str("app", "id"), leeTok, nil).Status)
+		require.Equal(t, http.StatusForbidden, s.do("GET", "/rooms/"+s.roomID("dr-patel")+"/waiting", leeTok, nil).Status)
 
-	actions := map[string]int{}
-	for _, kind := range []string{"access.", "app."} {
-		audit := s.do("GET", "/audit?action="+kind+"&actorId="+s.env.User(lee).ID, adminTok, nil)
-		for _, row := range audit.Body["audit"].([]any) {
-			row := row.(map[string]any)
-			require.Equal(t, "127.0.0.1", row["address"])
-			require.NotContains(t, row["detail"], "private words", "an app's data is not in the trail")
-			require.NotContains(t, row["detail"], s.roomID("dr-patel"), "nor the id refused")
-			actions[row["action"].(string)]++
+		actions := map[string]int{}
+		for _, kind := range []string{"access.", "app."} {
+			audit := s.do("GET", "/audit?action="+kind+"&actorId="+s.env.User(lee).ID, adminTok, nil)
+			for _, row := range audit.Body["audit"].([]any) {
+				row := row.(map[string]any)
+				require.Equal(t, "127.0.0.1", row["address"])
+				require.NotContains(t, row["detail"], "private words", "an app's data is not in the trail")
+				require.NotContains(t, row["detail"], s.roomID("dr-patel"), "nor the id refused")
+				actions[row["action"].(string)]++
+			}
 		}
-	}
-	require.Equal(t, 1, actions["access.stream_opened"], actions)
-	require.Equal(t, 1, actions["access.waiting_room_viewed"], actions)
-	require.Equal(t, 1, actions["access.denied"], actions)
-	require.Equal(t, 1, actions["app.opened"], actions)
-	require.Equal(t, 1, actions["app.closed"], actions)
+		require.Equal(t, 1, actions["access.stream_opened"], actions)
+		require.Equal(t, 1, actions["access.waiting_room_viewed"], actions)
+		require.Equal(t, 1, actions["access.denied"], actions)
+		require.Equal(t, 1, actions["app.opened"], actions)
+		require.Equal(t, 1, actions["app.closed"], actions)
+	})
 }
 
 // Over HTTPS the API and pages tell browsers to keep to HTTPS (HSTS); over

@@ -7,6 +7,7 @@
 // check-ins. The second test uses the clinic the first one made.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { startSite, checkIn, card, transfer } from './site.mjs';
 
 let site;
@@ -238,7 +239,7 @@ test('links, passwords and rooms: a bad link, a forgotten password, the profile,
   await owner.getByRole('tab', { name: 'Rooms', exact: true, selected: true }).waitFor();
   assert.equal(await owner.evaluate(() => document.activeElement.textContent), 'Rooms', 'focus moves with the arrow key');
   await owner.keyboard.press('End');
-  await owner.getByRole('tab', { name: 'Audit', exact: true, selected: true }).waitFor();
+  await owner.getByRole('tab', { name: 'Security', exact: true, selected: true }).waitFor(); // the last, for owners
   await owner.keyboard.press('ArrowRight');
   await owner.getByRole('tab', { name: 'People', exact: true, selected: true }).waitFor();
 
@@ -304,4 +305,65 @@ test('links, passwords and rooms: a bad link, a forgotten password, the profile,
   await other.getByRole('button', { name: 'Set new password' }).click();
   await other.locator('#who').getByText(`${OWNER.displayName} · ${OWNER.clinic}`).waitFor();
   await other.shot('signed-in-by-reset');
+}));
+
+// totp is the code an authenticator app shows at `at` (RFC 6238: HMAC-SHA1,
+// 30 s steps, 6 digits), computed here apart from the server's library.
+function totp(secret, at = Date.now()) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const bits = [...secret.replace(/=+$/, '')].map((c) => alphabet.indexOf(c).toString(2).padStart(5, '0')).join('');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30000)));
+  const h = createHmac('sha1', key).update(counter).digest();
+  const o = h[h.length - 1] & 15;
+  return String((h.readUInt32BE(o) & 0x7fffffff) % 1e6).padStart(6, '0');
+}
+
+test('two-factor sign-in: the owner requires it, is held to enrolling by QR code, then signs in with a code', { timeout: 180000 }, () => steps(async () => {
+  const password = 'harbor-reset-password-5'; // set by the reset link above
+  const owner = await person('owner-mfa');
+  await owner.goto(`${site.base}/`);
+  await owner.locator('#login').getByLabel('Email').fill(OWNER.email);
+  await owner.locator('#login').getByLabel('Password').fill(password);
+  await owner.getByRole('button', { name: 'Sign in' }).click();
+  await owner.locator('#dashboard').waitFor();
+
+  const security = await clinicTab(owner, 'Security');
+  await security.getByLabel('Require two-factor sign-in for everyone').check();
+  await security.getByRole('button', { name: 'Save' }).click();
+
+  // Held to enrolling: only the profile's set-up, saying why.
+  await owner.getByRole('alert').getByText(`${OWNER.clinic} requires two-factor sign-in`).waitFor();
+  assert.equal(await nav(owner, 'Waiting rooms').isVisible(), false, 'nothing else to reach');
+  await owner.getByRole('button', { name: 'Set up an authenticator app' }).click();
+  const qr = owner.getByRole('img', { name: 'QR code to add Handoff to your authenticator app' });
+  await qr.waitFor();
+  assert.ok(await qr.evaluate((img) => img.complete && img.naturalWidth >= 200), 'the QR code shows');
+  const secret = (await owner.locator('#mfa-secret').innerText()).trim();
+  assert.match(secret, /^[A-Z2-7]{16,}$/);
+  await owner.shot('mfa-enrol');
+  await owner.getByLabel('Code the app shows').fill(totp(secret));
+  await owner.getByRole('button', { name: 'Turn on' }).click();
+  const codes = owner.getByRole('list', { name: 'Recovery codes' }).getByRole('listitem');
+  await codes.first().waitFor();
+  assert.equal(await codes.count(), 10);
+  await owner.getByRole('button', { name: 'I saved them' }).click();
+  await nav(owner, 'Waiting rooms').waitFor();
+  await roomRegion(owner, OWNER.displayName).waitFor(); // the waiting rooms again
+
+  // Signing in again takes the password, then a code.
+  await owner.getByRole('button', { name: 'Sign out' }).click();
+  await owner.locator('#login').getByLabel('Email').fill(OWNER.email);
+  await owner.locator('#login').getByLabel('Password').fill(password);
+  await owner.getByRole('button', { name: 'Sign in' }).click();
+  await owner.getByRole('heading', { name: 'Two-factor sign-in' }).waitFor();
+  await owner.getByLabel('Code from your authenticator app').fill('000000' === totp(secret) ? '111111' : '000000');
+  await owner.getByRole('button', { name: 'Verify' }).click();
+  await owner.locator('#public').getByRole('alert').getByText('that code is not right').waitFor();
+  await owner.getByLabel('Code from your authenticator app').fill(totp(secret, Date.now() + 30000)); // the next step: the enrolment took this one
+  await owner.getByRole('button', { name: 'Verify' }).click();
+  await owner.locator('#who').getByText(`${OWNER.displayName} · ${OWNER.clinic}`).waitFor();
+  await owner.getByRole('alert').getByText('1 failed sign-in attempt (a wrong password or code)').waitFor(); // the refused code counts
+  await owner.shot('signed-in-with-code');
 }));

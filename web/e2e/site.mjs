@@ -17,12 +17,14 @@ async function freePort() {
 // mediaNode runs `handoff media` as its own process, which the test can
 // stop (SIGTERM: it tells participants; SIGKILL: it just dies) and start again.
 async function mediaNode(bin, port) {
+  const internal = await freePort();
   const env = { ...process.env, HANDOFF_MEDIA_SECRET: 'e2e-media-secret-0123456789abcdef01', HANDOFF_MEDIA_CONTROL_TOKEN: 'e2e-control-token-0123456789abcdef0' };
   const node = {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${internal}`, // the control API, on the node's internal listener
+    publicURL: `ws://127.0.0.1:${port}/ws`,
     env,
     async start() {
-      node.proc = spawn(bin, ['media', '--listen', `127.0.0.1:${port}`], { env, stdio: ['ignore', 'ignore', process.env.HANDOFF_E2E_LOG ? 'inherit' : 'ignore'] });
+      node.proc = spawn(bin, ['media', '--listen', `127.0.0.1:${port}`, '--internal-listen', `127.0.0.1:${internal}`], { env, stdio: ['ignore', 'ignore', process.env.HANDOFF_E2E_LOG ? 'inherit' : 'ignore'] });
       const deadline = Date.now() + 30000;
       while (Date.now() < deadline) {
         try { if ((await fetch(`${node.url}/readyz`)).ok) return; } catch (_) { /* not up yet */ }
@@ -45,10 +47,10 @@ async function mediaNode(bin, port) {
 export async function startSite({ externalMedia = false, netns = null, devArgs = [] } = {}) {
   const bin = process.env.HANDOFF_BIN || new URL('../../bin/handoff', import.meta.url).pathname;
   if (!existsSync(bin)) throw new Error(`no handoff binary at ${bin}: run make build`);
-  const [api, media, temporal, ui] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [api, media, temporal, ui, internal] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
   const node = externalMedia ? await mediaNode(bin, media) : null;
-  const env = { ...process.env, HANDOFF_API_PORT: `${api}`, HANDOFF_MEDIA_PORT: `${media}`, HANDOFF_TEMPORAL_PORT: `${temporal}`, HANDOFF_UI_PORT: `${ui}` };
-  if (node) Object.assign(env, node.env, { HANDOFF_MEDIA_URL: node.url });
+  const env = { ...process.env, HANDOFF_API_PORT: `${api}`, HANDOFF_MEDIA_PORT: `${media}`, HANDOFF_TEMPORAL_PORT: `${temporal}`, HANDOFF_UI_PORT: `${ui}`, HANDOFF_INTERNAL_PORT: `${internal}` };
+  if (node) Object.assign(env, node.env, { HANDOFF_MEDIA_URL: node.url, HANDOFF_MEDIA_PUBLIC_URL: node.publicURL });
   const devCmd = [bin, 'dev', '--data-dir', mkdtempSync(join(tmpdir(), 'handoff-e2e-')), ...devArgs];
   if (netns) devCmd.push('--host', netns.host);
   const [cmd, ...cmdArgs] = netns ? ['ip', 'netns', 'exec', netns.ns, ...devCmd] : devCmd;

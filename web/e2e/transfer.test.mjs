@@ -146,3 +146,44 @@ test('the patient page works at phone width and is labelled for assistive tech',
   await phone.getByRole('heading', { name: 'Waiting for Dr. Arjun Patel' }).waitFor();
   await phone.shot('phone-waiting');
 });
+
+// A shared device (a clinic's tablet, a family computer): a reload in the
+// same tab resumes the visit as before, but another window opening the link
+// is asked before it takes up a visit it did not start; "no" forgets it on
+// this device, and a visit that ended is never offered.
+test('a shared device asks before resuming a visit it finds', async () => {
+  const first = await site.person('patient-shared-device');
+  await checkIn(first, site.base, 'dr-lee', 'Robin Shared');
+  await first.getByText('Waiting for Dr. Maya Lee').waitFor();
+  await first.reload();
+  await first.getByText('Waiting for Dr. Maya Lee').waitFor(); // the same tab: nothing asked
+  assert.equal(await first.locator('#resume').isHidden(), true);
+
+  const second = await first.context().newPage(); // the same device, another window
+  await second.goto(`${site.base}/c/dr-lee`);
+  await second.getByRole('heading', { name: 'Is this your visit?' }).waitFor();
+  assert.match(await second.locator('#resume-text').innerText(), /checked in on this device at .* is still open/);
+  assert.equal(await second.getByText('Robin Shared').count(), 0, "the other person's name is not shown");
+  await second.getByRole('button', { name: 'No, check in as someone else' }).click();
+  await second.getByRole('heading', { name: 'Check in to see Dr. Maya Lee' }).waitFor();
+  const third = await first.context().newPage();
+  await third.goto(`${site.base}/c/dr-lee`);
+  await third.getByRole('heading', { name: 'Check in to see Dr. Maya Lee' }).waitFor(); // forgotten on the device
+  await third.close();
+
+  // The first window still has its visit; its next load keeps it on the
+  // device again, and the person who says "yes" continues it.
+  await first.reload();
+  await first.getByText('Waiting for Dr. Maya Lee').waitFor();
+  const fourth = await first.context().newPage();
+  await fourth.goto(`${site.base}/c/dr-lee`);
+  await fourth.getByRole('button', { name: 'Yes, continue my visit' }).click();
+  await fourth.getByText('Waiting for Dr. Maya Lee').waitFor();
+
+  // Left: nothing is offered any more.
+  await fourth.getByRole('button', { name: 'Leave' }).first().click();
+  await fourth.getByText('Your visit has ended').waitFor();
+  const fifth = await first.context().newPage();
+  await fifth.goto(`${site.base}/c/dr-lee`);
+  await fifth.getByRole('heading', { name: 'Check in to see Dr. Maya Lee' }).waitFor();
+});

@@ -56,7 +56,7 @@ test('a second tab takes the call over; where sound needs a tap, one button turn
   const saved = await first.evaluate(() => Object.entries(localStorage).find(([k]) => k.startsWith('handoff:visit:')));
   const second = await site.person('patient-second-tab');
   await second.addInitScript(([k, v]) => {
-    localStorage.setItem(k, v);
+    sessionStorage.setItem(k, v); // a tab opened from the first one starts with a copy of its storage
     let tapped = false;
     addEventListener('pointerdown', () => { tapped = true; }, true);
     const play = HTMLMediaElement.prototype.play;

@@ -105,11 +105,74 @@ export function renderProfile(root, ctx) {
         sm.ok('Every other session was signed out.');
       }),
     }, 'Sign out everywhere else')));
+  const twoFactor = el('section', { 'aria-labelledby': 'profile-mfa' });
+  renderTwoFactor(twoFactor, ctx);
+  if (ctx.me.mfa && ctx.me.mfa.enrolmentRequired) { // nothing else answers until it is set up
+    fill(root, el('h2', { id: 'profile-title', tabindex: '-1' }, 'My profile'),
+      el('div', { class: 'panels' }, el('div', { class: 'panel' }, twoFactor)));
+    return;
+  }
   act(sm, loadSessions);
 
   fill(root, el('h2', { id: 'profile-title', tabindex: '-1' }, 'My profile'),
-    el('div', { class: 'panels' }, el('div', { class: 'panel' }, details), el('div', { class: 'panel' }, password),
-      el('div', { class: 'panel' }, sessions)));
+    el('div', { class: 'panels' }, el('div', { class: 'panel' }, twoFactor), el('div', { class: 'panel' }, details),
+      el('div', { class: 'panel' }, password), el('div', { class: 'panel' }, sessions)));
+}
+
+// renderTwoFactor is the profile's two-factor sign-in panel: set up an
+// authenticator app (QR code, then a code to confirm, then the recovery
+// codes, shown once), or turn it off (password and a code) when the clinic
+// does not require it.
+async function renderTwoFactor(root, ctx) {
+  const msgs = messages();
+  const heading = el('h3', { id: 'profile-mfa' }, 'Two-factor sign-in');
+  let status;
+  try {
+    status = await api('GET', '/me/mfa', ctx.token);
+  } catch (err) {
+    fill(root, heading, el('p', { role: 'alert', class: 'error-text' }, err.message));
+    return;
+  }
+  if (status.enabled) {
+    const pw = field('Password', { type: 'password', required: true, autocomplete: 'current-password' });
+    const code = field('Code from your authenticator app', { required: true, inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 8 });
+    const off = el('form', { 'aria-label': 'Turn off two-factor sign-in' }, pw.nodes, code.nodes, msgs.nodes,
+      el('div', { class: 'actions' }, el('button', { type: 'submit' }, 'Turn off two-factor sign-in')));
+    onSubmit(off, msgs, async () => {
+      await api('POST', '/me/mfa/disable', ctx.token, { password: pw.input.value, code: code.input.value });
+      await renderTwoFactor(root, ctx);
+    });
+    fill(root, heading,
+      el('p', { id: 'mfa-status' }, el('strong', {}, 'On'), ` since ${when(status.enabledAt)} · ${status.recoveryCodesLeft} recovery codes left`),
+      status.requiredByClinic ? el('p', { class: 'notice' }, 'Your clinic requires it; if you lose your authenticator, ask an admin to reset it.') : off);
+    return;
+  }
+  const start = el('button', { type: 'button', class: 'primary' }, 'Set up an authenticator app');
+  start.addEventListener('click', () => act(msgs, async () => {
+    const e = await api('POST', '/me/mfa/enrol', ctx.token);
+    const code = field('Code the app shows', { required: true, inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 8 });
+    const confirm = el('form', { 'aria-label': 'Confirm the authenticator app' }, code.nodes, msgs.nodes,
+      el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'primary' }, 'Turn on')));
+    onSubmit(confirm, msgs, async () => {
+      const r = await api('POST', '/me/mfa/confirm', ctx.token, { code: code.input.value });
+      fill(root, heading,
+        el('p', { role: 'status', class: 'flash' }, 'Two-factor sign-in is on.'),
+        el('p', {}, 'Save these recovery codes somewhere safe. Each one signs you in once if you lose your phone; they are not shown again.'),
+        el('ul', { class: 'recovery-codes', 'aria-label': 'Recovery codes' }, r.recoveryCodes.map((c) => el('li', {}, el('code', {}, c)))),
+        el('button', { type: 'button', class: 'primary', onclick: () => location.reload() }, 'I saved them'));
+    });
+    fill(root, heading,
+      el('ol', {},
+        el('li', {}, 'Open an authenticator app (for example Google Authenticator, Microsoft Authenticator or 1Password) and scan this code:',
+          el('div', {}, el('img', { src: e.qrCode, width: 240, height: 240, alt: 'QR code to add Handoff to your authenticator app' })),
+          el('p', { class: 'meta' }, 'Cannot scan? Type this key into the app: ', el('code', { id: 'mfa-secret' }, e.secret))),
+        el('li', {}, 'Enter the 6-digit code the app shows for Handoff.', confirm)));
+    code.input.focus();
+  }));
+  fill(root, heading,
+    el('p', { id: 'mfa-status' }, el('strong', {}, 'Off'), status.requiredByClinic ? ' · your clinic requires it' : ''),
+    el('p', { class: 'meta' }, 'Sign in with a code from an app on your phone as well as your password, so a stolen password is not enough.'),
+    msgs.nodes, el('div', { class: 'actions' }, start));
 }
 
 // ---------------------------------------------------------------- Clinic area
@@ -119,6 +182,7 @@ const TABS = [
   { id: 'rooms', label: 'Rooms', render: roomsTab },
   { id: 'plan', label: 'Plan', render: planTab },
   { id: 'audit', label: 'Audit', render: auditTab, shown: (me) => me.powers.audit },
+  { id: 'security', label: 'Security', render: securityTab, shown: (me) => me.powers.security },
 ];
 let currentTab = 'people';
 
@@ -246,13 +310,25 @@ async function peopleTab(panel, ctx) {
             msgs.ok(`${name} was signed out everywhere.`);
           }),
         }, 'Sign out everywhere'));
+        if (p.mfaEnabled) {
+          actions.push(el('button', {
+            type: 'button', 'aria-label': `Reset two-factor sign-in of ${name}`,
+            onclick: () => act(msgs, async () => {
+              // eslint-disable-next-line no-alert
+              if (!confirm(`Reset ${name}'s two-factor sign-in? Use this when they lost their authenticator: they are signed out everywhere and sign in with their password alone${ctx.me.clinic.requireMfa ? ', then set up an authenticator again' : ''}.`)) return;
+              await api('POST', `/people/${p.id}/mfa-reset`, ctx.token);
+              await load();
+              msgs.ok(`${name}'s two-factor sign-in was reset.`);
+            }),
+          }, 'Reset two-factor'));
+        }
       }
       return el('tr', { 'data-person': p.id },
         el('th', { scope: 'row' }, name, p.fullName && p.fullName !== name ? el('div', { class: 'meta' }, p.fullName) : null,
           p.id === myId ? el('div', { class: 'meta' }, '(you)') : null),
         el('td', {}, p.email),
         el('td', {}, role),
-        el('td', {}, p.active ? 'Active' : el('span', { class: 'warn-text' }, 'Deactivated')),
+        el('td', {}, p.active ? 'Active' : el('span', { class: 'warn-text' }, 'Deactivated'), p.mfaEnabled ? el('div', { class: 'meta' }, 'Two-factor on') : null),
         el('td', {}, el('div', { class: 'actions' }, actions)));
     });
     return el('table', { class: 'admin', id: 'people-table' },
@@ -541,4 +617,26 @@ async function auditTab(panel, ctx) {
     el('div', { class: 'row filters' }, el('div', {}, person.nodes), el('div', {}, kind.nodes)),
     msgs.nodes, table, end, el('div', { class: 'actions' }, older));
   await load(true);
+}
+
+// ---------------------------------------------------------------- Security
+
+async function securityTab(panel, ctx) {
+  const msgs = messages();
+  const data = await api('GET', '/clinic', ctx.token);
+  const box = el('input', { type: 'checkbox', id: uid('require-mfa'), class: 'check', checked: data.clinic.requireMfa, 'aria-describedby': 'require-mfa-text' });
+  const form = el('form', { 'aria-labelledby': 'security-legend' },
+    el('fieldset', {}, el('legend', { id: 'security-legend' }, 'Sign-in'),
+      el('div', { class: 'choice' }, box, el('label', { for: box.id }, 'Require two-factor sign-in for everyone'),
+        el('span', { id: 'require-mfa-text', class: 'meta' },
+          'Everyone signs in with a code from an authenticator app as well as their password. People without one are asked to set it up before they can see patients, you included.'))),
+    msgs.nodes,
+    el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'primary' }, 'Save')));
+  onSubmit(form, msgs, async () => {
+    const r = await api('PUT', '/clinic/security', ctx.token, { requireMfa: box.checked });
+    await ctx.reloadMe();
+    msgs.ok(r.clinic.requireMfa ? 'Two-factor sign-in is now required.' : 'Two-factor sign-in is now optional.');
+    if (ctx.me.mfa.enrolmentRequired) location.reload(); // now held to enrolling
+  });
+  fill(panel, form);
 }

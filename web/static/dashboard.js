@@ -1,6 +1,6 @@
 import { api, events, since, el } from '/api.js';
 import { HandoffMedia, showVideo, mediaStatus, deviceNotice } from '/media.js';
-import { showLogin, showSignup, showForgot, showInvite, showReset } from '/onboard.js';
+import { showLogin, showSignup, showForgot, showInvite, showReset, showSecondFactor } from '/onboard.js';
 import { renderClinic, renderProfile } from '/admin.js';
 
 const $ = (id) => document.getElementById(id);
@@ -11,6 +11,7 @@ async function login(e) {
   e.preventDefault();
   try {
     const r = await api('POST', '/auth/login', null, { email: $('email').value, password: $('password').value });
+    if (r.mfaRequired) { showSecondFactor(onboard, r.challenge); return; }
     if (r.failedSignIns > 0) {
       sessionStorage.setItem('handoff:failed-sign-ins', String(r.failedSignIns));
     }
@@ -23,6 +24,7 @@ async function login(e) {
 // signedIn takes a login body (sign-in, a new clinic, an accepted
 // invitation, a password reset) and opens the dashboard.
 async function signedIn(body) {
+  if (body.mfaRequired) { showSecondFactor(onboard, body.challenge); return; } // a reset link, for a person with a second factor
   const wasSignedIn = Boolean(state.me);
   state.token = body.token;
   sessionStorage.setItem('handoff:provider', body.token);
@@ -47,20 +49,29 @@ async function start() {
   $('dashboard').classList.remove('hidden');
   renderWho();
   warnOfFailedSignIns();
+  if (state.me.mfa && state.me.mfa.enrolmentRequired) {
+    // The clinic requires a second factor this person lacks: the API
+    // answers nothing else until it is set up, so show only that.
+    $('dashboard').querySelector('nav.pages').classList.add('hidden');
+    $('alerts').append(el('div', { class: 'alert', role: 'alert' },
+      `${state.me.clinic.name} requires two-factor sign-in. Set up an authenticator app below to continue.`));
+    showPage('profile', { focus: true, reload: false });
+    return;
+  }
   listen();
   await refresh();
   if (!state.ticker) state.ticker = setInterval(render, 1000); // waiting times tick
   showPage(state.page, { focus: false, reload: false });
 }
 
-// warnOfFailedSignIns tells the person, once, of wrong passwords typed for
+// warnOfFailedSignIns tells the person, once, of wrong passwords or codes typed for
 // their account since they last signed in.
 function warnOfFailedSignIns() {
   const n = Number(sessionStorage.getItem('handoff:failed-sign-ins') || 0);
   sessionStorage.removeItem('handoff:failed-sign-ins');
   if (n > 0) {
     $('alerts').append(el('div', { class: 'alert', role: 'alert' },
-      `${n} wrong ${n === 1 ? 'password was' : 'passwords were'} typed for your account since you last signed in. If that was not you, change your password in My profile.`));
+      `${n} failed sign-in ${n === 1 ? 'attempt' : 'attempts'} (a wrong password or code) for your account since you last signed in. If that was not you, change your password in My profile.`));
   }
 }
 

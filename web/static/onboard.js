@@ -132,3 +132,41 @@ export function showReset(ctx, token) {
   show(el('h2', { id: 'reset-title' }, 'Choose a new password'),
     el('p', { class: 'meta' }, 'You will be signed in with it.'), form);
 }
+
+// showSecondFactor asks a person with two-factor sign-in for the code of
+// their authenticator app (or a recovery code) after a right password.
+export function showSecondFactor(ctx, challenge) {
+  const msgs = messages();
+  const code = field('Code from your authenticator app', { required: true, inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 8, pattern: '[0-9 ]{6,8}' },
+    'The 6 digits your app shows for Handoff now.');
+  const recovery = field('Recovery code', { maxlength: 20, autocomplete: 'off' }, 'One of the codes you saved when you turned on two-factor sign-in; each works once.');
+  const recoveryBox = el('div', { class: 'hidden' }, recovery.nodes);
+  const toggle = el('button', { type: 'button', class: 'link' }, 'Use a recovery code instead');
+  toggle.addEventListener('click', () => {
+    const useRecovery = recoveryBox.classList.toggle('hidden') === false;
+    code.input.required = !useRecovery;
+    code.input.closest('form').querySelectorAll('.code-part').forEach((n) => n.classList.toggle('hidden', useRecovery));
+    toggle.textContent = useRecovery ? 'Use the authenticator app instead' : 'Use a recovery code instead';
+    (useRecovery ? recovery.input : code.input).focus();
+  });
+  const form = el('form', { class: 'left', 'aria-labelledby': 'mfa-title' },
+    el('div', { class: 'code-part' }, code.nodes), recoveryBox, msgs.nodes,
+    el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'primary' }, 'Verify'), cancel(ctx)),
+    el('p', {}, toggle));
+  onSubmit(form, msgs, async () => {
+    const useRecovery = !recoveryBox.classList.contains('hidden');
+    try {
+      const body = await api('POST', '/auth/mfa', null, useRecovery
+        ? { challenge, recoveryCode: recovery.input.value } : { challenge, code: code.input.value });
+      if (body.failedSignIns > 0) sessionStorage.setItem('handoff:failed-sign-ins', String(body.failedSignIns));
+      await ctx.signedIn(body);
+    } catch (err) {
+      if (err.code === 'challenge_expired') { ctx.showLogin(err.message); return; }
+      code.input.value = '';
+      throw err;
+    }
+  });
+  show(el('h2', { id: 'mfa-title' }, 'Two-factor sign-in'),
+    el('p', { class: 'meta' }, 'Your password was right. Now enter the code from your authenticator app.'), form);
+  code.input.focus();
+}

@@ -8,18 +8,59 @@ const state = { visit: null, token: null, media: null, stream: null, loadingUnti
 window.handoff = state; // for tests and debugging
 
 function show(id) {
-  for (const s of ['checkin', 'waiting', 'loading', 'incall', 'ended', 'closed']) $(s).classList.toggle('hidden', s !== id);
+  for (const s of ['checkin', 'resume', 'waiting', 'loading', 'incall', 'ended', 'closed']) $(s).classList.toggle('hidden', s !== id);
+}
+
+// The visit's token is kept twice: in this tab (sessionStorage), so that a
+// reload resumes the visit with nothing to re-enter; and on the device
+// (localStorage), so that reopening the link after closing the tab finds
+// it — but a device may be shared (a clinic's tablet, a family computer),
+// so a visit found only there is resumed after asking. Both go when the
+// visit ends (its token stops working then anyway) and after 12 hours.
+const keptFor = 12 * 3600 * 1000;
+function remember(visitId, token) {
+  const v = JSON.stringify({ visitId, token, savedAt: Date.now() });
+  sessionStorage.setItem(key, v);
+  localStorage.setItem(key, v);
+}
+function forget() {
+  sessionStorage.removeItem(key);
+  localStorage.removeItem(key);
+}
+function saved() {
+  const parse = (raw) => { try { return JSON.parse(raw || 'null'); } catch (_) { return null; } };
+  const mine = parse(sessionStorage.getItem(key));
+  if (mine) return { ...mine, ask: false };
+  const device = parse(localStorage.getItem(key));
+  if (device && Date.now() - (device.savedAt || 0) < keptFor) return { ...device, ask: true };
+  localStorage.removeItem(key);
+  return null;
 }
 
 async function init() {
-  const saved = JSON.parse(localStorage.getItem(key) || 'null');
-  if (saved) {
-    try { // a reload resumes the same visit: nothing to re-enter
-      state.token = saved.token;
-      state.visit = (await api('GET', `/visits/${saved.visitId}`, state.token)).visit;
-      return enter();
+  const found = saved();
+  if (found) {
+    let visit = null;
+    try {
+      visit = (await api('GET', `/visits/${found.visitId}`, found.token)).visit;
     } catch (_) {
-      localStorage.removeItem(key);
+      forget(); // ended, or not valid any more
+    }
+    if (visit && found.ask) {
+      $('resume-text').textContent = `A visit checked in on this device at ${new Date(visit.checkedInAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })} is still open.`;
+      show('resume');
+      $('resume-yes').focus();
+      const yes = await new Promise((resolve) => {
+        $('resume-yes').onclick = () => resolve(true);
+        $('resume-no').onclick = () => resolve(false);
+      });
+      if (!yes) { forget(); visit = null; }
+    }
+    if (visit) { // nothing to re-enter
+      state.token = found.token;
+      state.visit = visit;
+      remember(visit.id, found.token);
+      return enter();
     }
   }
   try {
@@ -39,7 +80,7 @@ async function checkIn(e) {
     const r = await api('POST', `/checkin/${encodeURIComponent(slug)}`, null, { name: $('name').value, consent: $('consent').checked });
     state.token = r.token;
     state.visit = r.visit;
-    localStorage.setItem(key, JSON.stringify({ visitId: r.visit.id, token: r.token }));
+    remember(r.visit.id, r.token);
     await enter();
   } catch (err) {
     if (err.code === 'room_closed') return closed(err.message);
@@ -121,14 +162,14 @@ async function onEvent(type, data) {
   } else if (type === 'call.joined') {
     showConfirmation(data.message); // "<provider> joined the call"
   } else if (type === 'visit.ended' || type === 'visit.left') {
-    localStorage.removeItem(key);
+    forget();
     show('ended');
   }
 }
 
 async function leave() {
   try { await api('POST', `/visits/${state.visit.id}/leave`, state.token); } catch (_) { /* already over */ }
-  localStorage.removeItem(key);
+  forget();
   show('ended');
 }
 
