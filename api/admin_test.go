@@ -138,6 +138,9 @@ func TestWhoMayRunTheClinic(t *testing.T) {
 			{"PUT /clinic/plan", func(tok string) response {
 				return s.do("PUT", "/clinic/plan", tok, map[string]string{"plan": "premium"})
 			}, ownersOnly(200)},
+			{"PUT /clinic/waiting", func(tok string) response {
+				return s.do("PUT", "/clinic/waiting", tok, map[string]int{"waitAlertMinutes": 20})
+			}, theirOwn(200)},
 			{"PUT /clinic/security", func(tok string) response {
 				return s.do("PUT", "/clinic/security", tok, map[string]bool{"requireMfa": false})
 			}, ownersOnly(200)},

@@ -626,3 +626,29 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// A waiting patient sees their place in line (by check-in time), which moves
+// up as those ahead are admitted; the clinic sets when a long wait stands
+// out on the cards, within bounds.
+func TestWaitInformation(t *testing.T) {
+	s := newService(t)
+	first, _ := s.checkIn("dr-lee", "Pat First")
+	second, secondTok := s.checkIn("dr-lee", "Pat Second")
+	otherID, otherTok := s.checkIn("dr-patel", "Pat Elsewhere")
+	require.EqualValues(t, 2, s.do("GET", "/visits/"+second, secondTok, nil).Body["visit"].(map[string]any)["position"])
+	other := s.do("GET", "/visits/"+otherID, otherTok, nil)
+	require.EqualValues(t, 1, other.Body["visit"].(map[string]any)["position"], "another room is another line")
+	leeTok := s.login(lee)
+	require.Equal(t, http.StatusOK, s.do("POST", "/visits/"+first+"/admit", leeTok, nil).Status)
+	require.EqualValues(t, 1, s.do("GET", "/visits/"+second, secondTok, nil).Body["visit"].(map[string]any)["position"])
+
+	adminTok := s.login(admin)
+	require.EqualValues(t, 15, s.do("GET", "/me", leeTok, nil).Body["clinic"].(map[string]any)["waitAlertMinutes"], "the default")
+	require.Equal(t, http.StatusForbidden, s.do("PUT", "/clinic/waiting", leeTok, map[string]int{"waitAlertMinutes": 5}).Status, "a member may not")
+	for _, bad := range []int{0, 241} {
+		require.Equal(t, http.StatusBadRequest, s.do("PUT", "/clinic/waiting", adminTok, map[string]int{"waitAlertMinutes": bad}).Status)
+	}
+	r := s.do("PUT", "/clinic/waiting", adminTok, map[string]int{"waitAlertMinutes": 5})
+	require.Equal(t, http.StatusOK, r.Status, r.Raw)
+	require.EqualValues(t, 5, s.do("GET", "/me", leeTok, nil).Body["clinic"].(map[string]any)["waitAlertMinutes"])
+}

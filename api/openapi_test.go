@@ -335,6 +335,7 @@ func TestEveryDocumentedSuccessBodyIsValidated(t *testing.T) {
 	must(s.do("POST", "/me/password", f.ownerTok, map[string]string{"currentPassword": adminPassword, "newPassword": "Document-Pass-2026"}), http.StatusNoContent)
 	must(s.do("GET", "/clinic", f.ownerTok, nil), http.StatusOK)
 	must(s.do("PUT", "/clinic/plan", f.ownerTok, map[string]string{"plan": "premium"}), http.StatusOK)
+	must(s.do("PUT", "/clinic/waiting", f.ownerTok, map[string]int{"waitAlertMinutes": 10}), http.StatusOK)
 	inv := must(s.do("POST", "/invitations", f.ownerTok, map[string]string{"email": "ada@document.example", "role": "member"}), http.StatusCreated)
 	must(s.do("GET", "/invitations/by-token/"+tokenOf(t, inv.str("link")), "", nil), http.StatusOK)
 	inv = must(s.do("POST", "/invitations/"+inv.str("invitation", "id")+"/resend", f.ownerTok, nil), http.StatusOK)

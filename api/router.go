@@ -131,6 +131,7 @@ func NewRouter(d Deps) *gin.Engine {
 	admin.GET("/clinic", requirePower(clinic.ManagePeople), h.clinicSettings)
 	admin.PUT("/clinic/plan", requirePower(clinic.ManagePlan), h.changePlan)
 	admin.PUT("/clinic/security", requirePower(clinic.ManageSecurity), h.changeSecurity)
+	admin.PUT("/clinic/waiting", requirePower(clinic.ManageRooms), h.changeWaiting)
 	admin.GET("/people", requirePower(clinic.ManagePeople), h.listPeople)
 	admin.PATCH("/people/:id", requirePower(clinic.ManagePeople), h.changeRole)
 	admin.POST("/people/:id/deactivate", requirePower(clinic.ManagePeople), h.deactivate)

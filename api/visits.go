@@ -150,6 +150,13 @@ func (h *handlers) patientView(c *gin.Context, visitID string) (gin.H, error) {
 	if v.TransferredByID != nil {
 		view["message"] = clinic.TransferredMessage(name)
 	}
+	if v.State == store.VisitWaiting {
+		ahead, err := q.Visits.WaitingAhead(v)
+		if err != nil {
+			return nil, err
+		}
+		view["position"] = ahead + 1 // in line, by check-in time
+	}
 	return view, nil
 }
 

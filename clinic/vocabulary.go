@@ -68,6 +68,7 @@ const (
 const (
 	AuditClinicCreated     = "clinic.created"
 	AuditPlanChanged       = "clinic.plan_changed"
+	AuditWaitAlertChanged  = "clinic.wait_alert_changed"
 	AuditInvited           = "invitation.created"
 	AuditInvitationResent  = "invitation.resent"
 	AuditInvitationRevoked = "invitation.revoked"

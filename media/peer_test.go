@@ -257,3 +257,64 @@ func TestMediaRestartTellsParticipantsAndReadmitWorks(t *testing.T) {
 	doctor2.ReceivesFrom(t, patient2)
 	patient2.ReceivesFrom(t, doctor2)
 }
+
+// waitState waits for p to be told that participant's switches are these.
+func waitState(t *testing.T, p *mediatest.Peer, participant string, muted, cameraOff bool) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case m, open := <-p.Events:
+			require.True(t, open, "the session ended")
+			if m.Type == "peer_state" && m.Participant == participant && m.Muted != nil && m.CameraOff != nil &&
+				*m.Muted == muted && *m.CameraOff == cameraOff {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("%s was not told that %s's microphone is muted=%v and camera off=%v", p.ID, participant, muted, cameraOff)
+		}
+	}
+}
+
+// A participant's microphone and camera switches reach the others in its
+// call, and whoever joins later, so their pages can show "muted" and
+// "camera off"; nobody outside the call hears of them.
+func TestMuteAndCameraStateReachTheCall(t *testing.T) {
+	n := newNode(t)
+	lee, pat, out := n.connect(t, "user:lee", 'L'), n.connect(t, "visit:p", 'P'), n.connect(t, "visit:o", 'O')
+	admit(t, n, "c1", lee, pat)
+	admit(t, n, "c2", out)
+	pat.ReceivesFrom(t, lee)
+	yes, no := true, false
+
+	lee.Send(mediatest.Message{Type: "state", Muted: &yes, CameraOff: &no})
+	waitState(t, pat, "user:lee", true, false)
+
+	late := n.connect(t, "user:patel", 'T')
+	require.NoError(t, n.sfu.Attach(t.Context(), "c1", late.ID))
+	n.join(late, "c1")
+	waitState(t, late, "user:lee", true, false) // a newcomer learns who is muted
+
+	lee.Send(mediatest.Message{Type: "state", Muted: &no, CameraOff: &yes})
+	for _, p := range []*mediatest.Peer{pat, late} {
+		waitState(t, p, "user:lee", false, true)
+	}
+drain:
+	for {
+		select {
+		case m := <-out.Events:
+			require.NotEqual(t, "peer_state", m.Type, "another call hears nothing of it")
+		default:
+			break drain
+		}
+	}
+
+	// A state message missing a switch is a protocol violation.
+	pat.Send(mediatest.Message{Type: "state", Muted: &yes})
+	select {
+	case err := <-pat.Errors:
+		require.Contains(t, err, "malformed")
+	case <-time.After(5 * time.Second):
+		t.Fatal("a malformed state message was taken")
+	}
+}

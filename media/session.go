@@ -23,6 +23,10 @@ type message struct {
 	Call        string                   `json:"call,omitempty"`
 	Participant string                   `json:"participant,omitempty"`
 	Message     string                   `json:"message,omitempty"`
+	// Muted and CameraOff: a participant's own microphone and camera
+	// switches ("state"), relayed to the others in its call ("peer_state").
+	Muted     *bool `json:"muted,omitempty"`
+	CameraOff *bool `json:"cameraOff,omitempty"`
 }
 
 // session is one participant's signaling session and PeerConnection.
@@ -40,10 +44,11 @@ type session struct {
 	detachTimer *time.Timer
 
 	// Guarded by sfu.mu.
-	joined      string
-	pendingJoin string // a join that came before its attach, held for JoinGrace
-	published   []*publishedTrack
-	senders     map[*publishedTrack]*webrtc.RTPSender
+	muted, cameraOff bool // the participant's own switches, told to the others
+	joined           string
+	pendingJoin      string // a join that came before its attach, held for JoinGrace
+	published        []*publishedTrack
+	senders          map[*publishedTrack]*webrtc.RTPSender
 
 	// trackMu keeps the PeerConnection's senders from changing while an
 	// answer is applied: pion starts the answer's senders outside its own
@@ -349,6 +354,7 @@ func parseMessage(raw []byte) (message, error) {
 	case m.Type == "candidate" && m.Candidate != nil && len(m.Candidate.Candidate) < 1024:
 	case m.Type == "join" && m.Token != "" && len(m.Token) < 2048:
 	case m.Type == "leave", m.Type == "pong", m.Type == "restart":
+	case m.Type == "state" && m.Muted != nil && m.CameraOff != nil:
 	default:
 		return message{}, errProtocol
 	}
@@ -388,6 +394,13 @@ func (sess *session) handle(m message) error {
 		return nil
 	case "join":
 		return sess.join(m.Token)
+	case "state":
+		s := sess.sfu
+		s.mu.Lock()
+		sess.muted, sess.cameraOff = *m.Muted, *m.CameraOff
+		sess.tellCallLocked()
+		s.mu.Unlock()
+		return nil
 	case "leave":
 		s := sess.sfu
 		s.mu.Lock()
@@ -441,7 +454,34 @@ func (sess *session) bindLocked(callID string) {
 	sess.joined, sess.pendingJoin = callID, ""
 	sess.sfu.reconcileLocked()
 	sess.send(message{Type: "joined", Call: callID})
+	// The newcomer learns who in the call is muted or has the camera off,
+	// and they learn its switches.
+	for _, other := range sess.sfu.sessions {
+		if other != sess && other.joined == callID && (other.muted || other.cameraOff) {
+			sess.send(other.stateMessage())
+		}
+	}
+	sess.tellCallLocked()
 	go sess.negotiate(false)
+}
+
+// stateMessage tells the others of the participant's switches.
+func (sess *session) stateMessage() message {
+	muted, off := sess.muted, sess.cameraOff
+	return message{Type: "peer_state", Participant: sess.id, Muted: &muted, CameraOff: &off}
+}
+
+// tellCallLocked sends the participant's switches to the others in its call.
+func (sess *session) tellCallLocked() {
+	if sess.joined == "" {
+		return
+	}
+	m := sess.stateMessage()
+	for _, other := range sess.sfu.sessions {
+		if other != sess && other.joined == sess.joined {
+			other.send(m)
+		}
+	}
 }
 
 // remoteCandidate adds a client's candidate, or keeps it until the answer

@@ -344,6 +344,14 @@ var migrations = []migration{
 				BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: UPDATE refused'); END`,
 		},
 	},
+	{
+		version: 9,
+		name:    "clinic's long-wait threshold",
+		both: []string{
+			// Cards of patients waiting longer than this change colour.
+			`ALTER TABLE clinics ADD COLUMN wait_alert_minutes INTEGER NOT NULL DEFAULT 15`,
+		},
+	},
 }
 
 // LatestVersion is the schema version this build expects.

@@ -60,6 +60,8 @@ type Clinic struct {
 	CreatedAt time.Time
 	// RequireMFA: every provider of the clinic signs in with a second factor.
 	RequireMFA bool `gorm:"column:require_mfa"`
+	// WaitAlertMinutes: a waiting patient's card stands out after this long.
+	WaitAlertMinutes int `gorm:"default:15"`
 }
 
 // User is a provider or staff member who signs in to the dashboard.

@@ -1,5 +1,5 @@
 import { api, events, since, el } from '/api.js';
-import { HandoffMedia, showVideo, mediaStatus, deviceNotice } from '/media.js';
+import { HandoffMedia, showVideo, mediaStatus, deviceNotice, callControls } from '/media.js';
 import { showLogin, showSignup, showForgot, showInvite, showReset, showSecondFactor } from '/onboard.js';
 import { renderClinic, renderProfile } from '/admin.js';
 
@@ -59,6 +59,7 @@ async function start() {
     return;
   }
   listen();
+  desktopAlerts();
   await refresh();
   if (!state.ticker) state.ticker = setInterval(render, 1000); // waiting times tick
   showPage(state.page, { focus: false, reload: false });
@@ -175,6 +176,10 @@ function onEvent(type, data) {
 }
 
 function alertArrival(text) {
+  // Outside the tab too, once the person allowed desktop notifications.
+  if ('Notification' in window && Notification.permission === 'granted') {
+    try { new Notification('Handoff', { body: text, tag: `handoff-${Date.now()}` }); } catch (_) { /* not here */ }
+  }
   const note = el('div', { class: 'alert', role: 'alert' }, text);
   $('alerts').append(note);
   setTimeout(() => note.remove(), 8000);
@@ -194,16 +199,41 @@ function card(v, room) {
   if (state.me.features.transfer && v.state !== 'transferring') {
     actions.push(el('button', { type: 'button', onclick: () => openTransfer(v, room), 'aria-label': `Transfer ${v.patientName}` }, 'Transfer'));
   }
-  return el('article', { class: 'card', 'data-visit': v.id, 'aria-label': `Patient ${v.patientName}` },
+  // A patient waiting past the clinic's threshold stands out: a colour and
+  // words, not the colour alone.
+  const limit = (state.me.clinic.waitAlertMinutes || 15) * 60000;
+  const long = v.state === 'waiting' && Date.now() - new Date(v.checkedInAt).getTime() >= limit;
+  return el('article', { class: long ? 'card long-wait' : 'card', 'data-visit': v.id, 'aria-label': `Patient ${v.patientName}` },
     el('div', { class: 'name' }, v.patientName),
+    long ? el('div', { class: 'warn-text' }, `Waiting over ${state.me.clinic.waitAlertMinutes || 15} min`) : null,
     el('div', { class: 'meta' }, `Checked in ${new Date(v.checkedInAt).toLocaleTimeString()} · waiting ${since(v.checkedInAt)}${v.state === 'in_call' ? ' · in call' : ''}${inMyCall ? ' (your call)' : ''}`),
     v.message ? el('div', { class: 'transferred-by' }, v.message) : null,
     v.note ? el('div', { class: 'note' }, `Note: ${v.note}`) : null,
     el('div', { class: 'actions' }, actions));
 }
 
+// renderTitle puts the number of waiting patients in the tab's title.
+function renderTitle() {
+  const n = state.rooms.filter((r) => r.canActFor).reduce((sum, r) => sum + ((state.waiting[r.id] || { waiting: [] }).waiting.length), 0);
+  const title = n ? `(${n}) Handoff — provider dashboard` : 'Handoff — provider dashboard';
+  if (document.title !== title) document.title = title;
+}
+
+// desktopAlerts offers to turn on desktop notifications (the browser asks
+// only after a click).
+function desktopAlerts() {
+  if (!('Notification' in window) || Notification.permission !== 'default' || $('desktop-alerts')) return;
+  const b = el('button', { type: 'button', id: 'desktop-alerts' }, 'Turn on desktop alerts');
+  b.addEventListener('click', async () => {
+    await Notification.requestPermission().catch(() => {});
+    b.remove();
+  });
+  $('who').prepend(b);
+}
+
 function render() {
   if (!state.me) return;
+  renderTitle();
   const rooms = state.rooms.filter((r) => r.canActFor).map((room) => {
     const w = state.waiting[room.id] || { waiting: [], inCall: [] };
     const online = room.online.length ? `Online: ${room.online.map((o) => o.name).join(', ')}` : 'Nobody online';
@@ -233,19 +263,27 @@ async function admit(v, callId) {
     if (!state.media) {
       state.media = new HandoffMedia({
         onRemote: (s) => showVideo($('remote'), s, 'Patient video'),
-        onEvent: (m) => mediaStatus($('media-status'), m),
+        onEvent: (m) => { mediaStatus($('media-status'), m); if (state.peerState) state.peerState(m); },
         // A lost media session comes back into the call on view, if any.
         renew: () => api('POST', '/media/rejoin', state.token, state.call ? { callId: state.call.id } : {}, { 'Idempotency-Key': crypto.randomUUID() }),
         session: () => api('GET', '/media/session', state.token),
       });
       $('local').srcObject = await state.media.start({ ...r.media, joinToken: undefined });
       deviceNotice($('device-status'), state.media);
+      state.peerState = callControls($('call-controls'), state.media, { share: true, nameOf: patientOf });
     }
     state.media.join(r.media.joinToken);
     await refresh();
   } catch (err) {
     flash(v.roomId, err.message);
   }
+}
+
+// patientOf names a call's participant ('visit:<id>') for the provider.
+function patientOf(participant) {
+  const id = participant.startsWith('visit:') ? participant.slice(6) : '';
+  const v = Object.values(state.waiting).flatMap((w) => [...w.inCall, ...w.waiting]).find((x) => x.id === id);
+  return v ? v.patientName : 'Another provider';
 }
 
 function endCallView(text) {

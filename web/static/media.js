@@ -158,6 +158,7 @@ export class HandoffMedia {
       this.send({ type: 'pong' });
     } else if (msg.type === 'joined') {
       this.inCall = true; // the server offers again: our tracks go with the answer
+      if (this.muted || this.cameraOff) this.sendState(); // a new session starts with both on
       this.onEvent(msg);
     } else if (msg.type === 'left' || msg.type === 'call_ended') {
       this.inCall = false;
@@ -176,7 +177,8 @@ export class HandoffMedia {
   // sendTracks puts our camera and microphone on the m-lines the server
   // offered, reusing our senders after a pause.
   sendTracks(pc) {
-    for (const track of this.local.getTracks()) {
+    for (const camera of this.local.getTracks()) {
+      const track = camera.kind === 'video' && this.sharing ? this.sharing : camera;
       const sender = this.senders.get(track.kind);
       if (sender) { if (sender.track !== track) sender.replaceTrack(track); continue; }
       this.senders.set(track.kind, pc.addTrack(track, this.local));
@@ -184,6 +186,79 @@ export class HandoffMedia {
   }
 
   stopSending() { for (const s of this.senders.values()) s.replaceTrack(null); }
+
+  // setMuted turns the microphone off (the others hear silence) or on; the
+  // others' pages are told, through the media node.
+  setMuted(on) {
+    this.muted = on;
+    for (const t of this.local.getAudioTracks()) t.enabled = !on;
+    this.sendState();
+  }
+
+  // setCameraOff turns the camera off (the others see black) or on.
+  setCameraOff(on) {
+    this.cameraOff = on;
+    for (const t of this.local.getVideoTracks()) t.enabled = !on;
+    this.sendState();
+  }
+
+  sendState() { this.send({ type: 'state', muted: Boolean(this.muted), cameraOff: Boolean(this.cameraOff) }); }
+
+  // useDevice switches the camera or microphone (kind 'videoinput' or
+  // 'audioinput') to deviceId mid-call, keeping its on/off switch.
+  async useDevice(kind, deviceId) {
+    const video = kind === 'videoinput';
+    const s = await navigator.mediaDevices.getUserMedia(video ? { video: { deviceId: { exact: deviceId } } } : { audio: { deviceId: { exact: deviceId } } });
+    const fresh = s.getTracks()[0];
+    const old = video ? this.local.getVideoTracks()[0] : this.local.getAudioTracks()[0];
+    fresh.enabled = !(video ? this.cameraOff : this.muted);
+    if (old) { this.local.removeTrack(old); old.stop(); }
+    this.local.addTrack(fresh);
+    const sender = this.senders && this.senders.get(fresh.kind);
+    if (sender && !(video && this.sharing) && this.inCall) await sender.replaceTrack(fresh);
+    return fresh;
+  }
+
+  // shareScreen sends the screen in place of the camera until stopSharing
+  // (or the browser's own "Stop sharing").
+  async shareScreen() {
+    const screen = (await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false })).getVideoTracks()[0];
+    this.sharing = screen;
+    screen.onended = () => this.stopSharing();
+    const sender = this.senders && this.senders.get('video');
+    if (sender && this.inCall) await sender.replaceTrack(screen);
+    return screen;
+  }
+
+  async stopSharing() {
+    const screen = this.sharing;
+    if (!screen) return;
+    this.sharing = null;
+    const sender = this.senders && this.senders.get('video');
+    if (sender && this.inCall) await sender.replaceTrack(this.local.getVideoTracks()[0] || null);
+    screen.stop();
+    if (this.onSharingStopped) this.onSharingStopped();
+  }
+
+  // quality reads the connection from getStats since the last call:
+  // round-trip time, packet loss of what it receives, and the bitrate both
+  // ways; level is what a person is told ('good', 'fair', 'poor').
+  async quality() {
+    if (!this.pc) return null;
+    let rtt = 0, lost = 0, received = 0, bytes = 0;
+    (await this.pc.getStats()).forEach((r) => {
+      if (r.type === 'candidate-pair' && r.nominated && r.currentRoundTripTime !== undefined) rtt = r.currentRoundTripTime * 1000;
+      if (r.type === 'inbound-rtp') { lost += r.packetsLost || 0; received += r.packetsReceived || 0; bytes += r.bytesReceived || 0; }
+      if (r.type === 'outbound-rtp') bytes += r.bytesSent || 0;
+    });
+    const now = Date.now(), prev = this.lastQuality || { at: now - 1, lost, received, bytes };
+    this.lastQuality = { at: now, lost, received, bytes };
+    const dLost = Math.max(0, lost - prev.lost), dRecv = Math.max(0, received - prev.received);
+    const loss = dLost + dRecv ? (100 * dLost) / (dLost + dRecv) : 0;
+    const kbps = ((bytes - prev.bytes) * 8) / Math.max(1, now - prev.at);
+    const level = rtt > 600 || loss > 10 ? 'poor' : rtt > 300 || loss > 3 ? 'fair' : 'good';
+    return { rttMs: Math.round(rtt), lossPct: Math.round(loss * 10) / 10, kbps: Math.round(kbps), level };
+  }
 
   // lost drops the dead session and reconnects until it works or the page
   // closes the media on purpose.
@@ -343,4 +418,102 @@ function soundButton() {
     document.body.prepend(b);
   }
   return b;
+}
+
+// callControls puts a call's controls into root: microphone and camera
+// switches (the others see the state), device pickers, screen sharing (when
+// share is set), a connection-quality line from getStats, and a line saying
+// who else has muted or turned the camera off (nameOf names a participant).
+// It returns the handler of the media node's 'peer_state' messages.
+export function callControls(root, media, { share = false, nameOf = () => 'Someone' } = {}) {
+  const button = (label, onclick) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = label;
+    b.addEventListener('click', onclick);
+    return b;
+  };
+  const mic = button('Mute', () => {
+    media.setMuted(!media.muted);
+    mic.textContent = media.muted ? 'Unmute' : 'Mute';
+    mic.setAttribute('aria-pressed', String(Boolean(media.muted)));
+  });
+  mic.setAttribute('aria-pressed', 'false');
+  const cam = button('Turn camera off', () => {
+    media.setCameraOff(!media.cameraOff);
+    cam.textContent = media.cameraOff ? 'Turn camera on' : 'Turn camera off';
+    cam.setAttribute('aria-pressed', String(Boolean(media.cameraOff)));
+  });
+  cam.setAttribute('aria-pressed', 'false');
+  const bar = document.createElement('div');
+  bar.className = 'actions call-controls';
+  bar.setAttribute('role', 'group');
+  bar.setAttribute('aria-label', 'Call controls');
+  bar.append(mic, cam);
+  if (share && navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia) {
+    const scr = button('Share screen', async () => {
+      try {
+        if (media.sharing) await media.stopSharing(); else await media.shareScreen();
+      } catch (err) { console.warn('screen sharing refused', err); }
+      scr.textContent = media.sharing ? 'Stop sharing' : 'Share screen';
+    });
+    media.onSharingStopped = () => { scr.textContent = 'Share screen'; };
+    bar.append(scr);
+  }
+  const pickers = document.createElement('div');
+  pickers.className = 'inline device-pickers';
+  const fillPickers = async () => {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return;
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    pickers.replaceChildren();
+    for (const [kind, label] of [['audioinput', 'Microphone'], ['videoinput', 'Camera'], ['audiooutput', 'Speaker']]) {
+      const list = devices.filter((d) => d.kind === kind);
+      if (!list.length) continue;
+      const id = `pick-${kind}`;
+      const l = document.createElement('label');
+      l.htmlFor = id;
+      l.textContent = label;
+      const sel = document.createElement('select');
+      sel.id = id;
+      list.forEach((d, i) => { const o = document.createElement('option'); o.value = d.deviceId; o.textContent = d.label || `${label} ${i + 1}`; sel.append(o); });
+      sel.addEventListener('change', async () => {
+        if (kind === 'audiooutput') {
+          for (const v of document.querySelectorAll('video[data-stream]')) if (v.setSinkId) await v.setSinkId(sel.value).catch(() => {});
+        } else {
+          await media.useDevice(kind, sel.value).catch((err) => console.warn('device switch failed', err));
+        }
+      });
+      pickers.append(l, sel);
+    }
+  };
+  fillPickers();
+  const quality = document.createElement('p');
+  quality.className = 'meta call-quality';
+  quality.setAttribute('role', 'status');
+  const others = document.createElement('p');
+  others.className = 'meta peer-states';
+  others.setAttribute('aria-live', 'polite');
+  const states = new Map();
+  const showOthers = () => {
+    const lines = [];
+    for (const [who, st] of states) {
+      const name = nameOf(who);
+      if (st.muted) lines.push(`${name} has muted their microphone.`);
+      if (st.cameraOff) lines.push(`${name}'s camera is off.`);
+    }
+    others.textContent = lines.join(' ');
+  };
+  root.replaceChildren(bar, pickers, quality, others);
+  clearInterval(root.qualityTimer);
+  root.qualityTimer = setInterval(async () => {
+    const q = await media.quality().catch(() => null);
+    if (!q || !media.inCall) { quality.textContent = ''; return; }
+    quality.dataset.level = q.level;
+    quality.textContent = `Connection: ${q.level} (round trip ${q.rttMs} ms, loss ${q.lossPct}%, ${q.kbps} kbit/s)`;
+  }, 2000);
+  return (msg) => {
+    if (msg.type !== 'peer_state') return;
+    states.set(msg.participant, { muted: msg.muted, cameraOff: msg.cameraOff });
+    showOthers();
+  };
 }

@@ -1,5 +1,5 @@
 import { api, events, since } from '/api.js';
-import { HandoffMedia, showVideo, mediaStatus, deviceNotice } from '/media.js';
+import { HandoffMedia, showVideo, mediaStatus, deviceNotice, callControls } from '/media.js';
 
 const $ = (id) => document.getElementById(id);
 const slug = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] || '');
@@ -102,7 +102,7 @@ async function enter() {
   try {
     state.media = new HandoffMedia({
       onRemote: (s) => showVideo($('remote'), s, 'Your provider'),
-      onEvent: (m) => mediaStatus($('media-status'), m),
+      onEvent: (m) => { mediaStatus($('media-status'), m); if (state.peerState) state.peerState(m); },
       // A lost media session comes back into the same call, if any.
       renew: () => api('POST', '/media/rejoin', state.token, {}, { 'Idempotency-Key': crypto.randomUUID() }),
       session: () => api('GET', '/media/session', state.token),
@@ -112,6 +112,9 @@ async function enter() {
     $('self').srcObject = state.stream;
     $('self-call').srcObject = state.stream;
     deviceNotice($('device-status'), state.media);
+    // In a call: the others are the provider(s) ('user:…') and, in a group, other patients.
+    state.peerState = callControls($('call-controls'), state.media,
+      { nameOf: (p) => (p.startsWith('user:') ? 'Your provider' : 'Another patient') });
   } catch (err) {
     console.warn('media unavailable', err); // the visit goes on without video
   }
@@ -122,6 +125,7 @@ function renderVisit() {
   if (v.state === 'ended') return show('ended');
   if (Date.now() < state.loadingUntil) return;
   $('waiting-for').textContent = v.waitingFor;
+  $('position').textContent = v.position === 1 ? 'You are next.' : v.position ? `You are number ${v.position} in line.` : '';
   $('incall-with').textContent = v.waitingFor;
   show(v.state === 'in_call' ? 'incall' : 'waiting');
 }
@@ -174,6 +178,8 @@ async function leave() {
 }
 
 setInterval(() => { if (state.visit) $('waited').textContent = since(state.visit.checkedInAt); }, 1000);
+// The place in line moves as others are admitted or leave: look again now and then.
+setInterval(() => { if (state.visit && state.visit.state === 'waiting' && !document.hidden) reload().catch(() => {}); }, 10000);
 $('checkin-form').addEventListener('submit', checkIn);
 $('leave').addEventListener('click', leave);
 $('leave-call').addEventListener('click', leave);

@@ -29,6 +29,8 @@ type Message struct {
 	Call        string                   `json:"call,omitempty"`
 	Participant string                   `json:"participant,omitempty"`
 	Message     string                   `json:"message,omitempty"`
+	Muted       *bool                    `json:"muted,omitempty"`
+	CameraOff   *bool                    `json:"cameraOff,omitempty"`
 }
 
 // peer is a pion client: it publishes tagged audio and video (the first
