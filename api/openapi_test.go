@@ -285,6 +285,10 @@ func TestEveryDocumentedSuccessBodyIsValidated(t *testing.T) {
 	mine := must(s.do("GET", "/visits/"+visit, patientTok, nil), http.StatusOK)
 	require.NotEmpty(t, mine.str("visit", "message"))
 	must(s.do("GET", "/rooms/"+s.roomID("dr-patel")+"/waiting", patelTok, nil), http.StatusOK)
+	must(s.do("POST", "/visits/"+visit+"/messages", patelTok, map[string]string{"text": "I will be with you in a minute"}), http.StatusCreated)
+	must(s.do("POST", "/visits/"+visit+"/messages", patientTok, map[string]string{"text": "Thank you"}), http.StatusCreated)
+	must(s.do("GET", "/visits/"+visit+"/messages", patientTok, nil), http.StatusOK)
+	must(s.do("POST", "/rooms/"+s.roomID("dr-patel")+"/messages", patelTok, map[string]string{"text": "Running late"}), http.StatusCreated)
 
 	// Admit into a 1:1 call: the call, its media, the waiting room's
 	// in-call list, an app opened and closed, a rejoin on both sides.

@@ -35,7 +35,7 @@ func (h *handlers) clinicSettings(c *gin.Context) {
 }
 
 func clinicView(cl store.Clinic) gin.H {
-	return gin.H{"id": cl.ID, "name": cl.Name, "plan": cl.Plan, "requireMfa": cl.RequireMFA, "waitAlertMinutes": cl.WaitAlertMinutes}
+	return gin.H{"id": cl.ID, "name": cl.Name, "plan": cl.Plan, "requireMfa": cl.RequireMFA, "waitAlertMinutes": cl.WaitAlertMinutes, "patientChat": cl.PatientChat}
 }
 
 func (h *handlers) changePlan(c *gin.Context) {

@@ -197,12 +197,22 @@ func (h *handlers) waitingRoomOf(c *gin.Context, roomID string) (gin.H, error) {
 	if err := h.DB.With(c).Audit.Append(row); err != nil {
 		return nil, err
 	}
+	ids := make([]string, len(visits))
+	for i, v := range visits {
+		ids[i] = v.ID
+	}
+	counts, err := h.DB.With(c).Messages.CountByVisit(ids)
+	if err != nil {
+		return nil, err
+	}
 	waiting, inCall := []gin.H{}, []gin.H{}
 	for _, v := range visits {
+		cv := card(idx, v)
+		cv["messages"] = counts[v.ID] // the conversation, on the card that carries it
 		if v.State == store.VisitInCall {
-			inCall = append(inCall, card(idx, v))
+			inCall = append(inCall, cv)
 		} else {
-			waiting = append(waiting, card(idx, v))
+			waiting = append(waiting, cv)
 		}
 	}
 	return gin.H{"room": gin.H{"id": r.ID, "name": r.Name, "kind": r.Kind, "displayName": displayName(idx, r)},

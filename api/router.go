@@ -154,6 +154,12 @@ func NewRouter(d Deps) *gin.Engine {
 	v1.POST("/visits/:id/leave", requirePatient, h.leave)
 	v1.POST("/visits/:id/end", requireProvider, h.end)
 
+	// A visit's conversation (patient and providers; it travels with the
+	// visit), and a message to everyone waiting in a room.
+	v1.GET("/visits/:id/messages", requireAnyone, h.listMessages)
+	v1.POST("/visits/:id/messages", requireAnyone, rateLimit(orDefault(d.CheckInRate, 2)*5, 20), h.sendMessage)
+	v1.POST("/rooms/:id/messages", requireProvider, h.messageRoom)
+
 	// Apps in a call; their data never outlives them.
 	v1.POST("/calls/:id/apps", requireProvider, h.openApp)
 	v1.DELETE("/calls/:id/apps/:appId", requireProvider, h.closeApp)

@@ -142,7 +142,11 @@ func (h *handlers) patientView(c *gin.Context, visitID string) (gin.H, error) {
 	if err != nil {
 		return nil, err
 	}
-	view := gin.H{"id": v.ID, "state": v.State, "checkedInAt": v.CheckedInAt, "waitingFor": name,
+	cl, err := q.Clinics.Get(v.ClinicID)
+	if err != nil {
+		return nil, err
+	}
+	view := gin.H{"id": v.ID, "state": v.State, "checkedInAt": v.CheckedInAt, "waitingFor": name, "chatOpen": cl.PatientChat,
 		"room": gin.H{"id": r.ID, "displayName": name, "kind": r.Kind}}
 	if v.CallID != nil {
 		view["callId"] = *v.CallID

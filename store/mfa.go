@@ -104,17 +104,3 @@ func (q MFA) ChallengeMet(id string, now time.Time) (bool, error) {
 func (q Clinics) SetRequireMFA(id string, on bool) error {
 	return q.c.g.Model(&Clinic{}).Where("id = ?", id).Update("require_mfa", on).Error
 }
-
-// SetWaitAlert sets after how many minutes a waiting patient's card stands out.
-func (q Clinics) SetWaitAlert(id string, minutes int) error {
-	return q.c.g.Model(&Clinic{}).Where("id = ?", id).Update("wait_alert_minutes", minutes).Error
-}
-
-// WaitingAhead counts the patients waiting in roomID who checked in before
-// visit v: v's place in line is this plus one.
-func (q Visits) WaitingAhead(v Visit) (int, error) {
-	var n int64
-	err := q.c.g.Model(&Visit{}).Where("room_id = ? AND state = ? AND (checked_in_at < ? OR (checked_in_at = ? AND id < ?))",
-		v.RoomID, VisitWaiting, v.CheckedInAt, v.CheckedInAt, v.ID).Count(&n).Error
-	return int(n), err
-}

@@ -352,6 +352,26 @@ var migrations = []migration{
 			`ALTER TABLE clinics ADD COLUMN wait_alert_minutes INTEGER NOT NULL DEFAULT 15`,
 		},
 	},
+	{
+		version: 10,
+		name:    "messages",
+		both: []string{
+			// A visit's conversation (the waiting room's and its calls'),
+			// sealed; it travels with the visit on a transfer.
+			`CREATE TABLE messages (
+				id {{serial}},
+				clinic_id VARCHAR(36) NOT NULL REFERENCES clinics (id),
+				visit_id VARCHAR(36) NOT NULL,
+				sender_kind VARCHAR(16) NOT NULL CHECK (sender_kind IN ('patient', 'user')),
+				sender_id VARCHAR(36) NOT NULL,
+				sender_name TEXT NOT NULL,
+				body TEXT NOT NULL,
+				created_at {{ts}} NOT NULL
+			)`,
+			`CREATE INDEX messages_by_visit ON messages (visit_id, id)`,
+			`ALTER TABLE clinics ADD COLUMN patient_chat BOOLEAN NOT NULL DEFAULT TRUE`,
+		},
+	},
 }
 
 // LatestVersion is the schema version this build expects.

@@ -62,6 +62,21 @@ type Clinic struct {
 	RequireMFA bool `gorm:"column:require_mfa"`
 	// WaitAlertMinutes: a waiting patient's card stands out after this long.
 	WaitAlertMinutes int `gorm:"default:15"`
+	// PatientChat: patients may write to the clinic (staff always may).
+	PatientChat bool `gorm:"default:true"`
+}
+
+// Message is one line of a visit's conversation; Body and SenderName (a
+// patient's name) are sealed.
+type Message struct {
+	ID         int64 `gorm:"primaryKey;autoIncrement"`
+	ClinicID   string
+	VisitID    string
+	SenderKind string
+	SenderID   string
+	SenderName Sealed
+	Body       Sealed
+	CreatedAt  time.Time
 }
 
 // User is a provider or staff member who signs in to the dashboard.

@@ -34,6 +34,7 @@ type Queries struct {
 	Invitations Invitations
 	Resets      Resets
 	MFA         MFA
+	Messages    Messages
 }
 
 // conn is what every group of queries runs on: the pool or a transaction.
@@ -49,7 +50,7 @@ type txState struct {
 }
 
 func (db *DB) queries(c conn) Queries {
-	return Queries{Clinics{c}, Users{c}, Rooms{c}, Visits{c}, Calls{c}, Apps{c}, Sessions{c}, Presences{c}, Outbox{c}, Audit{c}, Transfers{c}, Invitations{c}, Resets{c}, MFA{c}}
+	return Queries{Clinics{c}, Users{c}, Rooms{c}, Visits{c}, Calls{c}, Apps{c}, Sessions{c}, Presences{c}, Outbox{c}, Audit{c}, Transfers{c}, Invitations{c}, Resets{c}, MFA{c}, Messages{c}}
 }
 
 // With gives the queries on the connection pool, each statement on its own.

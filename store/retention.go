@@ -71,6 +71,10 @@ func (db *DB) Purge(ctx context.Context, r Retention, now time.Time) (Purged, er
 			return res.Error
 		}
 		out.Events = res.RowsAffected
+		// A purged visit's conversation goes with its name.
+		if err := g.Where("visit_id IN (SELECT id FROM visits WHERE purged_at IS NOT NULL)").Delete(&Message{}).Error; err != nil {
+			return err
+		}
 		if r.Audit > 0 {
 			// The one change the audit trail's trigger lets through.
 			res := g.Model(&AuditEvent{}).Where("at < ? AND (detail <> '' OR address <> '')", now.Add(-r.Audit)).
@@ -96,6 +100,8 @@ var sealedColumns = []struct {
 	{"visits", "transfer_note", "transfer_note <> ''", false},
 	{"events", "payload", "", true},
 	{"app_sessions", "data", "data IS NOT NULL", false},
+	{"messages", "body", "", true},
+	{"messages", "sender_name", "sender_name <> ''", true},
 	{"users", "totp_secret", "totp_secret <> ''", false},
 	{"users", "totp_pending_secret", "totp_pending_secret <> ''", false},
 }

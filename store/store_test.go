@@ -26,7 +26,7 @@ func TestMigrateIsVersionedAndRepeatable(t *testing.T) {
 
 		applied, err := db.Migrate(ctx)
 		require.NoError(t, err)
-		require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9}, applied)
+		require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, applied)
 
 		applied, err = db.Migrate(ctx)
 		require.NoError(t, err)
@@ -36,7 +36,7 @@ func TestMigrateIsVersionedAndRepeatable(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, store.LatestVersion(), v)
 
-		for _, table := range []string{"clinics", "users", "rooms", "room_members", "visits", "calls", "app_sessions", "audit_events", "events", "sessions", "presence", "completed_transfers", "invitations", "password_resets", "old_slugs", "call_participants", "recovery_codes", "mfa_challenges"} {
+		for _, table := range []string{"clinics", "users", "rooms", "room_members", "visits", "calls", "app_sessions", "audit_events", "events", "sessions", "presence", "completed_transfers", "invitations", "password_resets", "old_slugs", "call_participants", "recovery_codes", "mfa_challenges", "messages"} {
 			require.True(t, db.Gorm().Migrator().HasTable(table), table)
 		}
 	})

@@ -171,6 +171,10 @@ function onEvent(type, data) {
   }
   if (type === 'call.ended' && state.call && data.callId === state.call.id) endCallView('The call has ended.');
   if (type === 'app.closed') state.apps = state.apps.filter((a) => a.id !== data.appId);
+  if (type === 'message.sent') {
+    if (chat && chat.visitId === data.visitId) chatLine(data);
+    if (data.from === 'patient') alertArrival(`Message from ${data.senderName}: ${data.text}`);
+  }
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(refresh, 50);
 }
@@ -196,6 +200,8 @@ function card(v, room) {
     actions.push(el('button', { type: 'button', class: 'primary', onclick: () => admit(v) }, 'Admit'));
     if (state.call && state.call.roomId === room.id) actions.push(el('button', { type: 'button', onclick: () => admit(v, state.call.id) }, 'Add to call'));
   }
+  actions.push(el('button', { type: 'button', onclick: () => openChat({ visitId: v.id, name: v.patientName }), 'aria-label': `Messages with ${v.patientName}` },
+    v.messages ? `Messages (${v.messages})` : 'Message'));
   if (state.me.features.transfer && v.state !== 'transferring') {
     actions.push(el('button', { type: 'button', onclick: () => openTransfer(v, room), 'aria-label': `Transfer ${v.patientName}` }, 'Transfer'));
   }
@@ -242,6 +248,8 @@ function render() {
       el('div', { class: 'online' }, online),
       ...(state.flash[room.id] || []).map((f) => el('div', { class: 'flash', role: 'status' }, f)),
       el('h3', {}, `Waiting (${w.waiting.length})`),
+      w.waiting.length ? el('button', { type: 'button', class: 'link', onclick: () => openChat({ roomId: room.id, name: `everyone waiting for ${room.displayName}` }) },
+        'Message everyone waiting') : null,
       w.waiting.length ? w.waiting.map((v) => card(v, room)) : el('p', { class: 'meta' }, 'No one is waiting.'),
       w.inCall.length ? [el('h3', {}, 'In a call'), w.inCall.map((v) => card(v, room))] : null);
   });
@@ -329,6 +337,48 @@ async function confirmTransfer(e) {
   }
 }
 
+// The conversation dialog: one visit's (chat.visitId), or a message to a
+// whole waiting room (chat.roomId).
+let chat = null;
+function chatLine(m) {
+  if ($('chat-log').querySelector(`li[data-message="${m.id}"]`)) return; // the list and the stream may both bring it
+  $('chat-log').append(el('li', { class: m.from === 'patient' ? 'from-patient' : 'from-provider', 'data-message': m.id },
+    el('strong', {}, `${m.senderName}: `), el('span', { class: 'chat-text' }, m.text),
+    el('span', { class: 'meta' }, ` · ${new Date(m.at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`)));
+}
+async function openChat(target) {
+  chat = target;
+  $('chat-title').textContent = target.visitId ? `Messages with ${target.name}` : `Message ${target.name}`;
+  $('chat-label').textContent = target.visitId ? `Message to ${target.name}` : 'Message to everyone waiting';
+  $('chat-error').textContent = '';
+  $('chat-text').value = '';
+  $('chat-log').replaceChildren();
+  $('chat-log').classList.toggle('hidden', !target.visitId);
+  $('chat-dialog').showModal();
+  if (target.visitId) {
+    try {
+      const r = await api('GET', `/visits/${target.visitId}/messages`, state.token);
+      if (chat === target) r.messages.forEach(chatLine);
+    } catch (err) { $('chat-error').textContent = err.message; }
+  }
+}
+async function sendChat(e) {
+  e.preventDefault();
+  const target = chat;
+  try {
+    if (target.visitId) {
+      await api('POST', `/visits/${target.visitId}/messages`, state.token, { text: $('chat-text').value });
+      $('chat-text').value = ''; // the line comes back as an event
+    } else {
+      const r = await api('POST', `/rooms/${target.roomId}/messages`, state.token, { text: $('chat-text').value });
+      $('chat-dialog').close();
+      flash(target.roomId, `Message sent to ${r.sent} waiting ${r.sent === 1 ? 'patient' : 'patients'}.`);
+    }
+  } catch (err) {
+    $('chat-error').textContent = err.message;
+  }
+}
+
 async function openApp(app) {
   if (!state.call) return;
   const r = await api('POST', `/calls/${state.call.id}/apps`, state.token, { app, data: '' });
@@ -360,6 +410,8 @@ $('forgot-open').addEventListener('click', () => showForgot(onboard));
 $('signup-open').addEventListener('click', () => showSignup(onboard));
 for (const b of document.querySelectorAll('nav.pages button')) b.addEventListener('click', () => showPage(b.dataset.page));
 $('transfer-form').addEventListener('submit', confirmTransfer);
+$('chat-form').addEventListener('submit', sendChat);
+$('chat-close').addEventListener('click', () => { chat = null; $('chat-dialog').close(); });
 $('transfer-cancel').addEventListener('click', () => $('transfer-dialog').close());
 $('open-notes').addEventListener('click', () => openApp('notes'));
 $('open-payment').addEventListener('click', () => openApp('payment'));

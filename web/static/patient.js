@@ -95,8 +95,35 @@ function closed(text) {
   show('closed');
 }
 
+// chatLine shows one message of the conversation.
+const shownMessages = new Set();
+function chatLine(m) {
+  if (shownMessages.has(m.id)) return; // the list and the stream may both bring it
+  shownMessages.add(m.id);
+  const li = document.createElement('li');
+  li.className = m.from === 'patient' ? 'from-patient' : 'from-provider';
+  const who = document.createElement('strong');
+  who.textContent = m.from === 'patient' ? 'You: ' : `${m.senderName}: `;
+  const text = document.createElement('span');
+  text.textContent = m.text;
+  li.append(who, text);
+  $('chat-log').append(li);
+}
+
+async function sendChat(e) {
+  e.preventDefault();
+  $('chat-error').textContent = '';
+  try {
+    await api('POST', `/visits/${state.visit.id}/messages`, state.token, { text: $('chat-text').value });
+    $('chat-text').value = ''; // the line comes back as an event
+  } catch (err) {
+    $('chat-error').textContent = err.message;
+  }
+}
+
 async function enter() {
   events(state.token, onEvent);
+  api('GET', `/visits/${state.visit.id}/messages`, state.token).then((r) => r.messages.forEach(chatLine), () => {});
   if (state.visit.message) showConfirmation(state.visit.message);
   renderVisit();
   try {
@@ -122,6 +149,9 @@ async function enter() {
 
 function renderVisit() {
   const v = state.visit;
+  $('chat').classList.toggle('hidden', v.state === 'ended');
+  $('chat-form').classList.toggle('hidden', v.chatOpen === false);
+  $('chat-off').classList.toggle('hidden', v.chatOpen !== false);
   if (v.state === 'ended') return show('ended');
   if (Date.now() < state.loadingUntil) return;
   $('waiting-for').textContent = v.waitingFor;
@@ -163,6 +193,8 @@ async function onEvent(type, data) {
     const session = await api('GET', `/media/session?callId=${encodeURIComponent(data.callId)}`, state.token);
     if (state.media) state.media.join(session.joinToken);
     await reload();
+  } else if (type === 'message.sent') {
+    chatLine(data);
   } else if (type === 'call.joined') {
     showConfirmation(data.message); // "<provider> joined the call"
   } else if (type === 'visit.ended' || type === 'visit.left') {
@@ -181,6 +213,7 @@ setInterval(() => { if (state.visit) $('waited').textContent = since(state.visit
 // The place in line moves as others are admitted or leave: look again now and then.
 setInterval(() => { if (state.visit && state.visit.state === 'waiting' && !document.hidden) reload().catch(() => {}); }, 10000);
 $('checkin-form').addEventListener('submit', checkIn);
+$('chat-form').addEventListener('submit', sendChat);
 $('leave').addEventListener('click', leave);
 $('leave-call').addEventListener('click', leave);
 init();
