@@ -13,7 +13,8 @@ const PING_TIMEOUT = 15000; // the server pings every 5 s
 const BACKOFF_FIRST = 500, BACKOFF_CEILING = 15000;
 
 export class HandoffMedia {
-  constructor({ onRemote, onEvent, renew, session }) {
+  constructor({ onRemote, onEvent, renew, session, stream }) {
+    this.given = stream; // devices already opened (the patient's device check)
     this.onRemote = onRemote || (() => {});
     this.onEvent = onEvent || (() => {});
     this.renew = renew; // POST /media/rejoin: restores the call, a visit update
@@ -31,7 +32,12 @@ export class HandoffMedia {
   // start opens the camera and microphone (whatever of them there is) and
   // the signaling session.
   async start(session) {
-    this.local = await openDevices(this);
+    if (this.given) {
+      this.local = this.given;
+      this.missing = [...(this.local.getVideoTracks().length ? [] : ['camera']), ...(this.local.getAudioTracks().length ? [] : ['microphone'])];
+    } else {
+      this.local = await openDevices(this);
+    }
     try { await this.connect(session); } catch (err) { console.warn('media not reachable yet', err.message); this.lost(); }
     return this.local;
   }

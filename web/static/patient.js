@@ -68,10 +68,117 @@ async function init() {
     $('room-name').textContent = room.displayName;
     if (room.open === false) return closed(room.closedMessage || `${room.displayName} is not taking check-ins at this link.`);
     show('checkin');
+    startDeviceCheck();
   } catch (err) {
     $('ended-text').textContent = 'This visit link is not valid.';
     show('ended');
   }
+}
+
+// The device check on the check-in page: the camera's preview, a live
+// microphone level, a test sound for the speaker, device pickers, audio
+// only, and what to do when the browser blocked the camera or microphone.
+// The visit then uses the stream checked here.
+const check = { stream: null, audio: null, raf: 0, chosen: {} };
+
+async function openPreview() {
+  const want = (kind) => (check.chosen[kind] ? { deviceId: { exact: check.chosen[kind] } } : true);
+  const audioOnly = $('audio-only').checked;
+  const get = (c) => navigator.mediaDevices.getUserMedia(c).then((s) => ({ s }), (err) => ({ err }));
+  let r = await get(audioOnly ? { audio: want('audioinput') } : { audio: want('audioinput'), video: want('videoinput') });
+  let blocked = r.err && r.err.name === 'NotAllowedError';
+  if (r.err) { // one of the two may still work
+    const [a, v] = await Promise.all([get({ audio: want('audioinput') }), audioOnly ? { err: null } : get({ video: want('videoinput') })]);
+    blocked = blocked || (a.err && a.err.name === 'NotAllowedError') || (v.err && v.err.name === 'NotAllowedError');
+    r = { s: new MediaStream([...(a.s ? a.s.getTracks() : []), ...(v.s ? v.s.getTracks() : [])]) };
+  }
+  return { stream: r.s, blocked };
+}
+
+async function startDeviceCheck() {
+  if (!navigator.mediaDevices) {
+    help('Your browser gives this page no camera or microphone (it needs a secure https:// link). You can still check in: you will see and hear the clinic.');
+    return;
+  }
+  if (check.stream) check.stream.getTracks().forEach((t) => t.stop());
+  const { stream, blocked } = await openPreview();
+  check.stream = stream;
+  $('preview').srcObject = stream;
+  $('preview').classList.toggle('hidden', !stream.getVideoTracks().length);
+  const missing = [...(stream.getVideoTracks().length || $('audio-only').checked ? [] : ['camera']), ...(stream.getAudioTracks().length ? [] : ['microphone'])];
+  if (blocked) {
+    help(`Your browser blocked the ${missing.join(' and ') || 'camera or microphone'}. To allow it, select the camera or lock icon at the left of the address bar, choose Allow, then reload this page. Or check in as you are: the visit goes on with what works${missing.includes('camera') ? ' (with sound only)' : ''}.`);
+  } else if (missing.length) {
+    help(`No ${missing.join(' or ')} was found. You can still check in: the visit goes on with what works.`);
+  } else {
+    $('device-help').classList.add('hidden');
+  }
+  meter(stream);
+  pickers();
+}
+
+function help(text) {
+  $('device-help').textContent = text;
+  $('device-help').classList.remove('hidden');
+}
+
+// meter shows the microphone's level as the person speaks.
+function meter(stream) {
+  cancelAnimationFrame(check.raf);
+  if (!stream.getAudioTracks().length) { $('mic-level').value = 0; return; }
+  check.audio = check.audio || new AudioContext();
+  const analyser = check.audio.createAnalyser();
+  analyser.fftSize = 512;
+  check.audio.createMediaStreamSource(stream).connect(analyser);
+  const data = new Float32Array(analyser.fftSize);
+  const tick = () => {
+    analyser.getFloatTimeDomainData(data);
+    let sum = 0;
+    for (const x of data) sum += x * x;
+    $('mic-level').value = Math.min(1, Math.sqrt(sum / data.length) * 4);
+    if (!$('checkin').classList.contains('hidden')) check.raf = requestAnimationFrame(tick);
+  };
+  tick();
+}
+
+async function pickers() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  const box = $('device-pickers');
+  box.replaceChildren();
+  for (const [kind, label] of [['videoinput', 'Camera'], ['audioinput', 'Microphone']]) {
+    const list = devices.filter((d) => d.kind === kind && d.deviceId);
+    if (!list.length) continue;
+    const sel = document.createElement('select');
+    sel.id = `check-${kind}`;
+    list.forEach((d, i) => {
+      const o = document.createElement('option');
+      o.value = d.deviceId;
+      o.textContent = d.label || `${label} ${i + 1}`;
+      o.selected = d.deviceId === check.chosen[kind];
+      sel.append(o);
+    });
+    sel.addEventListener('change', () => { check.chosen[kind] = sel.value; startDeviceCheck(); });
+    const l = document.createElement('label');
+    l.htmlFor = sel.id;
+    l.textContent = label;
+    box.append(l, sel);
+  }
+}
+
+// speakerTest plays a short chime: the person hears whether sound works.
+function speakerTest() {
+  check.audio = check.audio || new AudioContext();
+  const ctx = check.audio;
+  ctx.resume();
+  const o = ctx.createOscillator();
+  const g = ctx.createGain();
+  o.frequency.value = 660;
+  g.gain.value = 0.2;
+  o.connect(g).connect(ctx.destination);
+  o.start();
+  o.stop(ctx.currentTime + 1);
+  window.handoff.speakerTested = true;
+  $('speaker-status').textContent = 'Playing a test sound… If you heard nothing, check your volume or choose another speaker in your device settings.';
 }
 
 async function checkIn(e) {
@@ -127,7 +234,9 @@ async function enter() {
   if (state.visit.message) showConfirmation(state.visit.message);
   renderVisit();
   try {
+    cancelAnimationFrame(check.raf);
     state.media = new HandoffMedia({
+      stream: check.stream, // the devices checked on the check-in page, if any
       onRemote: (s) => showVideo($('remote'), s, 'Your provider'),
       onEvent: (m) => { mediaStatus($('media-status'), m); if (state.peerState) state.peerState(m); },
       // A lost media session comes back into the same call, if any.
@@ -213,6 +322,8 @@ setInterval(() => { if (state.visit) $('waited').textContent = since(state.visit
 // The place in line moves as others are admitted or leave: look again now and then.
 setInterval(() => { if (state.visit && state.visit.state === 'waiting' && !document.hidden) reload().catch(() => {}); }, 10000);
 $('checkin-form').addEventListener('submit', checkIn);
+$('speaker-test').addEventListener('click', speakerTest);
+$('audio-only').addEventListener('change', startDeviceCheck);
 $('chat-form').addEventListener('submit', sendChat);
 $('leave').addEventListener('click', leave);
 $('leave-call').addEventListener('click', leave);
