@@ -32,14 +32,14 @@ test('running late: a message to the waiting room, a reply, and the conversation
   await patient.shot('conversation');
 
   await lee.getByRole('alert').getByText('Message from Quinn Messenger: No problem, I will wait').waitFor();
-  await card(lee, 'Quinn Messenger').getByRole('button', { name: 'Messages with Quinn Messenger' }).getByText('Messages (2)').waitFor();
+  await card(lee, 'Quinn Messenger').getByRole('button', { name: 'Messages (2) with Quinn Messenger' }).waitFor();
 
   await login(patel, site.base, 'dr.patel@riverside.example');
   await transfer(lee, 'Quinn Messenger', 'Dr. Arjun Patel');
   await patient.getByText("You have been transferred to Dr. Arjun Patel's room").waitFor();
   await log.getByText('Dr. Lee is running 10 minutes late').waitFor(); // still on the patient's page
 
-  await card(patel, 'Quinn Messenger').getByRole('button', { name: 'Messages with Quinn Messenger' }).click();
+  await card(patel, 'Quinn Messenger').getByRole('button', { name: 'Messages (2) with Quinn Messenger' }).click();
   const conversation = patel.getByRole('list', { name: 'Conversation' });
   await conversation.getByText('Dr. Lee is running 10 minutes late').waitFor();
   await conversation.getByText('No problem, I will wait').waitFor();

@@ -1,7 +1,7 @@
 // Starts a real `handoff dev` on free ports and Debian's Chromium with a
 // fake camera and microphone, and gives each test person their own window.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, existsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, existsSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -205,4 +205,17 @@ export async function sendsNothing(page, label = 'page') {
   await new Promise((r) => setTimeout(r, 1500));
   const sent = await page.evaluate(async () => (await window.handoff.media.stats()).outboundBytes);
   if (sent > 0) throw new Error(`${label}: sent ${sent} bytes of media while waiting`);
+}
+
+// axe runs axe-core (npm axe-core) in the page as it is now and fails on
+// any serious or critical violation, naming each with its elements. The
+// script is evaluated, not added as a tag: the pages' CSP allows no inline
+// script.
+const axeSource = readFileSync(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
+export async function axe(page, state) {
+  if (!(await page.evaluate(() => Boolean(window.axe)))) await page.evaluate(axeSource);
+  const violations = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`));
+  if (violations.length) throw new Error(`axe-core, ${state}:\n  ${violations.join('\n  ')}`);
 }

@@ -200,8 +200,10 @@ function card(v, room) {
     actions.push(el('button', { type: 'button', class: 'primary', onclick: () => admit(v) }, 'Admit'));
     if (state.call && state.call.roomId === room.id) actions.push(el('button', { type: 'button', onclick: () => admit(v, state.call.id) }, 'Add to call'));
   }
-  actions.push(el('button', { type: 'button', onclick: () => openChat({ visitId: v.id, name: v.patientName }), 'aria-label': `Messages with ${v.patientName}` },
-    v.messages ? `Messages (${v.messages})` : 'Message'));
+  // The visible words start the accessible name (WCAG 2.5.3).
+  const said = v.messages ? `Messages (${v.messages})` : 'Message';
+  actions.push(el('button', { type: 'button', onclick: () => openChat({ visitId: v.id, name: v.patientName }), 'aria-label': v.messages ? `${said} with ${v.patientName}` : `${said} ${v.patientName}` },
+    said));
   if (state.me.features.transfer && v.state !== 'transferring') {
     actions.push(el('button', { type: 'button', onclick: () => openTransfer(v, room), 'aria-label': `Transfer ${v.patientName}` }, 'Transfer'));
   }
