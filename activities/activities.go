@@ -139,7 +139,7 @@ func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, err
 		res = AdmitResult{CallID: call.ID, Kind: call.Kind}
 		w := a.writer(q, v.ClinicID, v.ID, now)
 		return w.all(
-			w.toPatient(clinic.EventAdmitted, map[string]any{"visitId": v.ID, "callId": call.ID, "message": actor.DisplayName + " is ready to see you"}),
+			w.toPatient(clinic.EventAdmitted, map[string]any{"visitId": v.ID, "callId": call.ID, "message": actor.DisplayName + " is ready to see you", "name": actor.DisplayName}),
 			w.toRoom(v.RoomID, clinic.EventAdmitted, map[string]any{"visitId": v.ID, "callId": call.ID, "kind": call.Kind, "admittedBy": actor.DisplayName}),
 			w.audit(clinic.ActorUser, actor.ID, clinic.EventAdmitted, &v.RoomID, nil, "call "+call.ID),
 		)
@@ -228,7 +228,7 @@ func (a *Activities) joinCall(q store.Queries, actor store.User, v store.Visit, 
 	msg := actor.DisplayName + " joined the call"
 	var steps []step
 	for _, other := range patients {
-		steps = append(steps, a.writer(q, other.ClinicID, other.ID, now).toPatient(clinic.EventCallJoined, map[string]any{"callId": callID, "message": msg}))
+		steps = append(steps, a.writer(q, other.ClinicID, other.ID, now).toPatient(clinic.EventCallJoined, map[string]any{"callId": callID, "message": msg, "name": actor.DisplayName}))
 	}
 	w := a.writer(q, v.ClinicID, v.ID, now)
 	steps = append(steps, w.toRoom(v.RoomID, clinic.EventCallJoined, map[string]any{"callId": callID, "joinedBy": actor.DisplayName}),
@@ -273,7 +273,7 @@ func (a *Activities) BeginTransfer(ctx context.Context, p TransferParams) (Trans
 		}
 		w := a.writer(q, v.ClinicID, v.ID, now)
 		return w.all(
-			w.toPatient(clinic.EventTransferStarted, map[string]any{"visitId": v.ID, "message": plan.PatientMessageStarting()}),
+			w.toPatient(clinic.EventTransferStarted, map[string]any{"visitId": v.ID, "message": plan.PatientMessageStarting(), "name": plan.TargetDisplayName}),
 			w.toRoom(v.RoomID, clinic.EventTransferStarted, map[string]any{"visitId": v.ID, "targetRoomId": p.TargetRoomID}),
 			w.audit(clinic.ActorUser, p.ActorID, clinic.AuditTransferStarted, &p.SourceRoomID, &p.TargetRoomID, "transfer "+p.TransferID),
 		)
@@ -442,7 +442,7 @@ func (a *Activities) RetargetRoom(ctx context.Context, p TransferParams, plan Tr
 		card["transferredFromRoomId"] = p.SourceRoomID
 		w := a.writer(q, v.ClinicID, v.ID, now)
 		return w.all(
-			w.toPatient(clinic.EventTransferred, map[string]any{"visitId": v.ID, "roomId": p.TargetRoomID, "message": plan.PatientMessageDone()}),
+			w.toPatient(clinic.EventTransferred, map[string]any{"visitId": v.ID, "roomId": p.TargetRoomID, "message": plan.PatientMessageDone(), "name": plan.TargetDisplayName}),
 			w.toRoom(p.SourceRoomID, clinic.EventTransferred, map[string]any{"visitId": v.ID, "targetRoomId": p.TargetRoomID, "message": plan.SenderMessage()}),
 			w.toRoom(p.TargetRoomID, clinic.EventTransferred, card),
 			w.audit(clinic.ActorUser, p.ActorID, clinic.AuditTransferCompleted, &p.SourceRoomID, &p.TargetRoomID, "transfer "+p.TransferID),
@@ -481,7 +481,7 @@ func (a *Activities) ReturnToSource(ctx context.Context, p TransferParams, reaso
 		counted = true
 		w := a.writer(q, v.ClinicID, v.ID, now)
 		return w.all(
-			w.toPatient(clinic.EventTransferFailed, map[string]any{"visitId": v.ID, "roomId": v.RoomID,
+			w.toPatient(clinic.EventTransferFailed, map[string]any{"visitId": v.ID, "roomId": v.RoomID, "name": display,
 				"message": "We could not transfer you. You are back in " + display + "'s waiting room"}),
 			w.toRoom(v.RoomID, clinic.EventTransferFailed, map[string]any{"visitId": v.ID, "targetRoomId": p.TargetRoomID,
 				"message": "Transfer failed: " + reason + ". The patient is back in your waiting room"}),

@@ -183,6 +183,7 @@ func NewRouter(d Deps) *gin.Engine {
 	pages := http.FileServer(http.FS(web.Files()))
 	pageHeaders := pageHeaders(d.MediaURL)
 	r.GET("/c/:slug", pageHeaders, h.patientPage)
+	r.GET("/i18n/index.json", pageHeaders, languageList)
 	r.NoRoute(pageHeaders, func(c *gin.Context) {
 		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
 			c.JSON(http.StatusNotFound, gin.H{"error": gin.H{"code": "not_found", "message": "no such API route"}})
@@ -220,6 +221,16 @@ func (h *handlers) patientPage(c *gin.Context) {
 		}
 	}
 	c.FileFromFS("patient.html", http.FS(web.Files()))
+}
+
+// languageList is the patient page's languages, from its catalogues.
+func languageList(c *gin.Context) {
+	langs, err := web.Languages()
+	if err != nil {
+		c.JSON(http.StatusInternalServerError, gin.H{"error": gin.H{"code": "internal", "message": "language catalogues unreadable"}})
+		return
+	}
+	c.JSON(http.StatusOK, langs)
 }
 
 // strictTransport tells browsers that reached Handoff over HTTPS to come

@@ -94,7 +94,7 @@ export async function startSite({ externalMedia = false, netns = null, devArgs =
     media: node,
     // person opens a window for name; options.browserArgs gives it its own
     // browser with those flags, options.permissions what it grants.
-    async person(name, { browserArgs, permissions = ['camera', 'microphone'], netns: ns } = {}) {
+    async person(name, { browserArgs, permissions = ['camera', 'microphone'], netns: ns, locale } = {}) {
       let b = browser;
       if (browserArgs || ns) {
         // A namespace's page is served from an address, not localhost:
@@ -103,7 +103,7 @@ export async function startSite({ externalMedia = false, netns = null, devArgs =
         b = await launchBrowser([...(browserArgs || ['--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required']), ...secure], ns);
         browsers.push(b);
       }
-      const context = await b.newContext({ viewport: { width: 1200, height: 850 } });
+      const context = await b.newContext({ viewport: { width: 1200, height: 850 }, ...(locale ? { locale } : {}) });
       open.push(context);
       await context.grantPermissions(permissions);
       const page = await context.newPage();

@@ -58,4 +58,17 @@ test('place in line, desktop alerts, the tab title and long waits', { timeout: 1
   await later.getByText('Waiting over 15 min').waitFor();
   assert.match(await later.getAttribute('class'), /long-wait/);
   await lee.shot('long-wait');
+
+  // The clinic's admin sets the threshold and turns patients' messages off;
+  // the waiting patient's page drops its message box, saying why.
+  const admin = await site.person('admin-waiting');
+  await login(admin, site.base, 'admin@riverside.example');
+  await admin.getByRole('navigation', { name: 'Dashboard pages' }).getByRole('button', { name: 'Clinic', exact: true }).click();
+  await admin.getByRole('tab', { name: 'Rooms', exact: true }).click();
+  await admin.getByLabel('Highlight patients waiting longer than (minutes)').fill('30');
+  await admin.getByLabel('Patients may send messages').uncheck();
+  await admin.getByRole('button', { name: 'Save waiting-room settings' }).click();
+  await admin.getByText('Waiting-room settings saved.').waitFor();
+  await second.getByText('This clinic does not take messages here.').waitFor({ timeout: 20000 });
+  assert.equal(await second.getByLabel('Your message').isVisible(), false);
 });

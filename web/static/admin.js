@@ -517,7 +517,7 @@ async function roomsTab(panel, ctx) {
     nm.ok(`${r.room.name || name} was created.`);
   });
 
-  fill(panel, el('h3', { class: 'visually-hidden' }, 'Rooms'), reason, msgs.nodes, create, list);
+  fill(panel, el('h3', { class: 'visually-hidden' }, 'Rooms'), reason, msgs.nodes, create, list, waitingSettings(ctx));
   await load();
 }
 
@@ -639,4 +639,26 @@ async function securityTab(panel, ctx) {
     if (ctx.me.mfa.enrolmentRequired) location.reload(); // now held to enrolling
   });
   fill(panel, form);
+}
+
+// waitingSettings is the clinic's waiting-room settings (owners and admins):
+// when a waiting patient's card stands out, and whether patients may send
+// messages.
+function waitingSettings(ctx) {
+  const msgs = messages();
+  const minutes = field('Highlight patients waiting longer than (minutes)', { type: 'number', min: 1, max: 240, required: true, value: ctx.me.clinic.waitAlertMinutes || 15 });
+  const chatId = uid('patient-chat');
+  const chat = el('input', { type: 'checkbox', id: chatId, class: 'check', checked: ctx.me.clinic.patientChat !== false });
+  const form = el('form', { 'aria-labelledby': 'waiting-settings' },
+    el('h3', { id: 'waiting-settings' }, 'Waiting rooms'),
+    minutes.nodes,
+    el('div', { class: 'choice' }, chat, el('label', { for: chatId }, 'Patients may send messages')),
+    msgs.nodes,
+    el('div', { class: 'actions' }, el('button', { type: 'submit', class: 'primary' }, 'Save waiting-room settings')));
+  onSubmit(form, msgs, async () => {
+    await api('PUT', '/clinic/waiting', ctx.token, { waitAlertMinutes: Number(minutes.input.value), patientChat: chat.checked });
+    await ctx.reloadMe();
+    msgs.ok('Waiting-room settings saved.');
+  });
+  return form;
 }

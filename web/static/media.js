@@ -9,6 +9,14 @@
 // — probing with a plain session, which costs the visit nothing — and only
 // once connected asks renew() to restore its place in the call (one visit
 // update per reconnection, however long the outage).
+// Texts: English here; a page with message catalogues (the patient's)
+// gives its translator with useTexts. say(key, english, params).
+let translate = null;
+export function useTexts(fn) { translate = fn; }
+function say(key, english, params = {}) {
+  return translate ? translate(key, params) : english.replace(/\{(\w+)\}/g, (_, k) => (params[k] ?? ''));
+}
+
 const PING_TIMEOUT = 15000; // the server pings every 5 s
 const BACKOFF_FIRST = 500, BACKOFF_CEILING = 15000;
 
@@ -364,9 +372,9 @@ async function openDevices(m) {
 // deviceNotice says which device the visit goes on without.
 export function deviceNotice(el, media) {
   const text = {
-    camera: 'Your camera is off or not available: the visit goes on with sound only.',
-    microphone: 'Your microphone is not available: the visit goes on with video only. Others will not hear you.',
-    both: 'Your camera and microphone are not available: you can see and hear others, but they cannot see or hear you.',
+    camera: say('media.cameraMissing', 'Your camera is off or not available: the visit goes on with sound only.'),
+    microphone: say('media.microphoneMissing', 'Your microphone is not available: the visit goes on with video only. Others will not hear you.'),
+    both: say('media.bothMissing', 'Your camera and microphone are not available: you can see and hear others, but they cannot see or hear you.'),
   }[media.missing.length === 2 ? 'both' : media.missing[0]];
   if (!text) return;
   el.textContent = text;
@@ -376,12 +384,12 @@ export function deviceNotice(el, media) {
 // mediaStatus shows the reconnecting notice in el for a page's media events.
 export function mediaStatus(el, msg) {
   if (msg.type === 'media_restarting' || msg.type === 'reconnecting') {
-    el.textContent = 'Video is reconnecting… please stay on this page.';
+    el.textContent = say('media.reconnecting', 'Video is reconnecting… please stay on this page.');
     el.classList.remove('hidden');
   } else if (msg.type === 'reconnected') {
     el.classList.add('hidden');
   } else if (msg.type === 'replaced') {
-    el.textContent = 'This visit is now open in another window or tab. You can close this one.';
+    el.textContent = say('media.replaced', 'This visit is now open in another window or tab. You can close this one.');
     el.classList.remove('hidden');
   }
 }
@@ -416,7 +424,7 @@ function soundButton() {
     b.id = 'sound-on';
     b.type = 'button';
     b.className = 'sound-on hidden';
-    b.textContent = 'Tap to turn on sound';
+    b.textContent = say('media.tapForSound', 'Tap to turn on sound');
     b.addEventListener('click', () => {
       for (const v of document.querySelectorAll('video[data-stream]')) { v.muted = false; v.play().catch(() => {}); }
       b.classList.add('hidden');
@@ -439,31 +447,31 @@ export function callControls(root, media, { share = false, nameOf = () => 'Someo
     b.addEventListener('click', onclick);
     return b;
   };
-  const mic = button('Mute', () => {
+  const mic = button(say('controls.mute', 'Mute'), () => {
     media.setMuted(!media.muted);
-    mic.textContent = media.muted ? 'Unmute' : 'Mute';
+    mic.textContent = media.muted ? say('controls.unmute', 'Unmute') : say('controls.mute', 'Mute');
     mic.setAttribute('aria-pressed', String(Boolean(media.muted)));
   });
   mic.setAttribute('aria-pressed', 'false');
-  const cam = button('Turn camera off', () => {
+  const cam = button(say('controls.cameraOff', 'Turn camera off'), () => {
     media.setCameraOff(!media.cameraOff);
-    cam.textContent = media.cameraOff ? 'Turn camera on' : 'Turn camera off';
+    cam.textContent = media.cameraOff ? say('controls.cameraOn', 'Turn camera on') : say('controls.cameraOff', 'Turn camera off');
     cam.setAttribute('aria-pressed', String(Boolean(media.cameraOff)));
   });
   cam.setAttribute('aria-pressed', 'false');
   const bar = document.createElement('div');
   bar.className = 'actions call-controls';
   bar.setAttribute('role', 'group');
-  bar.setAttribute('aria-label', 'Call controls');
+  bar.setAttribute('aria-label', say('controls.group', 'Call controls'));
   bar.append(mic, cam);
   if (share && navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia) {
-    const scr = button('Share screen', async () => {
+    const scr = button(say('controls.share', 'Share screen'), async () => {
       try {
         if (media.sharing) await media.stopSharing(); else await media.shareScreen();
       } catch (err) { console.warn('screen sharing refused', err); }
-      scr.textContent = media.sharing ? 'Stop sharing' : 'Share screen';
+      scr.textContent = media.sharing ? say('controls.stopShare', 'Stop sharing') : say('controls.share', 'Share screen');
     });
-    media.onSharingStopped = () => { scr.textContent = 'Share screen'; };
+    media.onSharingStopped = () => { scr.textContent = say('controls.share', 'Share screen'); };
     bar.append(scr);
   }
   const pickers = document.createElement('div');
@@ -472,7 +480,7 @@ export function callControls(root, media, { share = false, nameOf = () => 'Someo
     if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return;
     const devices = await navigator.mediaDevices.enumerateDevices();
     pickers.replaceChildren();
-    for (const [kind, label] of [['audioinput', 'Microphone'], ['videoinput', 'Camera'], ['audiooutput', 'Speaker']]) {
+    for (const [kind, label] of [['audioinput', say('check.microphone', 'Microphone')], ['videoinput', say('check.camera', 'Camera')], ['audiooutput', say('controls.speaker', 'Speaker')]]) {
       const list = devices.filter((d) => d.kind === kind);
       if (!list.length) continue;
       const id = `pick-${kind}`;
@@ -504,8 +512,8 @@ export function callControls(root, media, { share = false, nameOf = () => 'Someo
     const lines = [];
     for (const [who, st] of states) {
       const name = nameOf(who);
-      if (st.muted) lines.push(`${name} has muted their microphone.`);
-      if (st.cameraOff) lines.push(`${name}'s camera is off.`);
+      if (st.muted) lines.push(say('peer.muted', '{name} has muted their microphone.', { name }));
+      if (st.cameraOff) lines.push(say('peer.cameraOff', "{name}'s camera is off.", { name }));
     }
     others.textContent = lines.join(' ');
   };
@@ -515,7 +523,8 @@ export function callControls(root, media, { share = false, nameOf = () => 'Someo
     const q = await media.quality().catch(() => null);
     if (!q || !media.inCall) { quality.textContent = ''; return; }
     quality.dataset.level = q.level;
-    quality.textContent = `Connection: ${q.level} (round trip ${q.rttMs} ms, loss ${q.lossPct}%, ${q.kbps} kbit/s)`;
+    quality.textContent = say('controls.quality', 'Connection: {level} (round trip {rtt} ms, loss {loss}%, {kbps} kbit/s)',
+      { level: say(`quality.${q.level}`, q.level), rtt: q.rttMs, loss: q.lossPct, kbps: q.kbps });
   }, 2000);
   return (msg) => {
     if (msg.type !== 'peer_state') return;

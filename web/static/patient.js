@@ -1,5 +1,6 @@
 import { api, events, since } from '/api.js';
-import { HandoffMedia, showVideo, mediaStatus, deviceNotice, callControls } from '/media.js';
+import { HandoffMedia, showVideo, mediaStatus, deviceNotice, callControls, useTexts } from '/media.js';
+import { t, load, languages, choose, lang } from '/i18n.js';
 
 const $ = (id) => document.getElementById(id);
 const slug = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] || '');
@@ -37,7 +38,30 @@ function saved() {
   return null;
 }
 
+// setupLanguage loads the person's language and offers the others.
+async function setupLanguage() {
+  useTexts(t);
+  const available = await languages();
+  await load(choose(available));
+  const sel = $('lang');
+  sel.replaceChildren(...Object.entries(available).map(([code, name]) => {
+    const o = document.createElement('option');
+    o.value = code;
+    o.textContent = name;
+    o.lang = code;
+    o.selected = code === lang;
+    return o;
+  }));
+  sel.addEventListener('change', async () => {
+    localStorage.setItem('handoff:lang', sel.value);
+    await load(sel.value);
+    if (state.roomName) $('checkin-title').textContent = t('checkin.title', { room: state.roomName });
+    if (state.visit) renderVisit();
+  });
+}
+
 async function init() {
+  await setupLanguage();
   const found = saved();
   if (found) {
     let visit = null;
@@ -47,7 +71,7 @@ async function init() {
       forget(); // ended, or not valid any more
     }
     if (visit && found.ask) {
-      $('resume-text').textContent = `A visit checked in on this device at ${new Date(visit.checkedInAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })} is still open.`;
+      $('resume-text').textContent = t('resume.text', { time: new Date(visit.checkedInAt).toLocaleTimeString(lang, { hour: '2-digit', minute: '2-digit' }) });
       show('resume');
       $('resume-yes').focus();
       const yes = await new Promise((resolve) => {
@@ -65,12 +89,13 @@ async function init() {
   }
   try {
     const room = await api('GET', `/checkin/${encodeURIComponent(slug)}`);
-    $('room-name').textContent = room.displayName;
-    if (room.open === false) return closed(room.closedMessage || `${room.displayName} is not taking check-ins at this link.`);
+    state.roomName = room.displayName;
+    $('checkin-title').textContent = t('checkin.title', { room: room.displayName });
+    if (room.open === false) return closed(room.closedMessage || t('closed.text', { room: room.displayName }));
     show('checkin');
     startDeviceCheck();
   } catch (err) {
-    $('ended-text').textContent = 'This visit link is not valid.';
+    $('ended-text').textContent = t('ended.invalid');
     show('ended');
   }
 }
@@ -97,7 +122,7 @@ async function openPreview() {
 
 async function startDeviceCheck() {
   if (!navigator.mediaDevices) {
-    help('Your browser gives this page no camera or microphone (it needs a secure https:// link). You can still check in: you will see and hear the clinic.');
+    help(t('check.noDevices'));
     return;
   }
   if (check.stream) check.stream.getTracks().forEach((t) => t.stop());
@@ -107,9 +132,10 @@ async function startDeviceCheck() {
   $('preview').classList.toggle('hidden', !stream.getVideoTracks().length);
   const missing = [...(stream.getVideoTracks().length || $('audio-only').checked ? [] : ['camera']), ...(stream.getAudioTracks().length ? [] : ['microphone'])];
   if (blocked) {
-    help(`Your browser blocked the ${missing.join(' and ') || 'camera or microphone'}. To allow it, select the camera or lock icon at the left of the address bar, choose Allow, then reload this page. Or check in as you are: the visit goes on with what works${missing.includes('camera') ? ' (with sound only)' : ''}.`);
+    const devices = (missing.length ? missing : ['camera', 'microphone']).map((d) => t(`device.${d}`)).join(` ${t('device.and')} `);
+    help(t(missing.includes('camera') ? 'check.blockedSoundOnly' : 'check.blocked', { devices }));
   } else if (missing.length) {
-    help(`No ${missing.join(' or ')} was found. You can still check in: the visit goes on with what works.`);
+    help(t('check.missing', { devices: missing.map((d) => t(`device.${d}`)).join(` ${t('device.or')} `) }));
   } else {
     $('device-help').classList.add('hidden');
   }
@@ -145,7 +171,7 @@ async function pickers() {
   const devices = await navigator.mediaDevices.enumerateDevices();
   const box = $('device-pickers');
   box.replaceChildren();
-  for (const [kind, label] of [['videoinput', 'Camera'], ['audioinput', 'Microphone']]) {
+  for (const [kind, label] of [['videoinput', t('check.camera')], ['audioinput', t('check.microphone')]]) {
     const list = devices.filter((d) => d.kind === kind && d.deviceId);
     if (!list.length) continue;
     const sel = document.createElement('select');
@@ -178,7 +204,7 @@ function speakerTest() {
   o.start();
   o.stop(ctx.currentTime + 1);
   window.handoff.speakerTested = true;
-  $('speaker-status').textContent = 'Playing a test sound… If you heard nothing, check your volume or choose another speaker in your device settings.';
+  $('speaker-status').textContent = t('check.playing');
 }
 
 async function checkIn(e) {
@@ -210,7 +236,7 @@ function chatLine(m) {
   const li = document.createElement('li');
   li.className = m.from === 'patient' ? 'from-patient' : 'from-provider';
   const who = document.createElement('strong');
-  who.textContent = m.from === 'patient' ? 'You: ' : `${m.senderName}: `;
+  who.textContent = `${m.from === 'patient' ? t('chat.you') : m.senderName}: `;
   const text = document.createElement('span');
   text.textContent = m.text;
   li.append(who, text);
@@ -231,7 +257,7 @@ async function sendChat(e) {
 async function enter() {
   events(state.token, onEvent);
   api('GET', `/visits/${state.visit.id}/messages`, state.token).then((r) => r.messages.forEach(chatLine), () => {});
-  if (state.visit.message) showConfirmation(state.visit.message);
+  if (state.visit.message) showConfirmation(t('transfer.done', { name: state.visit.waitingFor }));
   renderVisit();
   try {
     cancelAnimationFrame(check.raf);
@@ -250,7 +276,7 @@ async function enter() {
     deviceNotice($('device-status'), state.media);
     // In a call: the others are the provider(s) ('user:…') and, in a group, other patients.
     state.peerState = callControls($('call-controls'), state.media,
-      { nameOf: (p) => (p.startsWith('user:') ? 'Your provider' : 'Another patient') });
+      { nameOf: (p) => (p.startsWith('user:') ? t('call.provider') : t('call.anotherPatient')) });
   } catch (err) {
     console.warn('media unavailable', err); // the visit goes on without video
   }
@@ -263,9 +289,9 @@ function renderVisit() {
   $('chat-off').classList.toggle('hidden', v.chatOpen !== false);
   if (v.state === 'ended') return show('ended');
   if (Date.now() < state.loadingUntil) return;
-  $('waiting-for').textContent = v.waitingFor;
-  $('position').textContent = v.position === 1 ? 'You are next.' : v.position ? `You are number ${v.position} in line.` : '';
-  $('incall-with').textContent = v.waitingFor;
+  $('waiting-title').textContent = t('waiting.title', { name: v.waitingFor });
+  $('position').textContent = v.position === 1 ? t('waiting.next') : v.position ? t('waiting.position', { n: v.position }) : '';
+  $('incall-title').textContent = t('call.title', { name: v.waitingFor });
   show(v.state === 'in_call' ? 'incall' : 'waiting');
 }
 
@@ -282,8 +308,9 @@ async function reload() {
 
 async function onEvent(type, data) {
   if (type === 'visit.transfer_started') {
-    $('loading-text').textContent = data.message; // "Taking you to <name>'s room now"
-    state.shown.push(data.message);
+    const text = data.name ? t('transfer.starting', { name: data.name }) : data.message; // "Taking you to <name>'s room now"
+    $('loading-text').textContent = text;
+    state.shown.push(text);
     $('remote').replaceChildren();
     show('loading');
     state.loadingUntil = Date.now() + 1500; // long enough to read
@@ -291,11 +318,11 @@ async function onEvent(type, data) {
     const wait = state.loadingUntil - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     state.loadingUntil = 0;
-    showConfirmation(data.message); // "You have been transferred to <name>'s room"
+    showConfirmation(data.name ? t('transfer.done', { name: data.name }) : data.message); // "You have been transferred to <name>'s room"
     await reload();
   } else if (type === 'visit.transfer_failed') {
     state.loadingUntil = 0;
-    showConfirmation(data.message);
+    showConfirmation(data.name ? t('transfer.failed', { name: data.name }) : data.message);
     await reload();
   } else if (type === 'visit.admitted') {
     $('confirmation').classList.add('hidden');
@@ -305,7 +332,7 @@ async function onEvent(type, data) {
   } else if (type === 'message.sent') {
     chatLine(data);
   } else if (type === 'call.joined') {
-    showConfirmation(data.message); // "<provider> joined the call"
+    showConfirmation(data.name ? t('call.joined', { name: data.name }) : data.message); // "<provider> joined the call"
   } else if (type === 'visit.ended' || type === 'visit.left') {
     forget();
     show('ended');
@@ -318,7 +345,7 @@ async function leave() {
   show('ended');
 }
 
-setInterval(() => { if (state.visit) $('waited').textContent = since(state.visit.checkedInAt); }, 1000);
+setInterval(() => { if (state.visit) $('waited').textContent = t('waiting.waited', { time: since(state.visit.checkedInAt) }); }, 1000);
 // The place in line moves as others are admitted or leave: look again now and then.
 setInterval(() => { if (state.visit && state.visit.state === 'waiting' && !document.hidden) reload().catch(() => {}); }, 10000);
 $('checkin-form').addEventListener('submit', checkIn);
