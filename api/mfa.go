@@ -345,13 +345,9 @@ func (h *handlers) turnOffMFA(c *gin.Context, req disableMFARequest) (gin.H, err
 // phone): their sessions end, and they sign in with their password alone,
 // enrolling again first if the clinic requires it.
 func (h *handlers) resetMFA(c *gin.Context) {
-	cl := callerOf(c)
 	reply(c, http.StatusNoContent, nil, h.DB.InTx(c, func(q store.Queries) error {
-		u, err := h.person(c, q)
+		u, err := h.managedPerson(c, q)
 		if err != nil {
-			return err
-		}
-		if err := clinic.MayManage(cl.User.Role, u.Role); err != nil {
 			return err
 		}
 		if !u.MFAEnabled() && u.TOTPPendingSecret == "" {

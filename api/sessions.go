@@ -59,13 +59,9 @@ func (h *handlers) endMyOtherSessions(c *gin.Context) {
 // signOutEverywhere ends every session of a person of the clinic (an
 // admin's answer to a lost laptop).
 func (h *handlers) signOutEverywhere(c *gin.Context) {
-	cl := callerOf(c)
 	reply(c, http.StatusNoContent, nil, h.DB.InTx(c, func(q store.Queries) error {
-		u, err := h.person(c, q)
+		u, err := h.managedPerson(c, q)
 		if err != nil {
-			return err
-		}
-		if err := clinic.MayManage(cl.User.Role, u.Role); err != nil {
 			return err
 		}
 		if err := q.Sessions.RevokeOthers(u.ID, "", time.Now().UTC()); err != nil {
@@ -73,6 +69,16 @@ func (h *handlers) signOutEverywhere(c *gin.Context) {
 		}
 		return h.auditSignOut(c, q, u.ID, "every session, by an admin")
 	}))
+}
+
+// managedPerson is the path's person of the clinic, whom the caller's role
+// may manage (clinic.MayManage: owners only for owners).
+func (h *handlers) managedPerson(c *gin.Context, q store.Queries) (store.User, error) {
+	u, err := h.person(c, q)
+	if err != nil {
+		return u, err
+	}
+	return u, clinic.MayManage(callerOf(c).User.Role, u.Role)
 }
 
 func (h *handlers) auditSignOut(c *gin.Context, q store.Queries, userID, detail string) error {
