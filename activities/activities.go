@@ -522,3 +522,53 @@ func (a *Activities) EndVisit(ctx context.Context, p EndParams) error {
 		)
 	})
 }
+
+// BeginHold checks that the provider may put the visit's patient back into
+// its waiting room: the provider acts for the room, and the patient is in
+// the call. It changes nothing.
+func (a *Activities) BeginHold(ctx context.Context, p HoldParams) (HoldPlan, error) {
+	var plan HoldPlan
+	err := a.tx(ctx, func(q store.Queries) error {
+		v, err := loadVisit(q, p.VisitID)
+		if err != nil {
+			return err
+		}
+		actor, err := providerForVisit(q, p.ActorID, v)
+		if err != nil {
+			return err
+		}
+		plan = HoldPlan{ActorName: actor.DisplayName, RoomID: v.RoomID}
+		switch {
+		case v.State == store.VisitWaiting && v.CallID == nil:
+			return nil // an earlier attempt of this hold got through
+		case v.State != store.VisitInCall || v.CallID == nil || *v.CallID != p.CallID:
+			return AsApplicationError(clinic.ErrPatientNotInCall)
+		}
+		return nil
+	})
+	return plan, err
+}
+
+// Held puts the visit back into its waiting room once its media left the
+// call, and tells both sides; run again, it changes nothing.
+func (a *Activities) Held(ctx context.Context, p HoldParams, plan HoldPlan) error {
+	return a.tx(ctx, func(q store.Queries) error {
+		v, err := loadVisit(q, p.VisitID)
+		if err != nil {
+			return err
+		}
+		if v.State != store.VisitInCall {
+			return nil // done by an earlier attempt
+		}
+		now := a.now()
+		if err := q.Visits.BackFromCall(v.ID, p.CallID, now); err != nil {
+			return err
+		}
+		w := a.writer(q, v.ClinicID, v.ID, now)
+		return w.all(
+			w.toPatient(clinic.EventHeld, map[string]any{"visitId": v.ID, "message": clinic.HeldMessage(plan.ActorName), "name": plan.ActorName}),
+			w.toRoom(v.RoomID, clinic.EventHeld, map[string]any{"visitId": v.ID, "callId": p.CallID}),
+			w.audit(clinic.ActorUser, p.ActorID, clinic.AuditHeld, &v.RoomID, nil, "call "+p.CallID),
+		)
+	})
+}

@@ -100,3 +100,16 @@ type RejoinParams struct {
 	// its patients are told; without it only a participant rejoins.
 	Join bool
 }
+
+// HoldParams put an admitted patient back into their waiting room.
+type HoldParams struct {
+	VisitID string
+	ActorID string
+	CallID  string
+}
+
+// HoldPlan is what BeginHold learned: who puts the patient back, where.
+type HoldPlan struct {
+	ActorName string
+	RoomID    string
+}

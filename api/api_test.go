@@ -652,3 +652,25 @@ func TestWaitInformation(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Status, r.Raw)
 	require.EqualValues(t, 5, s.do("GET", "/me", leeTok, nil).Body["clinic"].(map[string]any)["waitAlertMinutes"])
 }
+
+// Back to the waiting room over HTTP: the patient is told and waits again;
+// a provider without access to the room, and a hold of a waiting patient,
+// change nothing.
+func TestHoldOverHTTP(t *testing.T) {
+	s := newService(t)
+	visit, patientTok := s.checkIn("dr-lee", "Pat Held")
+	leeTok, patelTok := s.login(lee), s.login(patel)
+	events := s.stream(patientTok, "")
+	require.Equal(t, http.StatusConflict, s.do("POST", "/visits/"+visit+"/hold", leeTok, nil).Status, "not in a call")
+	require.Equal(t, http.StatusOK, s.do("POST", "/visits/"+visit+"/admit", leeTok, nil).Status)
+	require.Equal(t, http.StatusForbidden, s.do("POST", "/visits/"+visit+"/hold", patelTok, nil).Status)
+	r := s.do("POST", "/visits/"+visit+"/hold", leeTok, nil)
+	require.Equal(t, http.StatusOK, r.Status, r.Raw)
+	require.Equal(t, "Pat Held is back in the waiting room", r.str("message"))
+	require.Equal(t, true, r.Body["callEnded"])
+	held := events.next(t, "visit.held")
+	require.Equal(t, "Dr. Maya Lee has put you back in the waiting room. Please wait here.", held.Data["message"])
+	me := s.do("GET", "/visits/"+visit, patientTok, nil)
+	require.Equal(t, "waiting", me.str("visit", "state"))
+	require.EqualValues(t, 1, me.Body["visit"].(map[string]any)["position"])
+}

@@ -306,6 +306,11 @@ func TestEveryDocumentedSuccessBodyIsValidated(t *testing.T) {
 	must(s.do("POST", "/media/rejoin", patientTok, nil), http.StatusOK)
 	must(s.do("POST", "/media/rejoin", patelTok, map[string]string{"callId": callID}), http.StatusOK)
 	must(s.do("POST", "/media/rejoin", patelTok, nil), http.StatusOK) // no call named: a fresh session only
+	// Back to the waiting room, and admitted again.
+	must(s.do("POST", "/visits/"+visit+"/hold", patelTok, nil), http.StatusOK)
+	patientEvents.next(t, "visit.held")
+	ad = must(s.do("POST", "/visits/"+visit+"/admit", patelTok, nil), http.StatusOK)
+	callID = ad.str("call", "id")
 
 	// Transfer from the call to a room where nobody is online: the 1:1 call
 	// ends for the sender, and the sender is warned.

@@ -153,6 +153,7 @@ func NewRouter(d Deps) *gin.Engine {
 	v1.POST("/visits/:id/transfer", requireProvider, h.transfer)
 	v1.POST("/visits/:id/leave", requirePatient, h.leave)
 	v1.POST("/visits/:id/end", requireProvider, h.end)
+	v1.POST("/visits/:id/hold", requireProvider, h.hold)
 
 	// A visit's conversation (patient and providers; it travels with the
 	// visit), and a message to everyone waiting in a room.

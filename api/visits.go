@@ -362,6 +362,25 @@ func (h *handlers) endVisit(c *gin.Context) error {
 	return err
 }
 
+func (h *handlers) hold(c *gin.Context) {
+	body, err := h.holdPatient(c)
+	reply(c, http.StatusOK, body, err)
+}
+
+// holdPatient puts the path's admitted patient back into their waiting
+// room (the visit's hold update), to be admitted again later.
+func (h *handlers) holdPatient(c *gin.Context) (gin.H, error) {
+	v, _, err := h.visitForProvider(c)
+	if err != nil {
+		return nil, err
+	}
+	res, err := workflows.Hold(c, h.Temporal, v.ID, idempotencyKey(c), workflows.HoldRequest{ActorID: callerOf(c).User.ID})
+	if err != nil {
+		return nil, err
+	}
+	return gin.H{"message": clinic.HeldSenderMessage(v.PatientName.String()), "callEnded": res.CallEnded}, nil
+}
+
 // audit appends a row for something the API itself observed.
 func (h *handlers) audit(c *gin.Context, v store.Visit, action, detail string) error {
 	cl := callerOf(c)

@@ -83,6 +83,8 @@ var (
 	ErrVisitEnded = reject(Conflict, "the visit has ended")
 	// ErrNotInCall: only the call's providers rejoin it; others join it.
 	ErrNotInCall = reject(Forbidden, "you are not in that call; join it to be added (its patients are told)")
+	// ErrPatientNotInCall: a hold for a patient who is not in a call.
+	ErrPatientNotInCall = reject(Conflict, "the patient is not in a call")
 	// ErrNotWaiting: only a waiting patient can be admitted.
 	ErrNotWaiting = reject(Conflict, "the patient is not waiting")
 )

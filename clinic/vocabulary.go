@@ -50,6 +50,7 @@ const (
 	EventCallEnded       = "call.ended"
 	EventAppClosed       = "app.closed"
 	EventCallJoined      = "call.joined"
+	EventHeld            = "visit.held"
 )
 
 // Audit actions that are not event types.
@@ -60,6 +61,7 @@ const (
 	AuditTransferFailed    = "transfer.failed"
 	AuditCallRejoined      = "call.rejoined"
 	AuditCallJoined        = "call.joined"
+	AuditHeld              = "visit.held"
 )
 
 // Audit actions of running the clinic: who changed people, rooms and the
@@ -135,3 +137,13 @@ func TransferredToMessage(roomName string) string { return "Transferred to " + r
 
 // TransferredByMessage is the note on the receiving card.
 func TransferredByMessage(actorName string) string { return "Transferred by " + actorName }
+
+// HeldMessage tells the patient a provider put them back in the waiting room.
+func HeldMessage(actorName string) string {
+	return actorName + " has put you back in the waiting room. Please wait here."
+}
+
+// HeldSenderMessage tells the provider where the patient went.
+func HeldSenderMessage(patientName string) string {
+	return patientName + " is back in the waiting room"
+}

@@ -1,5 +1,7 @@
 package store
 
+import "time"
+
 // SetWaitAlert sets after how many minutes a waiting patient's card stands out.
 func (q Clinics) SetWaitAlert(id string, minutes int) error {
 	return q.c.g.Model(&Clinic{}).Where("id = ?", id).Update("wait_alert_minutes", minutes).Error
@@ -12,4 +14,10 @@ func (q Visits) WaitingAhead(v Visit) (int, error) {
 	err := q.c.g.Model(&Visit{}).Where("room_id = ? AND state = ? AND (checked_in_at < ? OR (checked_in_at = ? AND id < ?))",
 		v.RoomID, VisitWaiting, v.CheckedInAt, v.CheckedInAt, v.ID).Count(&n).Error
 	return int(n), err
+}
+
+// BackFromCall puts a visit in call callID back into its waiting room.
+func (q Visits) BackFromCall(id, callID string, at time.Time) error {
+	return q.c.g.Model(&Visit{}).Where("id = ? AND state = ? AND call_id = ?", id, VisitInCall, callID).
+		Updates(map[string]any{"state": VisitWaiting, "call_id": nil, "updated_at": at}).Error
 }

@@ -101,6 +101,12 @@ func Admit(ctx context.Context, c client.Client, visitID, updateID string, req A
 	return res, update(ctx, c, visitID, UpdateAdmit, updateID, req, &res)
 }
 
+// Hold puts an admitted patient back into their waiting room.
+func Hold(ctx context.Context, c client.Client, visitID, updateID string, req HoldRequest) (HoldResult, error) {
+	var res HoldResult
+	return res, update(ctx, c, visitID, UpdateHold, updateID, req, &res)
+}
+
 // Rejoin puts a member of the visit's call back into it on the media node and
 // returns the call's id.
 func Rejoin(ctx context.Context, c client.Client, visitID, updateID string, req RejoinRequest) (string, error) {

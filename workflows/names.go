@@ -17,6 +17,7 @@ const (
 	UpdateLeave    = "leave"
 	UpdateEnd      = "end"
 	UpdateRejoin   = "rejoin"
+	UpdateHold     = "hold"
 	SignalPresence = "presence"
 	QueryStatus    = "status"
 )

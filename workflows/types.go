@@ -55,6 +55,19 @@ type AdmitRequest struct {
 	CallID  string
 }
 
+// HoldRequest puts an admitted patient back into their waiting room.
+type HoldRequest struct {
+	ActorID string
+}
+
+// HoldResult says what a hold did.
+type HoldResult struct {
+	// CallEnded is true when the hold ended the provider's 1:1 call.
+	CallEnded bool
+	// SenderMessage is the provider's text.
+	SenderMessage string
+}
+
 // TransferRequest moves the patient to another room of the clinic.
 type TransferRequest struct {
 	ActorID      string

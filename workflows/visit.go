@@ -64,6 +64,7 @@ func (v *visit) setup(ctx workflow.Context) error {
 		{UpdateLeave, v.leave, v.validateEnd},
 		{UpdateEnd, v.end, v.validateEnd},
 		{UpdateRejoin, v.rejoin, v.validateRejoin},
+		{UpdateHold, v.hold, v.validateHold},
 	}
 	for _, h := range handlers {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, h.name, h.fn, workflow.UpdateHandlerOptions{Validator: h.validator}); err != nil {
@@ -257,6 +258,8 @@ func (v *visit) busyError() error {
 		return conflict("the patient is still checking in")
 	case "rejoin":
 		return conflict("the call's video is reconnecting")
+	case "hold":
+		return conflict("the patient is being put back in the waiting room")
 	default:
 		return conflict("the visit is ending")
 	}
@@ -389,6 +392,47 @@ func (v *visit) transfer(ctx workflow.Context, req TransferRequest) (TransferRes
 	v.st.Transfers++
 	v.st.DoneTransfers[id] = res
 	return res, v.setState(ctx, clinic.VisitWaiting)
+}
+
+func (v *visit) validateHold(_ workflow.Context, req HoldRequest) error {
+	if req.ActorID == "" {
+		return temporal.NewApplicationError("a hold needs the provider's id", clinic.Invalid)
+	}
+	if err := v.ready(); err != nil {
+		return err
+	}
+	if v.st.State != clinic.VisitInCall || v.st.CallID == "" {
+		return activities.AsApplicationError(clinic.ErrPatientNotInCall)
+	}
+	return nil
+}
+
+// hold puts an admitted patient back into the same waiting room: the
+// provider's rule checked (BeginHold), the call's apps closed and the
+// patient's media detached both ways as on a transfer, then the visit
+// waits again (Held), to be admitted again later.
+func (v *visit) hold(ctx workflow.Context, req HoldRequest) (HoldResult, error) {
+	if err := v.validateHold(ctx, req); err != nil {
+		return HoldResult{}, err
+	}
+	v.busy = "hold"
+	defer func() { v.busy = "" }()
+	p := activities.HoldParams{VisitID: v.st.VisitID, ActorID: req.ActorID, CallID: v.st.CallID}
+	var plan activities.HoldPlan
+	if err := v.dbStep(ctx, a.BeginHold, p).Get(ctx, &plan); err != nil {
+		return HoldResult{}, err // a rule said no, or the database: nothing changed
+	}
+	var res TransferResult
+	leave := activities.TransferParams{VisitID: v.st.VisitID, ActorID: req.ActorID, SourceRoomID: v.st.RoomID, CallID: v.st.CallID}
+	if err := v.leaveCall(ctx, leave, clinic.VisitInCall, &res); err != nil {
+		return HoldResult{}, err
+	}
+	// The media has left the call: from here the visit must wait again.
+	if err := v.mustStep(ctx, a.Held, p, plan).Get(ctx, nil); err != nil {
+		return HoldResult{}, err
+	}
+	v.st.CallID = ""
+	return HoldResult{CallEnded: res.CallEnded}, v.setState(ctx, clinic.VisitWaiting)
 }
 
 // leaveCall closes the session's apps and detaches the patient's media.

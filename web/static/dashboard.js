@@ -204,6 +204,9 @@ function card(v, room) {
   const said = v.messages ? `Messages (${v.messages})` : 'Message';
   actions.push(el('button', { type: 'button', onclick: () => openChat({ visitId: v.id, name: v.patientName }), 'aria-label': v.messages ? `${said} with ${v.patientName}` : `${said} ${v.patientName}` },
     said));
+  if (v.state === 'in_call') {
+    actions.push(el('button', { type: 'button', onclick: () => holdPatient(v), 'aria-label': `Back to waiting room: ${v.patientName}` }, 'Back to waiting room'));
+  }
   if (state.me.features.transfer && v.state !== 'transferring') {
     actions.push(el('button', { type: 'button', onclick: () => openTransfer(v, room), 'aria-label': `Transfer ${v.patientName}` }, 'Transfer'));
   }
@@ -301,6 +304,7 @@ function endCallView(text) {
   state.apps = [];
   $('call').classList.add('hidden');
   $('remote').replaceChildren();
+  $('call-patients').replaceChildren();
   $('apps').replaceChildren();
   if (state.media) state.media.send({ type: 'leave' });
   $('alerts').append(el('div', { class: 'flash', role: 'status' }, text));
@@ -321,6 +325,18 @@ function openTransfer(v, room) {
   $('transfer-room').replaceChildren(...state.rooms.filter((r) => r.id !== v.roomId).map((r) =>
     el('option', { value: r.id }, `${r.displayName}${r.kind === 'shared' ? ' (shared)' : ''} — ${r.online.length ? 'online: ' + r.online.map((o) => o.name).join(', ') : 'nobody online'}`)));
   $('transfer-dialog').showModal();
+}
+
+// holdPatient puts an admitted patient back into the waiting room.
+async function holdPatient(v) {
+  try {
+    const r = await api('POST', `/visits/${v.id}/hold`, state.token, undefined, { 'Idempotency-Key': crypto.randomUUID() });
+    if (r.callEnded && state.call && v.callId === state.call.id) endCallView(`${r.message}. The call has ended.`);
+    else flash(v.roomId, r.message);
+    await refresh();
+  } catch (err) {
+    flash(v.roomId, err.message);
+  }
 }
 
 async function confirmTransfer(e) {

@@ -329,6 +329,10 @@ async function onEvent(type, data) {
     const session = await api('GET', `/media/session?callId=${encodeURIComponent(data.callId)}`, state.token);
     if (state.media) state.media.join(session.joinToken);
     await reload();
+  } else if (type === 'visit.held') {
+    $('remote').replaceChildren(); // the call's media stopped both ways
+    showConfirmation(data.name ? t('call.held', { name: data.name }) : data.message);
+    await reload();
   } else if (type === 'message.sent') {
     chatLine(data);
   } else if (type === 'call.joined') {
