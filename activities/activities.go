@@ -357,8 +357,8 @@ func (a *Activities) CloseApps(ctx context.Context, p TransferParams) (int, erro
 		w := a.writer(q, v.ClinicID, v.ID, now)
 		for _, app := range apps {
 			if err := w.all(
-				w.toRoom(p.SourceRoomID, clinic.EventAppClosed, map[string]any{"callId": p.CallID, "appId": app.ID, "app": app.App, "reason": "transfer"}),
-				w.audit(clinic.ActorSystem, "transfer", clinic.EventAppClosed, &p.SourceRoomID, nil, app.App+" "+app.ID),
+				w.toRoom(p.SourceRoomID, clinic.EventAppClosed, map[string]any{"callId": p.CallID, "appId": app.ID, "app": app.App, "reason": p.LeaveReason()}),
+				w.audit(clinic.ActorSystem, p.LeaveReason(), clinic.EventAppClosed, &p.SourceRoomID, nil, app.App+" "+app.ID),
 			); err != nil {
 				return err
 			}
@@ -398,7 +398,7 @@ func (a *Activities) DetachMedia(ctx context.Context, p TransferParams) (DetachR
 			return err
 		}
 		w := a.writer(q, call.ClinicID, p.VisitID, now)
-		return w.toRoom(call.RoomID, clinic.EventCallEnded, map[string]any{"callId": call.ID, "reason": "transfer"})()
+		return w.toRoom(call.RoomID, clinic.EventCallEnded, map[string]any{"callId": call.ID, "reason": p.LeaveReason()})()
 	})
 	return DetachResult{CallEnded: oneToOne}, err
 }

@@ -38,6 +38,18 @@ type TransferParams struct {
 	TargetRoomID string
 	Note         string
 	CallID       string
+	// Why the patient leaves the call, as apps' and calls' events and audit
+	// rows say: "transfer" (also when empty, as older histories recorded
+	// it) or "hold".
+	Reason string
+}
+
+// LeaveReason is why the patient leaves the call.
+func (p TransferParams) LeaveReason() string {
+	if p.Reason == "" {
+		return "transfer"
+	}
+	return p.Reason
 }
 
 // TransferPlan is what BeginTransfer learned from the database and the

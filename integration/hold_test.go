@@ -50,6 +50,11 @@ func TestHoldPutsThePatientBackAndAdmitsAgain(t *testing.T) {
 	require.NoError(t, e.DB.Gorm().Model(&store.AuditEvent{}).Where("visit_id = ? AND action = ?", id, clinic.AuditHeld).Count(&audited).Error)
 	require.EqualValues(t, 1, audited)
 
+	var ended []store.Sealed
+	require.NoError(t, e.DB.Gorm().Model(&store.Event{}).Where("type = ? AND room_id = ?", clinic.EventCallEnded, e.Room("dr-lee").ID).Pluck("payload", &ended).Error)
+	require.Len(t, ended, 1)
+	require.Contains(t, ended[0].String(), `"reason":"hold"`, "the call ended for a hold, not a transfer")
+
 	again := admit(t, e, id, lee, "")
 	require.NotEqual(t, call.CallID, again.CallID)
 	require.Equal(t, store.VisitInCall, e.Visit(id).State)

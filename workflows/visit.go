@@ -423,7 +423,7 @@ func (v *visit) hold(ctx workflow.Context, req HoldRequest) (HoldResult, error) 
 		return HoldResult{}, err // a rule said no, or the database: nothing changed
 	}
 	var res TransferResult
-	leave := activities.TransferParams{VisitID: v.st.VisitID, ActorID: req.ActorID, SourceRoomID: v.st.RoomID, CallID: v.st.CallID}
+	leave := activities.TransferParams{VisitID: v.st.VisitID, ActorID: req.ActorID, SourceRoomID: v.st.RoomID, CallID: v.st.CallID, Reason: "hold"}
 	if err := v.leaveCall(ctx, leave, clinic.VisitInCall, &res); err != nil {
 		return HoldResult{}, err
 	}
