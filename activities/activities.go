@@ -537,7 +537,7 @@ func (a *Activities) BeginHold(ctx context.Context, p HoldParams) (HoldPlan, err
 		if err != nil {
 			return err
 		}
-		plan = HoldPlan{ActorName: actor.DisplayName, RoomID: v.RoomID}
+		plan = HoldPlan{ActorName: actor.DisplayName}
 		switch {
 		case v.State == store.VisitWaiting && v.CallID == nil:
 			return nil // an earlier attempt of this hold got through

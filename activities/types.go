@@ -120,8 +120,7 @@ type HoldParams struct {
 	CallID  string
 }
 
-// HoldPlan is what BeginHold learned: who puts the patient back, where.
+// HoldPlan is what BeginHold learned: who puts the patient back.
 type HoldPlan struct {
 	ActorName string
-	RoomID    string
 }

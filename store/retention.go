@@ -26,8 +26,6 @@ type Retention struct {
 // Purged counts what a purge removed.
 type Purged struct {
 	Visits, Events, AuditRows int64
-	// ByClinic counts the visits purged per clinic, for their audit rows.
-	ByClinic map[string]int64
 }
 
 // Purge removes what r says is kept no longer, as of now: ended visits'
@@ -35,7 +33,7 @@ type Purged struct {
 // audit rows' detail and address. Each clinic whose visits were purged gets
 // an audit row saying how many. Running it again removes nothing more.
 func (db *DB) Purge(ctx context.Context, r Retention, now time.Time) (Purged, error) {
-	out := Purged{ByClinic: map[string]int64{}}
+	var out Purged
 	err := db.InTx(ctx, func(q Queries) error {
 		g := q.Visits.c.g
 		if r.Visits > 0 {
@@ -55,7 +53,6 @@ func (db *DB) Purge(ctx context.Context, r Retention, now time.Time) (Purged, er
 			}
 			out.Visits = res.RowsAffected
 			for _, row := range rows {
-				out.ByClinic[row.ClinicID] = row.N
 				if err := q.Audit.Append(AuditEvent{ClinicID: row.ClinicID, At: now, ActorKind: "system", ActorID: "retention",
 					Action: "retention.purged", Detail: fmt.Sprintf("%d ended visits' patient data", row.N)}); err != nil {
 					return err

@@ -64,8 +64,6 @@ type HoldRequest struct {
 type HoldResult struct {
 	// CallEnded is true when the hold ended the provider's 1:1 call.
 	CallEnded bool
-	// SenderMessage is the provider's text.
-	SenderMessage string
 }
 
 // TransferRequest moves the patient to another room of the clinic.
