@@ -123,6 +123,9 @@ func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, err
 			if call.EndedAt != nil {
 				return reject(clinic.Conflict, "that call has ended")
 			}
+			if err := a.roomInCall(q, call.ID, actor.ID); err != nil {
+				return err
+			}
 			if call.Kind != store.CallGroup {
 				if err := q.Calls.BecameGroup(call.ID); err != nil {
 					return err
@@ -195,8 +198,17 @@ func (a *Activities) RejoinCall(ctx context.Context, p RejoinParams) error {
 			if !in {
 				return AsApplicationError(clinic.ErrNotInCall)
 			}
+		case clinic.ActorGuest:
+			g, err := q.Guests.OfVisit(p.ActorID, v.ID)
+			if _, err := found(g, err, "guest"); err != nil {
+				return err
+			}
+			if g.State != clinic.GuestInCall || g.CallID == nil || *g.CallID != p.CallID {
+				return reject(clinic.Conflict, "the guest is not in that call")
+			}
+			participant = clinic.GuestParticipant(g.ID)
 		default:
-			return reject(clinic.Invalid, "a rejoin is by the patient or a provider")
+			return reject(clinic.Invalid, "a rejoin is by the patient, a provider or a guest")
 		}
 		w := a.writer(q, v.ClinicID, v.ID, a.now())
 		return w.audit(p.ActorKind, p.ActorID, clinic.AuditCallRejoined, &v.RoomID, nil, "call "+p.CallID)()
@@ -217,6 +229,9 @@ func (a *Activities) joinCall(q store.Queries, actor store.User, v store.Visit, 
 	in, err := q.Calls.IsParticipant(callID, actor.ID)
 	if err != nil || in {
 		return err // already in it: a retried step, or a join that was a rejoin
+	}
+	if err := a.roomInCall(q, callID, ""); err != nil {
+		return err
 	}
 	if err := q.Calls.AddParticipant(callID, actor.ID, now); err != nil {
 		return err
@@ -379,6 +394,10 @@ func (a *Activities) DetachMedia(ctx context.Context, p TransferParams) (DetachR
 	if err := a.Media.Detach(ctx, p.CallID, clinic.PatientParticipant(p.VisitID)); err != nil {
 		return DetachResult{}, err
 	}
+	guests, err := detachGuests(ctx, a.Media, a.DB.With(ctx), p.VisitID, p.CallID)
+	if err != nil {
+		return DetachResult{}, err
+	}
 	oneToOne := call.Kind == store.CallOneToOne
 	if oneToOne {
 		if err := a.Media.EndCall(ctx, p.CallID); err != nil {
@@ -388,6 +407,9 @@ func (a *Activities) DetachMedia(ctx context.Context, p TransferParams) (DetachR
 	err = a.tx(ctx, func(q store.Queries) error {
 		now := a.now()
 		if err := q.Visits.LeftCall(p.VisitID, p.CallID, now); err != nil {
+			return err
+		}
+		if err := settleGuests(q, guests, p.GuestsStay(), now); err != nil {
 			return err
 		}
 		if !oneToOne {
@@ -513,6 +535,14 @@ func (a *Activities) EndVisit(ctx context.Context, p EndParams) error {
 		if err := q.Visits.Ended(v.ID, p.Reason, now); err != nil {
 			return err
 		}
+		// Guests invited or waiting have nothing to wait for any more.
+		guests, err := q.Guests.Present(v.ID)
+		if err != nil {
+			return err
+		}
+		if err := settleGuests(q, guests, false, now); err != nil {
+			return err
+		}
 		typ := clinic.EndEvent(p.Reason)
 		w := a.writer(q, v.ClinicID, v.ID, now)
 		return w.all(
@@ -571,4 +601,24 @@ func (a *Activities) Held(ctx context.Context, p HoldParams, plan HoldPlan) erro
 			w.audit(clinic.ActorUser, p.ActorID, clinic.AuditHeld, &v.RoomID, nil, "call "+p.CallID),
 		)
 	})
+}
+
+// roomInCall refuses one more person in call callID when it is full
+// (clinic.CheckCallRoom); a provider actorID who is not in it yet comes in
+// too and needs a place as well.
+func (a *Activities) roomInCall(q store.Queries, callID, actorID string) error {
+	people, err := q.Calls.People(callID)
+	if err != nil {
+		return err
+	}
+	if actorID != "" {
+		in, err := q.Calls.IsParticipant(callID, actorID)
+		if err != nil {
+			return err
+		}
+		if !in {
+			people++
+		}
+	}
+	return AsApplicationError(clinic.CheckCallRoom(people))
 }

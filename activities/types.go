@@ -42,7 +42,14 @@ type TransferParams struct {
 	// rows say: "transfer" (also when empty, as older histories recorded
 	// it) or "hold".
 	Reason string
+	// KeepGuests: the visit's guests go along with a transfer, back to the
+	// lobby, instead of leaving with the call.
+	KeepGuests bool
 }
+
+// GuestsStay says whether the visit's guests stay with it as the patient
+// leaves the call: on a hold, and on a transfer they go along with.
+func (p TransferParams) GuestsStay() bool { return p.Reason == "hold" || p.KeepGuests }
 
 // LeaveReason is why the patient leaves the call.
 func (p TransferParams) LeaveReason() string {
@@ -123,4 +130,16 @@ type HoldParams struct {
 // HoldPlan is what BeginHold learned: who puts the patient back.
 type HoldPlan struct {
 	ActorName string
+}
+
+// GuestParams are one guest operation on the visit's call CallID: a
+// provider invites (LinkHash is the link's hash), lets in or removes a
+// guest, or the guest leaves (ActorKind guest).
+type GuestParams struct {
+	VisitID   string
+	CallID    string
+	GuestID   string
+	ActorKind string
+	ActorID   string
+	LinkHash  string
 }

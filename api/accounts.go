@@ -69,15 +69,20 @@ func auditRow(c *gin.Context, action string) store.AuditEvent {
 // link is the address of a page of the dashboard carrying token in its
 // fragment (never sent to a server, so never in a log).
 func (h *handlers) link(c *gin.Context, kind, token string) string {
-	base := strings.TrimRight(h.PublicURL, "/")
-	if base == "" {
-		scheme := "http"
-		if c.Request.TLS != nil {
-			scheme = "https"
-		}
-		base = scheme + "://" + c.Request.Host
+	return h.publicBase(c) + "/#" + kind + "=" + token
+}
+
+// publicBase is where people reach Handoff: the configured public URL, or
+// the request's own scheme and host.
+func (h *handlers) publicBase(c *gin.Context) string {
+	if base := strings.TrimRight(h.PublicURL, "/"); base != "" {
+		return base
 	}
-	return base + "/#" + kind + "=" + token
+	scheme := "http"
+	if c.Request.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Request.Host
 }
 
 // mail sends m if a mail server is configured; it tells whether it went.

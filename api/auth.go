@@ -31,6 +31,8 @@ type caller struct {
 	Clinic    *store.Clinic
 	SessionID string
 	Visit     *store.Visit
+	// Guest: someone a provider brought into a visit's call by a link.
+	Guest *store.Guest
 }
 
 const callerKey = "caller"
@@ -87,6 +89,13 @@ func (h *handlers) authenticate(c *gin.Context) {
 			return
 		}
 		c.Set(callerKey, &caller{Visit: &v})
+	case strings.HasPrefix(token, guestPrefix):
+		cl, err := h.guestCaller(c, token)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		c.Set(callerKey, cl)
 	default:
 		fail(c, errUnauthorized)
 		return
@@ -160,8 +169,10 @@ func requirePatient(c *gin.Context) {
 	c.Next()
 }
 
+// requireAnyone lets in a provider or a patient; a guest sees only its
+// own routes (requireGuest, requireInCall).
 func requireAnyone(c *gin.Context) {
-	if callerOf(c) == nil {
+	if cl := callerOf(c); cl == nil || (cl.User == nil && cl.Visit == nil) {
 		fail(c, errUnauthorized)
 		return
 	}

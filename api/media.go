@@ -53,6 +53,8 @@ func (h *handlers) rejoin(c *gin.Context, callID string) (gin.H, error) {
 		rq := workflows.RejoinRequest{ActorKind: clinic.ActorPatient, ActorID: visitID}
 		if cl.User != nil {
 			rq = workflows.RejoinRequest{ActorKind: clinic.ActorUser, ActorID: cl.User.ID}
+		} else if cl.Guest != nil {
+			rq = workflows.RejoinRequest{ActorKind: clinic.ActorGuest, ActorID: cl.Guest.ID}
 		}
 		if _, err := workflows.Rejoin(c, h.Temporal, visitID, idempotencyKey(c), rq); err != nil {
 			return nil, err
@@ -70,6 +72,16 @@ func (h *handlers) mediaCall(c *gin.Context, callID string) (subject, call, visi
 	}
 	cl := callerOf(c)
 	q := h.DB.With(c)
+	if g := cl.Guest; g != nil {
+		current := ""
+		if g.State == clinic.GuestInCall && g.CallID != nil {
+			current = *g.CallID
+		}
+		if callID != "" && callID != current {
+			return "", "", "", newError(http.StatusForbidden, clinic.Code(clinic.Forbidden), "you are not in that call")
+		}
+		return clinic.GuestParticipant(g.ID), current, g.VisitID, nil
+	}
 	if cl.Visit != nil {
 		v, err := q.Visits.Get(cl.Visit.ID)
 		if err != nil {

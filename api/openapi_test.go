@@ -75,6 +75,7 @@ var tokenPrefixes = map[string][]string{
 	"providerSession": {"hs_"},
 	"visitToken":      {"hv_"},
 	"accessToken":     {"hs_", "hv_"},
+	"guestToken":      {"hg_"},
 }
 
 // authenticateByDocument checks that a request carries the kind of token the
@@ -306,6 +307,21 @@ func TestEveryDocumentedSuccessBodyIsValidated(t *testing.T) {
 	must(s.do("POST", "/media/rejoin", patientTok, nil), http.StatusOK)
 	must(s.do("POST", "/media/rejoin", patelTok, map[string]string{"callId": callID}), http.StatusOK)
 	must(s.do("POST", "/media/rejoin", patelTok, nil), http.StatusOK) // no call named: a fresh session only
+	// A guest: a link, a name, the lobby, let in; the call's chat and media;
+	// they leave. Another invitation is withdrawn unused.
+	invited := must(s.do("POST", "/visits/"+visit+"/guests", patelTok, nil), http.StatusCreated)
+	link := guestLinkToken(t, invited.str("link"))
+	must(s.do("GET", "/guest-links/"+link, "", nil), http.StatusOK)
+	guestTok := must(s.do("POST", "/guest-links/"+link, "", map[string]string{"name": "Ana Interpreter"}), http.StatusCreated).str("token")
+	must(s.do("GET", "/guest", guestTok, nil), http.StatusOK)
+	must(s.do("POST", "/visits/"+visit+"/guests/"+invited.str("guest", "id")+"/admit", patelTok, nil), http.StatusNoContent)
+	must(s.do("GET", "/media/session", guestTok, nil), http.StatusOK)
+	must(s.do("POST", "/media/rejoin", guestTok, nil), http.StatusOK)
+	must(s.do("POST", "/guest/messages", guestTok, map[string]string{"text": "Hola"}), http.StatusCreated)
+	must(s.do("GET", "/guest/messages", guestTok, nil), http.StatusOK)
+	must(s.do("POST", "/guest/leave", guestTok, nil), http.StatusNoContent)
+	unused := must(s.do("POST", "/visits/"+visit+"/guests", patelTok, nil), http.StatusCreated)
+	must(s.do("DELETE", "/visits/"+visit+"/guests/"+unused.str("guest", "id"), patelTok, nil), http.StatusNoContent)
 	// Back to the waiting room, and admitted again.
 	must(s.do("POST", "/visits/"+visit+"/hold", patelTok, nil), http.StatusOK)
 	patientEvents.next(t, "visit.held")

@@ -58,6 +58,9 @@ type transferRequest struct {
 	// the patient has been moved since, the sender is told so (409) rather
 	// than that it cannot act for the room the patient is in now.
 	FromRoomID string `json:"fromRoomId"`
+	// KeepGuests: the call's guests go along to the new room's lobby
+	// (otherwise they leave with the call).
+	KeepGuests bool `json:"keepGuests"`
 }
 
 func (r *transferRequest) check() error {

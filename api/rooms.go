@@ -205,10 +205,15 @@ func (h *handlers) waitingRoomOf(c *gin.Context, roomID string) (gin.H, error) {
 	if err != nil {
 		return nil, err
 	}
+	guests, err := h.DB.With(c).Guests.PresentIn(ids)
+	if err != nil {
+		return nil, err
+	}
 	waiting, inCall := []gin.H{}, []gin.H{}
 	for _, v := range visits {
 		cv := card(idx, v)
 		cv["messages"] = counts[v.ID] // the conversation, on the card that carries it
+		cv["guests"] = guestViews(guests[v.ID])
 		if v.State == store.VisitInCall {
 			inCall = append(inCall, cv)
 		} else {

@@ -161,13 +161,27 @@ func NewRouter(d Deps) *gin.Engine {
 	v1.POST("/visits/:id/messages", requireAnyone, rateLimit(orDefault(d.CheckInRate, 2)*5, 20), h.sendMessage)
 	v1.POST("/rooms/:id/messages", requireProvider, h.messageRoom)
 
+	// Guests of a patient's call (an interpreter, family, a clinician): a
+	// provider in the call makes a single-use link, lets the guest in from
+	// the lobby, or removes them. The guest names themself at the link and
+	// then sees only itself and the call's chat.
+	v1.POST("/visits/:id/guests", requireProvider, h.inviteGuest)
+	v1.POST("/visits/:id/guests/:guestId/admit", requireProvider, h.admitGuest)
+	v1.DELETE("/visits/:id/guests/:guestId", requireProvider, h.removeGuest)
+	v1.GET("/guest-links/:token", byAddress, h.showGuestLink)
+	v1.POST("/guest-links/:token", byAddress, h.arriveAsGuest)
+	v1.GET("/guest", requireGuest, h.guestSelf)
+	v1.POST("/guest/leave", requireGuest, h.guestLeaves)
+	v1.GET("/guest/messages", requireGuest, h.guestMessages)
+	v1.POST("/guest/messages", requireGuest, rateLimit(orDefault(d.CheckInRate, 2)*5, 20), h.guestSays)
+
 	// Apps in a call; their data never outlives them.
 	v1.POST("/calls/:id/apps", requireProvider, h.openApp)
 	v1.DELETE("/calls/:id/apps/:appId", requireProvider, h.closeApp)
 
 	// Media: where to connect, with what tokens.
-	v1.GET("/media/session", requireAnyone, h.mediaSession)
-	v1.POST("/media/rejoin", requireAnyone, h.rejoinMedia)
+	v1.GET("/media/session", requireInCall, h.mediaSession)
+	v1.POST("/media/rejoin", requireInCall, h.rejoinMedia)
 	v1.POST("/calls/:id/join", requireProvider, h.joinCall)
 
 	// Live events, and the clinic's audit trail.
@@ -184,6 +198,7 @@ func NewRouter(d Deps) *gin.Engine {
 	pages := http.FileServer(http.FS(web.Files()))
 	pageHeaders := pageHeaders(d.MediaURL)
 	r.GET("/c/:slug", pageHeaders, h.patientPage)
+	r.GET("/g", pageHeaders, func(c *gin.Context) { c.FileFromFS("guest.html", http.FS(web.Files())) })
 	r.GET("/i18n/index.json", pageHeaders, languageList)
 	r.NoRoute(pageHeaders, func(c *gin.Context) {
 		if strings.HasPrefix(c.Request.URL.Path, "/api/") {

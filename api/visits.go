@@ -207,7 +207,13 @@ func (h *handlers) visitFor(c *gin.Context) (gin.H, error) {
 	if err := h.audit(c, v, clinic.AuditVisitViewed, ""); err != nil {
 		return nil, err
 	}
-	return gin.H{"visit": card(idx, v)}, nil
+	guests, err := h.DB.With(c).Guests.Present(v.ID)
+	if err != nil {
+		return nil, err
+	}
+	cv := card(idx, v)
+	cv["guests"] = guestViews(guests)
+	return gin.H{"visit": cv}, nil
 }
 
 // admitPatient brings the path's waiting patient into a call with the
@@ -270,7 +276,7 @@ func (h *handlers) transferPatient(c *gin.Context, req transferRequest) (gin.H, 
 		return nil, err
 	}
 	res, err := workflows.Transfer(c, h.Temporal, v.ID, key,
-		workflows.TransferRequest{ActorID: cl.User.ID, TargetRoomID: req.TargetRoomID, Note: req.Note, FromRoomID: v.RoomID})
+		workflows.TransferRequest{ActorID: cl.User.ID, TargetRoomID: req.TargetRoomID, Note: req.Note, FromRoomID: v.RoomID, KeepGuests: req.KeepGuests})
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ import (
 // go test ./integration` records them again.
 var paths = []string{
 	"waiting-room-transfer", "one-to-one-transfer", "group-transfer",
-	"rejected-transfer", "compensated-transfer", "left-during-transfer", "hold-and-admit-again",
+	"rejected-transfer", "compensated-transfer", "left-during-transfer", "hold-and-admit-again", "guests",
 }
 
 func testCodec(t *testing.T) *codec.Codec {

@@ -372,6 +372,105 @@ var migrations = []migration{
 			`ALTER TABLE clinics ADD COLUMN patient_chat BOOLEAN NOT NULL DEFAULT TRUE`,
 		},
 	},
+	{
+		version: 11,
+		name:    "guests, and the chat of calls",
+		both: []string{
+			// A guest of a visit (an interpreter, a family member, another
+			// clinician) comes in by a single-use link (link_hash), then
+			// holds a token of its own (token_hash). name is sealed.
+			`CREATE TABLE guests (
+				id VARCHAR(36) PRIMARY KEY,
+				clinic_id VARCHAR(36) NOT NULL REFERENCES clinics (id),
+				visit_id VARCHAR(36) NOT NULL REFERENCES visits (id),
+				call_id VARCHAR(36) REFERENCES calls (id),
+				invited_by_id VARCHAR(36) NOT NULL REFERENCES users (id),
+				link_hash VARCHAR(64) NOT NULL UNIQUE,
+				token_hash VARCHAR(64) UNIQUE,
+				name TEXT NOT NULL DEFAULT '',
+				state VARCHAR(16) NOT NULL CHECK (state IN ('invited', 'waiting', 'in_call', 'gone')),
+				gone_reason VARCHAR(16) NOT NULL DEFAULT '',
+				created_at {{ts}} NOT NULL,
+				expires_at {{ts}} NOT NULL,
+				arrived_at {{ts}},
+				admitted_at {{ts}},
+				gone_at {{ts}},
+				CHECK (state <> 'in_call' OR call_id IS NOT NULL),
+				CHECK ((state = 'gone') = (gone_at IS NOT NULL))
+			)`,
+			`CREATE INDEX guests_by_visit ON guests (visit_id)`,
+			`CREATE INDEX guests_by_call ON guests (call_id)`,
+		},
+		postgres: []string{
+			// Messages said in a call are the call's chat: one copy per
+			// patient of the call (send_id ties the copies), so each visit's
+			// conversation stays whole and goes, or is purged, with it.
+			`ALTER TABLE messages ADD COLUMN call_id VARCHAR(36)`,
+			`ALTER TABLE messages ADD COLUMN send_id VARCHAR(36) NOT NULL DEFAULT ''`,
+			`ALTER TABLE messages DROP CONSTRAINT messages_sender_kind_check`,
+			`ALTER TABLE messages ADD CONSTRAINT messages_sender_kind_check CHECK (sender_kind IN ('patient', 'user', 'guest'))`,
+			`CREATE INDEX messages_by_call ON messages (call_id, id) WHERE call_id IS NOT NULL`,
+			`ALTER TABLE audit_events DROP CONSTRAINT audit_events_actor_kind_check`,
+			`ALTER TABLE audit_events ADD CONSTRAINT audit_events_actor_kind_check CHECK (actor_kind IN ('user', 'patient', 'system', 'guest'))`,
+		},
+		// SQLite changes a CHECK only by building the table again; the
+		// append-only triggers go with the old table and come back.
+		sqlite: []string{
+			`CREATE TABLE messages_v11 (
+				id INTEGER PRIMARY KEY AUTOINCREMENT,
+				clinic_id VARCHAR(36) NOT NULL REFERENCES clinics (id),
+				visit_id VARCHAR(36) NOT NULL,
+				sender_kind VARCHAR(16) NOT NULL CHECK (sender_kind IN ('patient', 'user', 'guest')),
+				sender_id VARCHAR(36) NOT NULL,
+				sender_name TEXT NOT NULL,
+				body TEXT NOT NULL,
+				created_at TIMESTAMP NOT NULL,
+				call_id VARCHAR(36),
+				send_id VARCHAR(36) NOT NULL DEFAULT ''
+			)`,
+			`INSERT INTO messages_v11 (id, clinic_id, visit_id, sender_kind, sender_id, sender_name, body, created_at)
+				SELECT id, clinic_id, visit_id, sender_kind, sender_id, sender_name, body, created_at FROM messages`,
+			// Ids are never reused: the new table's counter starts where the old one's stood.
+			`DELETE FROM sqlite_sequence WHERE name = 'messages_v11'`,
+			`INSERT INTO sqlite_sequence (name, seq) SELECT 'messages_v11', seq FROM sqlite_sequence WHERE name = 'messages'`,
+			`DROP TABLE messages`,
+			`ALTER TABLE messages_v11 RENAME TO messages`,
+			`CREATE INDEX messages_by_visit ON messages (visit_id, id)`,
+			`CREATE INDEX messages_by_call ON messages (call_id, id) WHERE call_id IS NOT NULL`,
+			`CREATE TABLE audit_events_v11 (
+				id INTEGER PRIMARY KEY AUTOINCREMENT,
+				clinic_id VARCHAR(36) NOT NULL REFERENCES clinics (id),
+				at TIMESTAMP NOT NULL,
+				actor_kind VARCHAR(16) NOT NULL CHECK (actor_kind IN ('user', 'patient', 'system', 'guest')),
+				actor_id VARCHAR(64) NOT NULL,
+				action VARCHAR(64) NOT NULL,
+				visit_id VARCHAR(36),
+				room_id VARCHAR(36),
+				target_room_id VARCHAR(36),
+				detail TEXT NOT NULL DEFAULT '',
+				address VARCHAR(64) NOT NULL DEFAULT '',
+				target_user_id VARCHAR(36)
+			)`,
+			`INSERT INTO audit_events_v11 (id, clinic_id, at, actor_kind, actor_id, action, visit_id, room_id, target_room_id, detail, address, target_user_id)
+				SELECT id, clinic_id, at, actor_kind, actor_id, action, visit_id, room_id, target_room_id, detail, address, target_user_id FROM audit_events`,
+			// Ids are never reused: the new table's counter starts where the old one's stood.
+			`DELETE FROM sqlite_sequence WHERE name = 'audit_events_v11'`,
+			`INSERT INTO sqlite_sequence (name, seq) SELECT 'audit_events_v11', seq FROM sqlite_sequence WHERE name = 'audit_events'`,
+			`DROP TABLE audit_events`,
+			`ALTER TABLE audit_events_v11 RENAME TO audit_events`,
+			`CREATE INDEX audit_events_by_clinic ON audit_events (clinic_id, id)`,
+			`CREATE INDEX audit_events_by_visit ON audit_events (visit_id, action)`,
+			`CREATE INDEX audit_events_by_actor ON audit_events (clinic_id, actor_id, id)`,
+			`CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+				WHEN NOT (NEW.detail = '' AND NEW.address = '' AND NEW.id IS OLD.id AND NEW.clinic_id IS OLD.clinic_id
+					AND NEW.at IS OLD.at AND NEW.actor_kind IS OLD.actor_kind AND NEW.actor_id IS OLD.actor_id
+					AND NEW.action IS OLD.action AND NEW.visit_id IS OLD.visit_id AND NEW.room_id IS OLD.room_id
+					AND NEW.target_room_id IS OLD.target_room_id AND NEW.target_user_id IS OLD.target_user_id)
+				BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: UPDATE refused'); END`,
+			`CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+				BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: DELETE refused'); END`,
+		},
+	},
 }
 
 // LatestVersion is the schema version this build expects.

@@ -77,6 +77,30 @@ type Message struct {
 	SenderName Sealed
 	Body       Sealed
 	CreatedAt  time.Time
+	// CallID: said in a call's chat. Each patient of the call gets a copy
+	// in their conversation; SendID is the same on every copy.
+	CallID *string
+	SendID string
+}
+
+// Guest is someone a provider brought into a visit's call by a single-use
+// link: an interpreter, a family member, another clinician. Name is sealed.
+type Guest struct {
+	ID          string `gorm:"primaryKey"`
+	ClinicID    string
+	VisitID     string
+	CallID      *string
+	InvitedByID string
+	LinkHash    string
+	TokenHash   *string
+	Name        Sealed
+	State       clinic.GuestState
+	GoneReason  string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	ArrivedAt   *time.Time
+	AdmittedAt  *time.Time
+	GoneAt      *time.Time
 }
 
 // User is a provider or staff member who signs in to the dashboard.

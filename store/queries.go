@@ -35,6 +35,7 @@ type Queries struct {
 	Resets      Resets
 	MFA         MFA
 	Messages    Messages
+	Guests      Guests
 }
 
 // conn is what every group of queries runs on: the pool or a transaction.
@@ -50,7 +51,7 @@ type txState struct {
 }
 
 func (db *DB) queries(c conn) Queries {
-	return Queries{Clinics{c}, Users{c}, Rooms{c}, Visits{c}, Calls{c}, Apps{c}, Sessions{c}, Presences{c}, Outbox{c}, Audit{c}, Transfers{c}, Invitations{c}, Resets{c}, MFA{c}, Messages{c}}
+	return Queries{Clinics{c}, Users{c}, Rooms{c}, Visits{c}, Calls{c}, Apps{c}, Sessions{c}, Presences{c}, Outbox{c}, Audit{c}, Transfers{c}, Invitations{c}, Resets{c}, MFA{c}, Messages{c}, Guests{c}}
 }
 
 // With gives the queries on the connection pool, each statement on its own.

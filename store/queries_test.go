@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -253,5 +254,45 @@ func TestMigration7KnowsWhoIsInLiveCalls(t *testing.T) {
 		in, err := db.With(ctx).Calls.IsParticipant(call, u)
 		require.NoError(t, err)
 		require.True(t, in)
+	})
+}
+
+// Migration 11 lets guests write and act; on SQLite it builds messages and
+// the audit trail again: every row stays, ids go on from where they stood,
+// and the trail is still append-only.
+func TestMigration11KeepsTheTrailAndTheConversations(t *testing.T) {
+	testdb.Engines(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		db, err := store.Open(ctx, dsn)
+		require.NoError(t, err)
+		defer db.Close()
+		_, err = db.MigrateTo(ctx, 10)
+		require.NoError(t, err)
+		now := time.Now().UTC()
+		c, visit := uuid.NewString(), uuid.NewString()
+		g := db.Gorm()
+		require.NoError(t, g.Exec(`INSERT INTO clinics (id, name, plan, created_at) VALUES (?, 'Trail Clinic', 'premium', ?)`, c, now).Error)
+		for i := 0; i < 3; i++ {
+			require.NoError(t, g.Exec(`INSERT INTO audit_events (clinic_id, at, actor_kind, actor_id, action, detail) VALUES (?, ?, 'user', 'u', 'visit.viewed', ?)`, c, now, fmt.Sprint(i)).Error)
+		}
+		require.NoError(t, g.Exec(`INSERT INTO messages (clinic_id, visit_id, sender_kind, sender_id, sender_name, body, created_at) VALUES (?, ?, 'patient', ?, 'x', 'y', ?)`, c, visit, visit, now).Error)
+		var lastAudit int64
+		require.NoError(t, g.Raw(`SELECT MAX(id) FROM audit_events`).Scan(&lastAudit).Error)
+
+		applied, err := db.MigrateTo(ctx, 11)
+		require.NoError(t, err)
+		require.Equal(t, []int{11}, applied)
+		var rows, msgs int64
+		require.NoError(t, g.Raw(`SELECT COUNT(*) FROM audit_events WHERE clinic_id = ?`, c).Scan(&rows).Error)
+		require.NoError(t, g.Raw(`SELECT COUNT(*) FROM messages WHERE visit_id = ?`, visit).Scan(&msgs).Error)
+		require.EqualValues(t, 3, rows)
+		require.EqualValues(t, 1, msgs)
+		require.NoError(t, g.Exec(`INSERT INTO audit_events (clinic_id, at, actor_kind, actor_id, action) VALUES (?, ?, 'guest', 'g', 'guest.arrived')`, c, now).Error)
+		var next int64
+		require.NoError(t, g.Raw(`SELECT MAX(id) FROM audit_events`).Scan(&next).Error)
+		require.Greater(t, next, lastAudit)
+		require.ErrorContains(t, g.Exec(`UPDATE audit_events SET action = 'x' WHERE clinic_id = ?`, c).Error, "append-only")
+		require.ErrorContains(t, g.Exec(`DELETE FROM audit_events WHERE clinic_id = ?`, c).Error, "append-only")
+		require.Error(t, g.Exec(`INSERT INTO audit_events (clinic_id, at, actor_kind, actor_id, action) VALUES (?, ?, 'nobody', 'g', 'x')`, c, now).Error)
 	})
 }

@@ -72,6 +72,11 @@ func (db *DB) Purge(ctx context.Context, r Retention, now time.Time) (Purged, er
 		if err := g.Where("visit_id IN (SELECT id FROM visits WHERE purged_at IS NOT NULL)").Delete(&Message{}).Error; err != nil {
 			return err
 		}
+		// So do the names its guests gave.
+		if err := g.Model(&Guest{}).Where("name <> '' AND visit_id IN (SELECT id FROM visits WHERE purged_at IS NOT NULL)").
+			Update("name", "").Error; err != nil {
+			return err
+		}
 		if r.Audit > 0 {
 			// The one change the audit trail's trigger lets through.
 			res := g.Model(&AuditEvent{}).Where("at < ? AND (detail <> '' OR address <> '')", now.Add(-r.Audit)).
@@ -99,6 +104,7 @@ var sealedColumns = []struct {
 	{"app_sessions", "data", "data IS NOT NULL", false},
 	{"messages", "body", "", true},
 	{"messages", "sender_name", "sender_name <> ''", true},
+	{"guests", "name", "name <> ''", false},
 	{"users", "totp_secret", "totp_secret <> ''", false},
 	{"users", "totp_pending_secret", "totp_pending_secret <> ''", false},
 }

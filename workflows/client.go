@@ -107,6 +107,12 @@ func Hold(ctx context.Context, c client.Client, visitID, updateID string, req Ho
 	return res, update(ctx, c, visitID, UpdateHold, updateID, req, &res)
 }
 
+// Guest runs one guest operation (UpdateInviteGuest, UpdateAdmitGuest,
+// UpdateRemoveGuest).
+func Guest(ctx context.Context, c client.Client, visitID, name, updateID string, req GuestRequest) error {
+	return update(ctx, c, visitID, name, updateID, req, nil)
+}
+
 // Rejoin puts a member of the visit's call back into it on the media node and
 // returns the call's id.
 func Rejoin(ctx context.Context, c client.Client, visitID, updateID string, req RejoinRequest) (string, error) {

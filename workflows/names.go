@@ -18,6 +18,10 @@ const (
 	UpdateEnd      = "end"
 	UpdateRejoin   = "rejoin"
 	UpdateHold     = "hold"
-	SignalPresence = "presence"
-	QueryStatus    = "status"
+	// Guests of the patient's call.
+	UpdateInviteGuest = "invite-guest"
+	UpdateAdmitGuest  = "admit-guest"
+	UpdateRemoveGuest = "remove-guest"
+	SignalPresence    = "presence"
+	QueryStatus       = "status"
 )

@@ -75,6 +75,18 @@ type TransferRequest struct {
 	// while another one moved the patient is refused rather than run from
 	// the new room; empty skips the check.
 	FromRoomID string
+	// KeepGuests: the call's guests go along, to the new room's lobby.
+	KeepGuests bool
+}
+
+// GuestRequest is one guest operation: a provider (ActorKind "user", or
+// empty) invites, lets in or removes guest GuestID, or the guest leaves
+// (ActorKind "guest", ActorID its id). LinkHash is the new link's hash.
+type GuestRequest struct {
+	ActorKind string
+	ActorID   string
+	GuestID   string
+	LinkHash  string
 }
 
 // TransferResult is the transfer's outcome as the sender sees it.
@@ -89,8 +101,8 @@ type TransferResult struct {
 	Plan      activities.TransferPlan
 }
 
-// RejoinRequest puts the patient (ActorKind "patient") or a provider
-// ("user") back into the visit's call after a media node forgot it.
+// RejoinRequest puts the patient (ActorKind "patient"), a provider
+// ("user") or a guest ("guest") back into the visit's call after a media node forgot it.
 type RejoinRequest struct {
 	ActorKind string
 	ActorID   string

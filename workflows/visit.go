@@ -65,6 +65,9 @@ func (v *visit) setup(ctx workflow.Context) error {
 		{UpdateEnd, v.end, v.validateEnd},
 		{UpdateRejoin, v.rejoin, v.validateRejoin},
 		{UpdateHold, v.hold, v.validateHold},
+		{UpdateInviteGuest, v.inviteGuest, v.validateGuestInCall},
+		{UpdateAdmitGuest, v.admitGuest, v.validateGuestInCall},
+		{UpdateRemoveGuest, v.removeGuest, v.validateRemoveGuest},
 	}
 	for _, h := range handlers {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, h.name, h.fn, workflow.UpdateHandlerOptions{Validator: h.validator}); err != nil {
@@ -260,6 +263,8 @@ func (v *visit) busyError() error {
 		return conflict("the call's video is reconnecting")
 	case "hold":
 		return conflict("the patient is being put back in the waiting room")
+	case "guest":
+		return conflict("a guest is being let in or out right now")
 	default:
 		return conflict("the visit is ending")
 	}
@@ -365,7 +370,7 @@ func (v *visit) transfer(ctx workflow.Context, req TransferRequest) (TransferRes
 	defer func() { v.busy = "" }()
 
 	p := activities.TransferParams{TransferID: id, VisitID: v.st.VisitID, ActorID: req.ActorID,
-		SourceRoomID: v.st.RoomID, TargetRoomID: req.TargetRoomID, Note: req.Note, CallID: v.st.CallID}
+		SourceRoomID: v.st.RoomID, TargetRoomID: req.TargetRoomID, Note: req.Note, CallID: v.st.CallID, KeepGuests: req.KeepGuests}
 	from := v.st.State
 	var plan activities.TransferPlan
 	if err := v.dbStep(ctx, a.BeginTransfer, p).Get(ctx, &plan); err != nil {
@@ -469,8 +474,8 @@ func (v *visit) compensate(ctx workflow.Context, p activities.TransferParams, ca
 }
 
 func (v *visit) validateRejoin(_ workflow.Context, req RejoinRequest) error {
-	if req.ActorID == "" || (req.ActorKind != "patient" && req.ActorKind != "user") {
-		return temporal.NewApplicationError("a rejoin needs the patient or a provider", clinic.Invalid)
+	if req.ActorID == "" || (req.ActorKind != clinic.ActorPatient && req.ActorKind != clinic.ActorUser && req.ActorKind != clinic.ActorGuest) {
+		return temporal.NewApplicationError("a rejoin needs the patient, a provider or a guest", clinic.Invalid)
 	}
 	if err := v.ready(); err != nil {
 		return err
@@ -494,6 +499,65 @@ func (v *visit) rejoin(ctx workflow.Context, req RejoinRequest) (string, error) 
 		VisitID: v.st.VisitID, CallID: v.st.CallID, ActorKind: req.ActorKind, ActorID: req.ActorID, Join: req.Join,
 	}).Get(ctx, nil)
 	return v.st.CallID, err
+}
+
+func (v *visit) validateGuest(req GuestRequest) error {
+	if req.GuestID == "" || req.ActorID == "" {
+		return temporal.NewApplicationError("a guest operation needs the guest's and the actor's ids", clinic.Invalid)
+	}
+	return v.ready()
+}
+
+// validateGuestInCall: guests are invited and let in while the patient is
+// in a call.
+func (v *visit) validateGuestInCall(_ workflow.Context, req GuestRequest) error {
+	if err := v.validateGuest(req); err != nil {
+		return err
+	}
+	if v.st.State != clinic.VisitInCall || v.st.CallID == "" {
+		return activities.AsApplicationError(clinic.ErrPatientNotInCall)
+	}
+	return nil
+}
+
+// validateRemoveGuest: a guest can be removed (or leave) whatever the
+// patient is doing, but not in the middle of another operation.
+func (v *visit) validateRemoveGuest(_ workflow.Context, req GuestRequest) error {
+	return v.validateGuest(req)
+}
+
+// inviteGuest makes a guest's single-use link for the patient's call.
+func (v *visit) inviteGuest(ctx workflow.Context, req GuestRequest) error {
+	return v.guestStep(ctx, req, v.validateGuestInCall, v.dbStep, a.InviteGuest)
+}
+
+// admitGuest lets a waiting guest into the patient's call.
+func (v *visit) admitGuest(ctx workflow.Context, req GuestRequest) error {
+	return v.guestStep(ctx, req, v.validateGuestInCall, v.mediaStep, a.AdmitGuest)
+}
+
+// removeGuest takes a guest out of the visit: removed by a provider, or
+// leaving by themself.
+func (v *visit) removeGuest(ctx workflow.Context, req GuestRequest) error {
+	return v.guestStep(ctx, req, v.validateRemoveGuest, v.mediaStep, a.RemoveGuest)
+}
+
+// guestStep runs one guest operation as its own step, holding the visit
+// like any other operation: a guest is never let into a call the patient
+// is leaving.
+func (v *visit) guestStep(ctx workflow.Context, req GuestRequest, validate func(workflow.Context, GuestRequest) error,
+	run func(workflow.Context, any, ...any) workflow.Future, step any) error {
+	if err := validate(ctx, req); err != nil {
+		return err
+	}
+	v.busy = "guest"
+	defer func() { v.busy = "" }()
+	actorKind := req.ActorKind
+	if actorKind == "" {
+		actorKind = clinic.ActorUser
+	}
+	return run(ctx, step, activities.GuestParams{VisitID: v.st.VisitID, CallID: v.st.CallID, GuestID: req.GuestID,
+		ActorKind: actorKind, ActorID: req.ActorID, LinkHash: req.LinkHash}).Get(ctx, nil)
 }
 
 func (v *visit) validateEnd(_ workflow.Context, req EndRequest) error {
