@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"sort"
 	"time"
 
@@ -32,13 +33,21 @@ func checkRetention(r store.Retention) error {
 	return nil
 }
 
-// purgeEvery runs the retention purge now and then every period until ctx
-// ends. Several API processes may run it: a purge is idempotent.
+// purgeEvery runs the retention purge every period until ctx ends, the
+// first time after a random wait of up to a period (at least a minute):
+// API processes restarting in a loop, or a fleet started together, do not
+// all purge at start and at the same moments. Several may run it: a purge
+// is idempotent.
 func purgeEvery(period time.Duration, db *store.DB, r store.Retention, logger *slog.Logger) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		if r == (store.Retention{}) {
 			<-ctx.Done()
 			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Minute + rand.N(period)):
 		}
 		for {
 			p, err := db.Purge(ctx, r, time.Now().UTC())

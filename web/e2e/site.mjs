@@ -219,3 +219,42 @@ export async function axe(page, state) {
     .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`));
   if (violations.length) throw new Error(`axe-core, ${state}:\n  ${violations.join('\n  ')}`);
 }
+
+// audioFrom is the energy of the audio the page received from participants
+// whose id starts with prefix ('guest:', 'visit:', 'user:'): the media node
+// sends each participant's tracks in a stream named for them.
+export async function audioFrom(page, prefix) {
+  return page.evaluate(async (p) => {
+    const m = window.handoff.media;
+    if (!m || !m.pc) return 0;
+    const tracks = new Set([...m.streams.values()].filter((st) => st.id.startsWith(p)).flatMap((st) => st.getAudioTracks().map((t) => t.id)));
+    let energy = 0;
+    (await m.pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'audio' && tracks.has(r.trackIdentifier)) energy += r.totalAudioEnergy || 0;
+    });
+    return energy;
+  }, prefix);
+}
+
+// hearsFrom checks that the page hears a participant whose id starts with
+// prefix: the audio received from them carries sound, and keeps coming.
+export async function hearsFrom(page, prefix, label = 'page') {
+  const deadline = Date.now() + 20000;
+  const before = await audioFrom(page, prefix);
+  let now = before;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    now = await audioFrom(page, prefix);
+    if (now > before + 0.001) return now - before;
+  }
+  throw new Error(`${label}: no sound from ${prefix}… (energy ${before} → ${now})`);
+}
+
+// hearsNothingFrom checks that no more sound arrives from prefix.
+export async function hearsNothingFrom(page, prefix, label = 'page') {
+  await new Promise((r) => setTimeout(r, 1000));
+  const a = await audioFrom(page, prefix);
+  await new Promise((r) => setTimeout(r, 2000));
+  const b = await audioFrom(page, prefix);
+  if (b > a + 0.0001) throw new Error(`${label}: still hears ${prefix}… (energy ${a} → ${b})`);
+}

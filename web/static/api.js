@@ -22,6 +22,7 @@ export function events(token, onEvent) {
   const es = new EventSource(`/api/v1/events?access_token=${encodeURIComponent(token)}`);
   const types = ['visit.checked_in', 'visit.admitted', 'visit.transfer_started', 'visit.transferred', 'visit.transfer_failed',
     'visit.left', 'visit.ended', 'call.ended', 'call.joined', 'app.closed', 'message.sent', 'visit.held',
+    'guest.invited', 'guest.waiting', 'guest.joined', 'guest.gone',
     'session.ended']; // a provider's session ended elsewhere (deactivated, password changed, …): the stream closes after it
   for (const t of types) es.addEventListener(t, (e) => onEvent(t, JSON.parse(e.data)));
   return es;

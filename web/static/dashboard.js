@@ -175,6 +175,7 @@ function onEvent(type, data) {
     if (chat && chat.visitId === data.visitId) chatLine(data);
     if (data.from === 'patient') alertArrival(`Message from ${data.senderName}: ${data.text}`);
   }
+  if (type === 'guest.waiting') alertArrival(`${data.name} (guest) is waiting to join the call`);
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(refresh, 50);
 }
@@ -207,6 +208,9 @@ function card(v, room) {
   if (v.state === 'in_call') {
     actions.push(el('button', { type: 'button', onclick: () => holdPatient(v), 'aria-label': `Back to waiting room: ${v.patientName}` }, 'Back to waiting room'));
   }
+  if (inMyCall) {
+    actions.push(el('button', { type: 'button', onclick: () => inviteGuest(v), 'aria-label': `Invite a guest for ${v.patientName}` }, 'Invite a guest'));
+  }
   if (state.me.features.transfer && v.state !== 'transferring') {
     actions.push(el('button', { type: 'button', onclick: () => openTransfer(v, room), 'aria-label': `Transfer ${v.patientName}` }, 'Transfer'));
   }
@@ -220,7 +224,40 @@ function card(v, room) {
     el('div', { class: 'meta' }, `Checked in ${new Date(v.checkedInAt).toLocaleTimeString()} · waiting ${since(v.checkedInAt)}${v.state === 'in_call' ? ' · in call' : ''}${inMyCall ? ' (your call)' : ''}`),
     v.message ? el('div', { class: 'transferred-by' }, v.message) : null,
     v.note ? el('div', { class: 'note' }, `Note: ${v.note}`) : null,
+    (v.guests || []).length ? el('ul', { class: 'guests', 'aria-label': `Guests of ${v.patientName}` }, v.guests.map((g) => guestLine(v, g, inMyCall))) : null,
     el('div', { class: 'actions' }, actions));
+}
+
+// guestLine is one guest on a patient's card: who, where, and what the
+// provider can do (let in from the lobby, remove).
+function guestLine(v, g, inMyCall) {
+  const name = g.name || 'Guest (link not used yet)';
+  const where = { invited: 'link sent', waiting: 'waiting to join', in_call: 'in the call' }[g.state] || g.state;
+  const buttons = [];
+  if (g.state === 'waiting' && inMyCall) buttons.push(el('button', { type: 'button', class: 'primary', onclick: () => guestUpdate(v, g, 'POST', '/admit'), 'aria-label': `Let in ${name}` }, 'Let in'));
+  buttons.push(el('button', { type: 'button', onclick: () => guestUpdate(v, g, 'DELETE', ''), 'aria-label': `Remove ${name}` }, 'Remove'));
+  return el('li', { 'data-guest': g.id }, `${name} (guest) — ${where} `, ...buttons);
+}
+
+async function inviteGuest(v) {
+  try {
+    const r = await api('POST', `/visits/${v.id}/guests`, state.token, undefined, { 'Idempotency-Key': crypto.randomUUID() });
+    $('guest-link').value = r.link;
+    $('guest-dialog').showModal();
+    $('guest-link').select();
+    await refresh();
+  } catch (err) {
+    flash(v.roomId, err.message);
+  }
+}
+
+async function guestUpdate(v, g, method, suffix) {
+  try {
+    await api(method, `/visits/${v.id}/guests/${g.id}${suffix}`, state.token, undefined, { 'Idempotency-Key': crypto.randomUUID() });
+    await refresh();
+  } catch (err) {
+    flash(v.roomId, err.message);
+  }
 }
 
 // renderTitle puts the number of waiting patients in the tab's title.
@@ -294,8 +331,13 @@ async function admit(v, callId) {
 
 // patientOf names a call's participant ('visit:<id>') for the provider.
 function patientOf(participant) {
+  const visits = Object.values(state.waiting).flatMap((w) => [...w.inCall, ...w.waiting]);
+  if (participant.startsWith('guest:')) {
+    const g = visits.flatMap((v) => v.guests || []).find((x) => x.participant === participant);
+    return g ? `${g.name} (guest)` : 'A guest';
+  }
   const id = participant.startsWith('visit:') ? participant.slice(6) : '';
-  const v = Object.values(state.waiting).flatMap((w) => [...w.inCall, ...w.waiting]).find((x) => x.id === id);
+  const v = visits.find((x) => x.id === id);
   return v ? v.patientName : 'Another provider';
 }
 
@@ -322,6 +364,8 @@ function openTransfer(v, room) {
   $('transfer-patient').textContent = v.patientName;
   $('transfer-error').textContent = '';
   $('transfer-note').value = '';
+  $('transfer-guests').checked = false;
+  $('transfer-guests-row').classList.toggle('hidden', !(v.guests || []).length);
   $('transfer-room').replaceChildren(...state.rooms.filter((r) => r.id !== v.roomId).map((r) =>
     el('option', { value: r.id }, `${r.displayName}${r.kind === 'shared' ? ' (shared)' : ''} — ${r.online.length ? 'online: ' + r.online.map((o) => o.name).join(', ') : 'nobody online'}`)));
   $('transfer-dialog').showModal();
@@ -344,7 +388,7 @@ async function confirmTransfer(e) {
   const v = transferring;
   try {
     const r = await api('POST', `/visits/${v.id}/transfer`, state.token,
-      { targetRoomId: $('transfer-room').value, note: $('transfer-note').value, fromRoomId: v.roomId }, { 'Idempotency-Key': crypto.randomUUID() });
+      { targetRoomId: $('transfer-room').value, note: $('transfer-note').value, fromRoomId: v.roomId, keepGuests: $('transfer-guests').checked }, { 'Idempotency-Key': crypto.randomUUID() });
     $('transfer-dialog').close();
     flash(v.roomId, r.message);
     if (r.warning) flash(v.roomId, r.warning);
@@ -360,8 +404,8 @@ async function confirmTransfer(e) {
 let chat = null;
 function chatLine(m) {
   if ($('chat-log').querySelector(`li[data-message="${m.id}"]`)) return; // the list and the stream may both bring it
-  $('chat-log').append(el('li', { class: m.from === 'patient' ? 'from-patient' : 'from-provider', 'data-message': m.id },
-    el('strong', {}, `${m.senderName}: `), el('span', { class: 'chat-text' }, m.text),
+  $('chat-log').append(el('li', { class: m.from === 'provider' ? 'from-provider' : 'from-patient', 'data-message': m.id },
+    el('strong', {}, `${m.senderName}${m.from === 'guest' ? ' (guest)' : ''}: `), el('span', { class: 'chat-text' }, m.text),
     el('span', { class: 'meta' }, ` · ${new Date(m.at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`)));
 }
 async function openChat(target) {
@@ -431,6 +475,7 @@ $('transfer-form').addEventListener('submit', confirmTransfer);
 $('chat-form').addEventListener('submit', sendChat);
 $('chat-close').addEventListener('click', () => { chat = null; $('chat-dialog').close(); });
 $('transfer-cancel').addEventListener('click', () => $('transfer-dialog').close());
+$('guest-copy').addEventListener('click', () => navigator.clipboard.writeText($('guest-link').value).catch(() => $('guest-link').select()));
 $('open-notes').addEventListener('click', () => openApp('notes'));
 $('open-payment').addEventListener('click', () => openApp('payment'));
 window.addEventListener('hashchange', route);

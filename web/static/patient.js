@@ -236,7 +236,7 @@ function chatLine(m) {
   const li = document.createElement('li');
   li.className = m.from === 'patient' ? 'from-patient' : 'from-provider';
   const who = document.createElement('strong');
-  who.textContent = `${m.from === 'patient' ? t('chat.you') : m.senderName}: `;
+  who.textContent = `${m.from === 'patient' ? t('chat.you') : m.from === 'guest' ? t('chat.guest', { name: m.senderName }) : m.senderName}: `;
   const text = document.createElement('span');
   text.textContent = m.text;
   li.append(who, text);
@@ -276,7 +276,7 @@ async function enter() {
     deviceNotice($('device-status'), state.media);
     // In a call: the others are the provider(s) ('user:…') and, in a group, other patients.
     state.peerState = callControls($('call-controls'), state.media,
-      { nameOf: (p) => (p.startsWith('user:') ? t('call.provider') : t('call.anotherPatient')) });
+      { nameOf: (p) => (p.startsWith('user:') ? t('call.provider') : p.startsWith('guest:') ? t('call.guest') : t('call.anotherPatient')) });
   } catch (err) {
     console.warn('media unavailable', err); // the visit goes on without video
   }
@@ -299,6 +299,13 @@ function showConfirmation(text) {
   state.shown.push(text);
   $('confirmation').textContent = text;
   $('confirmation').classList.remove('hidden');
+}
+
+// callNotice tells the patient in a call who came or went.
+function callNotice(text) {
+  state.shown.push(text);
+  $('call-notice').textContent = text;
+  $('call-notice').classList.remove('hidden');
 }
 
 async function reload() {
@@ -336,7 +343,9 @@ async function onEvent(type, data) {
   } else if (type === 'message.sent') {
     chatLine(data);
   } else if (type === 'call.joined') {
-    showConfirmation(data.name ? t('call.joined', { name: data.name }) : data.message); // "<provider> joined the call"
+    callNotice(data.name ? t('call.joined', { name: data.name }) : data.message); // "<provider> joined the call"
+  } else if (type === 'guest.joined' || type === 'guest.gone') {
+    callNotice(t(type === 'guest.joined' ? 'call.guestJoined' : 'call.guestLeft', { name: data.name }));
   } else if (type === 'visit.ended' || type === 'visit.left') {
     forget();
     show('ended');

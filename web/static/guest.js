@@ -1,0 +1,153 @@
+// The guest page: someone a provider brought into a call (an interpreter,
+// family, a clinician) opens a single-use link, gives a name, waits to be
+// let in and joins the call. A guest sees its own state and the call's
+// chat, nothing else of the clinic; the page asks every 2 s.
+import { api } from '/api.js';
+import { HandoffMedia, showVideo, mediaStatus, deviceNotice, callControls } from '/media.js';
+
+const $ = (id) => document.getElementById(id);
+const POLL = 2000;
+const state = { token: sessionStorage.getItem('handoff-guest'), guest: null, media: null, joinedCall: '', shown: new Set() };
+window.handoff = state; // what the browser tests read
+
+function show(id) {
+  for (const s of ['arrive', 'lobby', 'incall', 'over']) $(s).classList.toggle('hidden', s !== id);
+}
+
+async function init() {
+  // The link's token is in the fragment, which no server sees; it goes out
+  // of the address bar at once.
+  const link = location.hash.slice(1);
+  if (link) history.replaceState(null, '', location.pathname);
+  if (state.token) return follow();
+  if (!link) return over('This guest link is not complete. Ask the provider for a new one.');
+  try {
+    const r = await api('GET', `/guest-links/${encodeURIComponent(link)}`);
+    $('invited-by').textContent = `${r.invitedBy} invited you to join a video visit.`;
+    state.link = link;
+    show('arrive');
+    $('guest-name').focus();
+  } catch (err) {
+    over(err.message);
+  }
+}
+
+async function arrive(e) {
+  e.preventDefault();
+  $('arrive-error').textContent = '';
+  try {
+    const r = await api('POST', `/guest-links/${encodeURIComponent(state.link)}`, undefined, { name: $('guest-name').value });
+    state.token = r.token;
+    sessionStorage.setItem('handoff-guest', r.token); // a reload in this tab goes on
+    await follow();
+  } catch (err) {
+    $('arrive-error').textContent = err.message;
+  }
+}
+
+// follow reads the guest's state now and every POLL ms, and puts the page
+// (and the media) where it says.
+async function follow() {
+  try {
+    const r = await api('GET', '/guest', state.token);
+    state.guest = r.guest;
+    state.invitedBy = r.invitedBy;
+    await startMedia();
+    await render();
+  } catch (err) {
+    if (err.status === 401) return over(err.message);
+  }
+  state.timer = setTimeout(follow, POLL);
+}
+
+async function startMedia() {
+  if (state.media) return;
+  state.media = new HandoffMedia({
+    onRemote: (s) => showVideo($('remote'), s, 'Someone in the call'),
+    onEvent: (m) => { mediaStatus($('media-status'), m); if (state.peerState) state.peerState(m); },
+    renew: () => api('POST', '/media/rejoin', state.token, {}, { 'Idempotency-Key': crypto.randomUUID() }),
+    session: () => api('GET', '/media/session', state.token),
+  });
+  try {
+    const stream = await state.media.start(await api('GET', '/media/session', state.token));
+    $('self').srcObject = stream;
+    $('self-call').srcObject = stream;
+    deviceNotice($('device-status'), state.media);
+    state.peerState = callControls($('call-controls'), state.media,
+      { nameOf: (p) => (p.startsWith('user:') ? 'The provider' : p.startsWith('visit:') ? 'The patient' : 'Another guest') });
+  } catch (err) {
+    console.warn('media unavailable', err);
+  }
+}
+
+async function render() {
+  const g = state.guest;
+  if (g.state === 'in_call') {
+    if (state.joinedCall !== g.callId) { // let in (again): join this call
+      const s = await api('GET', '/media/session', state.token);
+      if (s.joinToken) state.media.join(s.joinToken);
+      state.joinedCall = g.callId;
+    }
+    show('incall');
+    await readChat();
+    return;
+  }
+  if (state.joinedCall) { // the call went on without us for now (the patient was put back)
+    state.joinedCall = '';
+    $('remote').replaceChildren();
+  }
+  $('lobby-title').textContent = `Waiting for ${state.invitedBy} to let you in`;
+  show('lobby');
+}
+
+async function readChat() {
+  const r = await api('GET', '/guest/messages', state.token);
+  for (const m of r.messages) {
+    const key = m.sendId || String(m.id);
+    if (state.shown.has(key)) continue;
+    state.shown.add(key);
+    const li = document.createElement('li');
+    li.className = m.from === 'patient' ? 'from-patient' : 'from-provider';
+    const who = document.createElement('strong');
+    who.textContent = `${m.from === 'guest' && m.senderName === state.guest.name ? 'You' : m.from === 'guest' ? `${m.senderName} (guest)` : m.senderName}: `;
+    const text = document.createElement('span');
+    text.textContent = m.text;
+    li.append(who, text);
+    $('chat-log').append(li);
+  }
+}
+
+async function sendChat(e) {
+  e.preventDefault();
+  $('chat-error').textContent = '';
+  try {
+    await api('POST', '/guest/messages', state.token, { text: $('chat-text').value });
+    $('chat-text').value = '';
+    await readChat();
+  } catch (err) {
+    $('chat-error').textContent = err.message;
+  }
+}
+
+// over ends the page: the guest's place ended (removed, left, the call
+// over) or the link never worked. Nothing of the call stays on screen.
+function over(text) {
+  clearTimeout(state.timer);
+  sessionStorage.removeItem('handoff-guest');
+  if (state.media) { state.media.close(); state.media = null; }
+  for (const v of ['self', 'self-call']) $(v).srcObject = null;
+  $('remote').replaceChildren();
+  $('chat-log').replaceChildren();
+  $('over-text').textContent = text;
+  show('over');
+}
+
+async function leave() {
+  try { await api('POST', '/guest/leave', state.token); } catch (_) { /* already gone */ }
+  over('You left the call. You can close this page.');
+}
+
+$('arrive-form').addEventListener('submit', arrive);
+$('chat-form').addEventListener('submit', sendChat);
+for (const b of document.querySelectorAll('.leave')) b.addEventListener('click', leave);
+init();
