@@ -246,20 +246,22 @@ func (h *handlers) guestCaller(c *gin.Context, token string) (*caller, error) {
 		return nil, err
 	}
 	if g.State == clinic.GuestGone {
-		return nil, newError(http.StatusUnauthorized, "guest_gone", guestGoneMessage(g.GoneReason))
+		code, msg := guestGone(g.GoneReason)
+		return nil, newError(http.StatusUnauthorized, code, msg)
 	}
 	return &caller{Guest: &g}, nil
 }
 
-// guestGoneMessage is what a guest reads once their place ended.
-func guestGoneMessage(reason string) string {
+// guestGone is the code and the message a guest gets once their place
+// ended, by why.
+func guestGone(reason string) (code, msg string) {
 	switch reason {
 	case clinic.GuestRemoved:
-		return "The provider removed you from the call. You can close this page."
+		return "guest_removed", "The provider removed you from the call. You can close this page."
 	case clinic.GuestLeft:
-		return "You left the call. You can close this page."
+		return "guest_left", "You left the call. You can close this page."
 	}
-	return "The call has ended. You can close this page."
+	return "guest_call_ended", "The call has ended. You can close this page."
 }
 
 // guestView is a guest as the pages show them.

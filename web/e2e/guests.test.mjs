@@ -25,6 +25,7 @@ test('a guest joins by link, is heard by both, and is removed', { timeout: 18000
   await lee.waitForFunction(() => document.getElementById('guest-link').value !== '');
   const link = await lee.locator('#guest-link').inputValue();
   assert.match(link, /\/g#hl_/);
+  await axe(lee, 'the guest link dialog');
   await lee.locator('#guest-dialog').getByRole('button', { name: 'Done' }).click();
 
   const guest = await site.person('interpreter');
@@ -39,7 +40,7 @@ test('a guest joins by link, is heard by both, and is removed', { timeout: 18000
   // The link works once.
   const other = await site.person('link-reuser');
   await other.goto(link);
-  await other.getByText('this guest link was already used').waitFor();
+  await other.getByText('This guest link was already used. Ask the provider for a new one.').waitFor();
 
   // Dr. Lee sees the guest waiting on the patient's card and lets them in.
   await lee.getByText('Ana Interpreter (guest) — waiting to join').first().waitFor();
@@ -54,6 +55,7 @@ test('a guest joins by link, is heard by both, and is removed', { timeout: 18000
   await hearsFrom(guest, 'visit:', 'the interpreter hearing the patient');
   await hearsFrom(guest, 'user:', 'the interpreter hearing Dr. Lee');
   await guest.shot('in-call');
+  await axe(guest, 'the guest in the call');
 
   // The call's chat: the interpreter writes, the patient reads it; the
   // provider answers, the interpreter reads that.
@@ -78,4 +80,16 @@ test('a guest joins by link, is heard by both, and is removed', { timeout: 18000
   await hearsNothingFrom(patient, 'guest:', 'the patient after the removal');
   await patient.getByText('Ana Interpreter (guest) left the call').waitFor();
   await hearsFrom(patient, 'user:', 'the patient still hearing Dr. Lee');
+
+  // A guest whose browser speaks Spanish reads the guest page in Spanish.
+  await card(lee, 'Rosa Guesting').getByRole('button', { name: 'Invite a guest for Rosa Guesting' }).click();
+  await lee.waitForFunction((old) => document.getElementById('guest-link').value !== old, link);
+  const second = await lee.locator('#guest-link').inputValue();
+  await lee.locator('#guest-dialog').getByRole('button', { name: 'Done' }).click();
+  const abuela = await site.person('guest-es', { locale: 'es-ES' });
+  await abuela.goto(second);
+  await abuela.getByText('Dr. Maya Lee le invitó a unirse a una consulta por video.').waitFor();
+  await abuela.getByLabel('Su nombre').fill('Carmen');
+  await abuela.getByRole('button', { name: 'Unirse' }).click();
+  await abuela.getByRole('heading', { name: 'Esperando a que Dr. Maya Lee le deje entrar' }).waitFor();
 });

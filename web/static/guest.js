@@ -3,7 +3,8 @@
 // let in and joins the call. A guest sees its own state and the call's
 // chat, nothing else of the clinic; the page asks every 2 s.
 import { api } from '/api.js';
-import { HandoffMedia, showVideo, mediaStatus, deviceNotice, callControls } from '/media.js';
+import { HandoffMedia, showVideo, mediaStatus, deviceNotice, callControls, useTexts } from '/media.js';
+import { t, load, languages, choose, lang } from '/i18n.js';
 
 const $ = (id) => document.getElementById(id);
 const POLL = 2000;
@@ -14,21 +15,45 @@ function show(id) {
   for (const s of ['arrive', 'lobby', 'incall', 'over']) $(s).classList.toggle('hidden', s !== id);
 }
 
+// The guest's place ended, or the link does not work: the API's code says
+// which, the catalogue says it in the guest's language.
+const endings = { guest_removed: 'guest.removed', guest_left: 'guest.left', guest_call_ended: 'guest.ended', link_used: 'guest.linkUsed', link_dead: 'guest.linkDead' };
+const ending = (err) => (endings[err.code] ? t(endings[err.code]) : err.message);
+
+async function setupLanguage() {
+  useTexts(t);
+  const available = await languages();
+  await load(choose(available));
+  const sel = $('lang');
+  sel.replaceChildren(...Object.entries(available).map(([code, name]) => {
+    const o = document.createElement('option');
+    o.value = code; o.textContent = name; o.lang = code; o.selected = code === lang;
+    return o;
+  }));
+  sel.addEventListener('change', async () => {
+    localStorage.setItem('handoff:lang', sel.value);
+    await load(sel.value);
+    if (state.invitedBy) { $('invited-by').textContent = t('guest.invitedBy', { name: state.invitedBy }); $('lobby-title').textContent = t('guest.waiting', { name: state.invitedBy }); }
+  });
+}
+
 async function init() {
+  await setupLanguage();
   // The link's token is in the fragment, which no server sees; it goes out
   // of the address bar at once.
   const link = location.hash.slice(1);
   if (link) history.replaceState(null, '', location.pathname);
   if (state.token) return follow();
-  if (!link) return over('This guest link is not complete. Ask the provider for a new one.');
+  if (!link) return over(t('guest.linkIncomplete'));
   try {
     const r = await api('GET', `/guest-links/${encodeURIComponent(link)}`);
-    $('invited-by').textContent = `${r.invitedBy} invited you to join a video visit.`;
+    state.invitedBy = r.invitedBy;
+    $('invited-by').textContent = t('guest.invitedBy', { name: r.invitedBy });
     state.link = link;
     show('arrive');
     $('guest-name').focus();
   } catch (err) {
-    over(err.message);
+    over(ending(err));
   }
 }
 
@@ -41,7 +66,7 @@ async function arrive(e) {
     sessionStorage.setItem('handoff-guest', r.token); // a reload in this tab goes on
     await follow();
   } catch (err) {
-    $('arrive-error').textContent = err.message;
+    $('arrive-error').textContent = ending(err);
   }
 }
 
@@ -55,7 +80,7 @@ async function follow() {
     await startMedia();
     await render();
   } catch (err) {
-    if (err.status === 401) return over(err.message);
+    if (err.status === 401) return over(ending(err));
   }
   state.timer = setTimeout(follow, POLL);
 }
@@ -63,7 +88,7 @@ async function follow() {
 async function startMedia() {
   if (state.media) return;
   state.media = new HandoffMedia({
-    onRemote: (s) => showVideo($('remote'), s, 'Someone in the call'),
+    onRemote: (s) => showVideo($('remote'), s, t('guest.someone')),
     onEvent: (m) => { mediaStatus($('media-status'), m); if (state.peerState) state.peerState(m); },
     renew: () => api('POST', '/media/rejoin', state.token, {}, { 'Idempotency-Key': crypto.randomUUID() }),
     session: () => api('GET', '/media/session', state.token),
@@ -74,7 +99,7 @@ async function startMedia() {
     $('self-call').srcObject = stream;
     deviceNotice($('device-status'), state.media);
     state.peerState = callControls($('call-controls'), state.media,
-      { nameOf: (p) => (p.startsWith('user:') ? 'The provider' : p.startsWith('visit:') ? 'The patient' : 'Another guest') });
+      { nameOf: (p) => t(p.startsWith('user:') ? 'guest.provider' : p.startsWith('visit:') ? 'guest.patient' : 'guest.otherGuest') });
   } catch (err) {
     console.warn('media unavailable', err);
   }
@@ -96,7 +121,7 @@ async function render() {
     state.joinedCall = '';
     $('remote').replaceChildren();
   }
-  $('lobby-title').textContent = `Waiting for ${state.invitedBy} to let you in`;
+  $('lobby-title').textContent = t('guest.waiting', { name: state.invitedBy });
   show('lobby');
 }
 
@@ -109,7 +134,7 @@ async function readChat() {
     const li = document.createElement('li');
     li.className = m.from === 'patient' ? 'from-patient' : 'from-provider';
     const who = document.createElement('strong');
-    who.textContent = `${m.from === 'guest' && m.senderName === state.guest.name ? 'You' : m.from === 'guest' ? `${m.senderName} (guest)` : m.senderName}: `;
+    who.textContent = `${m.from === 'guest' && m.senderName === state.guest.name ? t('chat.you') : m.from === 'guest' ? t('chat.guest', { name: m.senderName }) : m.senderName}: `;
     const text = document.createElement('span');
     text.textContent = m.text;
     li.append(who, text);
@@ -144,7 +169,7 @@ function over(text) {
 
 async function leave() {
   try { await api('POST', '/guest/leave', state.token); } catch (_) { /* already gone */ }
-  over('You left the call. You can close this page.');
+  over(t('guest.left'));
 }
 
 $('arrive-form').addEventListener('submit', arrive);
