@@ -13,10 +13,14 @@ type Metrics struct {
 	Packets      atomic.Int64
 	Bytes        atomic.Int64
 	PLIs         atomic.Int64
-	ICERestarts  atomic.Int64
-	SlowClosed   atomic.Int64
-	Replaced     atomic.Int64
-	Resumed      atomic.Int64
+	// KeyframeRequests are the PLIs and FIRs subscribers sent; PLIs the
+	// ones passed on to publishers (keyframeInterval apart at most).
+	KeyframeRequests atomic.Int64
+	VideoPauses      atomic.Int64
+	ICERestarts      atomic.Int64
+	SlowClosed       atomic.Int64
+	Replaced         atomic.Int64
+	Resumed          atomic.Int64
 }
 
 // ServeHTTP writes the counters in Prometheus text format.
@@ -30,7 +34,9 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 		{"handoff_media_participants", "gauge", "Signaling sessions connected.", m.Participants.Load()},
 		{"handoff_media_forwarded_packets_total", "counter", "RTP packets forwarded from publishers.", m.Packets.Load()},
 		{"handoff_media_forwarded_bytes_total", "counter", "RTP bytes forwarded from publishers.", m.Bytes.Load()},
-		{"handoff_media_pli_total", "counter", "Keyframe requests sent to publishers.", m.PLIs.Load()},
+		{"handoff_media_pli_total", "counter", "Keyframe requests sent to publishers (at most one per track per 500 ms).", m.PLIs.Load()},
+		{"handoff_media_video_pauses_total", "counter", "Times a subscriber's video was paused to keep its audio.", m.VideoPauses.Load()},
+		{"handoff_media_keyframe_requests_total", "counter", "Keyframe requests (PLI, FIR) received from subscribers.", m.KeyframeRequests.Load()},
 		{"handoff_media_ice_restarts_total", "counter", "ICE restarts (a participant's network changed).", m.ICERestarts.Load()},
 		{"handoff_media_slow_sessions_closed_total", "counter", "Signaling sessions closed because the client stopped reading.", m.SlowClosed.Load()},
 		{"handoff_media_sessions_resumed_total", "counter", "Signaling sessions resumed on a new socket (a changed network).", m.Resumed.Load()},

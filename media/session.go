@@ -45,10 +45,11 @@ type session struct {
 
 	// Guarded by sfu.mu.
 	muted, cameraOff bool // the participant's own switches, told to the others
+	videoPaused      bool // SetVideoPaused: this subscriber gets audio only
 	joined           string
 	pendingJoin      string // a join that came before its attach, held for JoinGrace
 	published        []*publishedTrack
-	senders          map[*publishedTrack]*webrtc.RTPSender
+	senders          map[*publishedTrack]*downSender
 
 	// trackMu keeps the PeerConnection's senders from changing while an
 	// answer is applied: pion starts the answer's senders outside its own
@@ -205,7 +206,7 @@ func (s *SFU) open(id string, ws *websocket.Conn) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess := &session{id: id, sfu: s, pc: pc, senders: map[*publishedTrack]*webrtc.RTPSender{},
+	sess := &session{id: id, sfu: s, pc: pc, senders: map[*publishedTrack]*downSender{},
 		conn: newSockConn(ws), resumeID: randomID(), done: make(chan struct{})}
 	go sess.writeLoop(sess.conn)
 	sess.send(message{Type: "welcome", Token: sess.resumeID})
@@ -295,11 +296,7 @@ func (sess *session) localCandidate(c webrtc.ICECandidateInit) {
 }
 
 func (sess *session) publish(remote *webrtc.TrackRemote) {
-	local, err := webrtc.NewTrackLocalStaticRTP(remote.Codec().RTPCodecCapability, remote.Kind().String()+"-"+sess.id, sess.id)
-	if err != nil {
-		return
-	}
-	t := &publishedTrack{owner: sess, remote: remote, local: local, keyframe: make(chan struct{}, 1)}
+	t := &publishedTrack{owner: sess, remote: remote, keyframe: make(chan struct{}, 1)}
 	s := sess.sfu
 	s.mu.Lock()
 	sess.published = append(sess.published, t)
@@ -638,6 +635,14 @@ func (sess *session) close() {
 	if s.sessions[sess.id] == sess {
 		delete(s.sessions, sess.id)
 	}
+	// Its down-tracks leave the publishers' lists: nothing more is
+	// forwarded to a closed session.
+	sess.trackMu.Lock()
+	for t, out := range sess.senders {
+		t.removeDown(out.down)
+		delete(sess.senders, t)
+	}
+	sess.trackMu.Unlock()
 	s.reconcileLocked()
 	s.mu.Unlock()
 	sess.cancelRestart()

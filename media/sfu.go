@@ -198,6 +198,29 @@ func (s *SFU) EndCall(_ context.Context, callID string) error {
 	return nil
 }
 
+// SetVideoPaused holds back (on) or lets through again the video that
+// subscriber receives, keeping its audio: what a subscriber whose link
+// cannot carry video gets. Video comes back at the next keyframe, which
+// the publishers are asked for. The subscriber's page is told either way.
+func (s *SFU) SetVideoPaused(subscriber string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess := s.sessions[subscriber]
+	if sess == nil || sess.videoPaused == on {
+		return
+	}
+	sess.videoPaused = on
+	for _, out := range sess.senders {
+		out.down.setPaused(on, &s.Metrics)
+	}
+	typ := "video_resumed"
+	if on {
+		typ = "video_paused"
+		s.Metrics.VideoPauses.Add(1)
+	}
+	sess.send(message{Type: typ})
+}
+
 // Members lists a call's attached participants.
 func (s *SFU) Members(callID string) ([]string, bool) {
 	s.mu.Lock()
@@ -235,9 +258,10 @@ func (s *SFU) reconcileLocked() {
 		}
 		changed := false
 		sess.trackMu.Lock()
-		for t, sender := range sess.senders {
+		for t, out := range sess.senders {
 			if !want[t] {
-				_ = sess.pc.RemoveTrack(sender)
+				t.removeDown(out.down)
+				_ = sess.pc.RemoveTrack(out.sender)
 				delete(sess.senders, t)
 				changed = true
 			}
@@ -246,12 +270,19 @@ func (s *SFU) reconcileLocked() {
 			if _, ok := sess.senders[t]; ok {
 				continue
 			}
-			sender, err := sess.pc.AddTrack(t.local)
+			down := newDownTrack(t, id)
+			if sess.videoPaused {
+				down.paused.Store(down.kind == webrtc.RTPCodecTypeVideo)
+			}
+			sender, err := sess.pc.AddTrack(down)
 			if err != nil {
 				continue
 			}
-			sess.senders[t] = sender
-			go s.readSenderRTCP(sender, t)
+			sess.senders[t] = &downSender{sender: sender, down: down}
+			t.addDown(down)
+			go s.readSenderRTCP(sender, down)
+			// A new subscriber's video starts at a keyframe (gated in
+			// downTrack.write): ask for one now.
 			t.requestKeyframe(&s.Metrics)
 			changed = true
 		}
@@ -263,9 +294,16 @@ func (s *SFU) reconcileLocked() {
 	s.Metrics.Participants.Store(int64(len(s.sessions)))
 }
 
-// readSenderRTCP drains a subscriber's RTCP (interceptors need it) and
-// passes its keyframe requests up to the publisher.
-func (s *SFU) readSenderRTCP(sender *webrtc.RTPSender, t *publishedTrack) {
+// downSender is a subscriber's sender of one published track.
+type downSender struct {
+	sender *webrtc.RTPSender
+	down   *downTrack
+}
+
+// readSenderRTCP drains a subscriber's RTCP (interceptors need it): its
+// keyframe requests go up to the publisher (throttled there), its receiver
+// reports to the down-track's figures.
+func (s *SFU) readSenderRTCP(sender *webrtc.RTPSender, d *downTrack) {
 	for {
 		pkts, _, err := sender.ReadRTCP()
 		if err != nil {
@@ -274,22 +312,62 @@ func (s *SFU) readSenderRTCP(sender *webrtc.RTPSender, t *publishedTrack) {
 		for _, p := range pkts {
 			switch p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				t.requestKeyframe(&s.Metrics)
+				s.Metrics.KeyframeRequests.Add(1)
+				d.source.requestKeyframe(&s.Metrics)
+			default:
+				d.report(p)
 			}
 		}
 	}
 }
 
-// publishedTrack is one track a participant sends, fed to every subscriber
-// through one local track.
+// keyframeInterval is the least time between two keyframe requests to one
+// publisher's track, however many subscribers ask (a PLI storm from one
+// misbehaving page, or many new subscribers at once): every keyframe costs
+// the publisher's uplink a burst. Requests meanwhile are merged into one
+// sent when the interval ends, so none is lost.
+const keyframeInterval = 500 * time.Millisecond
+
+// publishedTrack is one track a participant sends, fed to each subscriber
+// through its own down-track.
 type publishedTrack struct {
 	owner  *session
 	remote *webrtc.TrackRemote
-	local  *webrtc.TrackLocalStaticRTP
 	live   atomic.Bool
+	// downs are the subscribers' down-tracks: the forwarding goroutine
+	// reads the slice without a lock; changes replace it whole.
+	downs  atomic.Pointer[[]*downTrack]
+	downMu sync.Mutex
 	// keyframe wakes the track's RTCP writer: a request is made under
 	// sfu.mu, and a network write there could stall every call.
 	keyframe chan struct{}
+}
+
+func (t *publishedTrack) addDown(d *downTrack) {
+	t.downMu.Lock()
+	defer t.downMu.Unlock()
+	var next []*downTrack
+	if cur := t.downs.Load(); cur != nil {
+		next = append(next, *cur...)
+	}
+	next = append(next, d)
+	t.downs.Store(&next)
+}
+
+func (t *publishedTrack) removeDown(d *downTrack) {
+	t.downMu.Lock()
+	defer t.downMu.Unlock()
+	cur := t.downs.Load()
+	if cur == nil {
+		return
+	}
+	next := make([]*downTrack, 0, len(*cur))
+	for _, x := range *cur {
+		if x != d {
+			next = append(next, x)
+		}
+	}
+	t.downs.Store(&next)
 }
 
 func (t *publishedTrack) requestKeyframe(m *Metrics) {
@@ -298,30 +376,40 @@ func (t *publishedTrack) requestKeyframe(m *Metrics) {
 	}
 	select {
 	case t.keyframe <- struct{}{}:
-		m.PLIs.Add(1)
 	default: // one is already on its way
 	}
 }
 
-// writeKeyframeRequests sends the publisher a PLI per request until done.
-func (t *publishedTrack) writeKeyframeRequests(done <-chan struct{}) {
+// writeKeyframeRequests sends the publisher a PLI per request, at most one
+// per keyframeInterval, until done.
+func (t *publishedTrack) writeKeyframeRequests(done <-chan struct{}, m *Metrics) {
+	var last time.Time
 	for {
 		select {
 		case <-done:
 			return
 		case <-t.keyframe:
-			_ = t.owner.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.remote.SSRC())}})
 		}
+		if wait := keyframeInterval - time.Since(last); wait > 0 {
+			select {
+			case <-done:
+				return
+			case <-time.After(wait):
+			}
+		}
+		last = time.Now()
+		m.PLIs.Add(1)
+		_ = t.owner.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.remote.SSRC())}})
 	}
 }
 
-// forward copies the publisher's packets to its local track while the
-// publisher is bound into a call. One buffer and one packet are reused: no
-// allocation per packet.
+// forward copies the publisher's packets to its subscribers' down-tracks
+// while the publisher is bound into a call. One buffer and one packet are
+// reused: no allocation per packet.
 func (t *publishedTrack) forward(m *Metrics) {
 	stopped := make(chan struct{})
 	defer close(stopped)
-	go t.writeKeyframeRequests(stopped)
+	go t.writeKeyframeRequests(stopped, m)
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
 	for {
@@ -329,23 +417,26 @@ func (t *publishedTrack) forward(m *Metrics) {
 		if err != nil {
 			return
 		}
-		if t.live.Load() {
-			forwardPacket(buf[:n], &pkt, t.local, m)
+		if t.live.Load() && forwardPacket(buf[:n], &pkt, t.downs.Load(), m) {
+			t.requestKeyframe(m)
 		}
 	}
 }
 
-// forwardPacket sends one received packet to every subscriber of local.
-func forwardPacket(raw []byte, pkt *rtp.Packet, local *webrtc.TrackLocalStaticRTP, m *Metrics) {
-	if err := pkt.Unmarshal(raw); err != nil {
-		return
+// forwardPacket sends one received packet to each down-track; it reports
+// whether one of them waits for a keyframe.
+func forwardPacket(raw []byte, pkt *rtp.Packet, downs *[]*downTrack, m *Metrics) (wantKey bool) {
+	if downs == nil || pkt.Unmarshal(raw) != nil {
+		return false
 	}
 	// Header extension ids are negotiated per PeerConnection.
 	pkt.Extension, pkt.Extensions = false, pkt.Extensions[:0]
-	// A failed write reaches one subscriber only; the others go on.
-	_ = local.WriteRTP(pkt)
-	m.Packets.Add(1)
-	m.Bytes.Add(int64(len(raw)))
+	for _, d := range *downs {
+		if d.write(pkt, len(raw), m) {
+			wantKey = true
+		}
+	}
+	return wantKey
 }
 
 // nackHistory is how many sent packets per video stream the SFU keeps to

@@ -178,7 +178,12 @@ export class HandoffMedia {
       this.inCall = false;
       this.stopSending();
       this.onEvent(msg);
-    } else if (msg.type === 'replaced') {
+    } else if (msg.type === 'video_paused') {
+    el.textContent = say('media.videoPaused', 'Video paused to keep the sound clear.');
+    el.classList.remove('hidden');
+  } else if (msg.type === 'video_resumed') {
+    el.classList.add('hidden');
+  } else if (msg.type === 'replaced') {
       // This visit was opened again elsewhere: that page has the call now.
       this.closed = true;
       this.teardown();

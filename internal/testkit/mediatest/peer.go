@@ -53,9 +53,16 @@ type Peer struct {
 	lastAt    map[byte]time.Time
 	firstAt   map[string]time.Time // "tag/kind" → first packet
 	keyframes map[byte][]time.Time
-	lastSeq   map[uint32]uint16
-	gaps      int
-	keyframe  chan struct{}
+	// firstVideoKey: whether the first video packet from each sender
+	// started a keyframe (what a decoder needs to show anything).
+	firstVideoKey map[byte]bool
+	// The longest wait between two audio packets from each sender, since
+	// ResetAudioGaps.
+	lastAudioAt map[byte]time.Time
+	maxAudioGap map[byte]time.Duration
+	lastSeq     map[uint32]uint16
+	gaps        int
+	keyframe    chan struct{}
 
 	ifaces               *stdnet.Net
 	url, token, resumeID string
@@ -111,7 +118,7 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(cfg)
 	require.NoError(t, err)
 	p := &Peer{t: t, ID: id, Tag: tag, WS: ws, PC: pc, received: map[string]int{}, lastAt: map[byte]time.Time{}, firstAt: map[string]time.Time{},
-		keyframes: map[byte][]time.Time{}, lastSeq: map[uint32]uint16{}, keyframe: make(chan struct{}, 1),
+		keyframes: map[byte][]time.Time{}, firstVideoKey: map[byte]bool{}, lastAudioAt: map[byte]time.Time{}, maxAudioGap: map[byte]time.Duration{}, lastSeq: map[uint32]uint16{}, keyframe: make(chan struct{}, 1),
 		Errors: make(chan string, 10), Events: make(chan Message, 100), stop: make(chan struct{}),
 		url: url, token: sessionToken, resume: opts.Resume, ifaces: ifaces}
 	audio, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", id)
@@ -161,14 +168,27 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 			}
 			p.lastSeq[pkt.SSRC] = pkt.SequenceNumber
 			now := time.Now()
-			key := string([]byte{pkt.Payload[0]}) + "/" + remote.Kind().String()
+			tag, keyframe := pkt.Payload[0], false
+			if remote.Kind() == webrtc.RTPCodecTypeVideo && len(pkt.Payload) > 2 {
+				tag, keyframe = pkt.Payload[2], pkt.Payload[0]&vp8Start != 0 && pkt.Payload[1]&vp8Delta == 0
+			}
+			key := string([]byte{tag}) + "/" + remote.Kind().String()
 			if p.received[key] == 0 {
 				p.firstAt[key] = now
+				if remote.Kind() == webrtc.RTPCodecTypeVideo {
+					p.firstVideoKey[tag] = keyframe
+				}
 			}
 			p.received[key]++
-			p.lastAt[pkt.Payload[0]] = now
-			if len(pkt.Payload) > 1 && pkt.Payload[1] == keyframeMark {
-				p.keyframes[pkt.Payload[0]] = append(p.keyframes[pkt.Payload[0]], now)
+			p.lastAt[tag] = now
+			if remote.Kind() == webrtc.RTPCodecTypeAudio {
+				if last, ok := p.lastAudioAt[tag]; ok && now.Sub(last) > p.maxAudioGap[tag] {
+					p.maxAudioGap[tag] = now.Sub(last)
+				}
+				p.lastAudioAt[tag] = now
+			}
+			if keyframe {
+				p.keyframes[tag] = append(p.keyframes[tag], now)
 			}
 			p.mu.Unlock()
 		}
@@ -292,17 +312,21 @@ func (p *Peer) publish(audio, video *webrtc.TrackLocalStaticRTP, opts Options) {
 
 // Publish sends, every 20 ms until stop closes, one audio packet and video:
 // opts.VideoPacketsPerTick packets of opts.VideoPayloadBytes, or else one
-// small packet every third tick. The first payload byte is tag; a receive
-// on keyframe marks the next video as a keyframe (nil: never). Other pion
-// clients (the benchmark's floor peers) send the same load with it.
+// small packet every third tick. Audio's first payload byte is tag; video
+// is VP8 as the media node reads it (RFC 7741: a descriptor that starts a
+// frame, then the payload header whose P bit is 0 on keyframes) with tag
+// third. A receive on keyframe makes the next video frame a keyframe (nil:
+// never). Other pion clients (the benchmark's floor peers) send the same
+// load with it.
 func Publish(audio, video *webrtc.TrackLocalStaticRTP, tag byte, opts Options, stop, keyframe <-chan struct{}) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	var seq, vseq uint16
 	var ts uint32
 	payload := []byte{tag, 0x10, 0, 0, 0, 0, 0, 0}
-	big := make([]byte, max(opts.VideoPayloadBytes, 2))
-	big[0] = tag
+	small := []byte{vp8Start, vp8Delta, tag, 0, 0, 0, 0, 0}
+	big := make([]byte, max(opts.VideoPayloadBytes, 3))
+	big[0], big[2] = vp8Start, tag
 	for i := 0; ; i++ {
 		select {
 		case <-stop:
@@ -319,23 +343,27 @@ func Publish(audio, video *webrtc.TrackLocalStaticRTP, tag byte, opts Options, s
 		default:
 		}
 		if opts.VideoPacketsPerTick > 0 {
-			big[1] = 0x10
+			big[1] = vp8Delta
 			if key {
-				big[1] = keyframeMark
+				big[1] = 0
 			}
 			for j := 0; j < opts.VideoPacketsPerTick; j++ {
+				if j == 1 {
+					big[0] = 0 // the frame's later packets: no start bit
+				}
 				vseq++
 				_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: vseq, Timestamp: ts * 2, Marker: j == opts.VideoPacketsPerTick-1}, Payload: big})
 			}
+			big[0] = vp8Start
 			continue
 		}
 		if i%3 == 0 || key {
-			payload[1] = 0x10
+			small[1] = vp8Delta
 			if key {
-				payload[1] = keyframeMark
+				small[1] = 0
 			}
 			vseq++
-			_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: vseq, Timestamp: ts * 2, Marker: true}, Payload: payload})
+			_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: vseq, Timestamp: ts * 2, Marker: true}, Payload: small})
 		}
 	}
 }
@@ -404,8 +432,37 @@ func (p *Peer) NoErrors(t *testing.T) {
 	}
 }
 
-// keyframeMark in the second payload byte marks a keyframe.
-const keyframeMark = 0xAA
+// A VP8 payload descriptor with S set (a frame's first packet, partition
+// 0), and the payload header's P bit (set on a delta frame).
+const (
+	vp8Start = 0x10
+	vp8Delta = 0x01
+)
+
+// FirstVideoWasKeyframe tells whether the first video packet received from
+// the sender tagged from started a keyframe (false, false: none yet).
+func (p *Peer) FirstVideoWasKeyframe(from byte) (key, seen bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key, seen = p.firstVideoKey[from]
+	return key, seen
+}
+
+// MaxAudioGap is the longest wait between two audio packets from the
+// sender tagged from since ResetAudioGaps (what a listener hears as a gap).
+func (p *Peer) MaxAudioGap(from byte) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.maxAudioGap[from]
+}
+
+// ResetAudioGaps starts measuring audio gaps afresh.
+func (p *Peer) ResetAudioGaps() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	clear(p.maxAudioGap)
+	clear(p.lastAudioAt)
+}
 
 // KeyframesFrom lists when keyframes from the sender tagged from arrived.
 func (p *Peer) KeyframesFrom(from byte) []time.Time {

@@ -1,0 +1,113 @@
+package media
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff-telehealth/handoff/internal/testkit/mediatest"
+)
+
+// Whoever starts receiving a publisher's video (an admit, a second provider
+// joining, the receiving call of a transfer) decodes from a keyframe: the
+// first video packet they get from each publisher starts one. Their
+// sequence numbers have no gap where the node held packets back.
+func TestNewSubscribersStartAtAKeyframe(t *testing.T) {
+	n := newNode(t)
+	doctor, patient := n.connect(t, "user:lee", 'D'), n.connect(t, "visit:1", 'P')
+	admit(t, n, "call-1", doctor, patient)
+	doctor.ReceivesFrom(t, patient)
+	patient.ReceivesFrom(t, doctor)
+	time.Sleep(500 * time.Millisecond) // the publishers send delta frames for a while
+	late := n.connect(t, "user:patel", 'T')
+	admit(t, n, "call-1", late)
+	late.ReceivesFrom(t, doctor, patient)
+	for _, c := range []struct {
+		p    *mediatest.Peer
+		from []byte
+	}{{doctor, []byte{'P', 'T'}}, {patient, []byte{'D', 'T'}}, {late, []byte{'D', 'P'}}} {
+		for _, from := range c.from {
+			require.Eventually(t, func() bool { _, seen := c.p.FirstVideoWasKeyframe(from); return seen }, 5*time.Second, 20*time.Millisecond)
+			key, _ := c.p.FirstVideoWasKeyframe(from)
+			require.True(t, key, "%s's first video from %c starts a keyframe", c.p.ID, from)
+		}
+		require.Zero(t, c.p.SequenceGaps(), "%s: no sequence gaps", c.p.ID)
+		c.p.NoErrors(t)
+	}
+}
+
+// A subscriber that floods the node with keyframe requests (100 a second)
+// gets the publisher asked at most once per keyframeInterval.
+func TestAPLIStormReachesThePublisherThrottled(t *testing.T) {
+	n := newNode(t)
+	doctor, patient := n.connect(t, "user:lee", 'D'), n.connect(t, "visit:1", 'P')
+	admit(t, n, "call-1", doctor, patient)
+	patient.ReceivesFrom(t, doctor)
+	var ssrc uint32
+	for _, r := range patient.PC.GetReceivers() {
+		if tr := r.Track(); tr != nil && tr.Kind() == webrtc.RTPCodecTypeVideo {
+			ssrc = uint32(tr.SSRC())
+		}
+	}
+	require.NotZero(t, ssrc)
+	before := doctor.PLIs.Load()
+	const storm = 3 * time.Second
+	end := time.Now().Add(storm)
+	sent := 0
+	for time.Now().Before(end) {
+		require.NoError(t, patient.PC.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}))
+		sent++
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	got := doctor.PLIs.Load() - before
+	t.Logf("%d keyframe requests from the subscriber in %s (%d reached the node); the publisher was asked %d times", sent, storm, n.sfu.Metrics.KeyframeRequests.Load(), got)
+	require.Greater(t, sent, 200)
+	require.Positive(t, got, "keyframe requests still get through")
+	require.LessOrEqual(t, got, int64(storm/(500*time.Millisecond))+2, "at most one per 500 ms")
+}
+
+// Audio first: a subscriber whose video is paused keeps receiving audio
+// without a gap while video stops; resumed, video comes back from a
+// keyframe, with no gap in its sequence numbers.
+func TestPausedVideoKeepsTheAudioAndResumesAtAKeyframe(t *testing.T) {
+	n := newNode(t)
+	doctor, patient := n.connect(t, "user:lee", 'D'), n.connect(t, "visit:1", 'P')
+	admit(t, n, "call-1", doctor, patient)
+	patient.ReceivesFrom(t, doctor)
+
+	n.sfu.SetVideoPaused(patient.ID, true)
+	time.Sleep(200 * time.Millisecond)
+	patient.ResetAudioGaps()
+	video, audio := patient.Count('D', "video"), patient.Count('D', "audio")
+	time.Sleep(time.Second)
+	require.Equal(t, video, patient.Count('D', "video"), "no video while paused")
+	require.Greater(t, patient.Count('D', "audio"), audio+30, "audio goes on")
+	require.Less(t, patient.MaxAudioGap('D'), 200*time.Millisecond, "without a gap")
+	require.Greater(t, doctor.Count('P', "video"), 0, "the other way is not paused")
+	require.Eventually(t, func() bool { return hasEvent(patient, "video_paused") }, 2*time.Second, 20*time.Millisecond, "the page is told")
+
+	keys := len(patient.KeyframesFrom('D'))
+	n.sfu.SetVideoPaused(patient.ID, false)
+	require.Eventually(t, func() bool { return patient.Count('D', "video") > video }, 3*time.Second, 20*time.Millisecond, "video comes back")
+	require.Greater(t, len(patient.KeyframesFrom('D')), keys, "from a keyframe")
+	require.Zero(t, patient.SequenceGaps(), "no sequence gap where video was held back")
+	patient.NoErrors(t)
+}
+
+// hasEvent tells whether the peer's page was sent a message of type typ.
+func hasEvent(p *mediatest.Peer, typ string) bool {
+	for {
+		select {
+		case m := <-p.Events:
+			if m.Type == typ {
+				return true
+			}
+		default:
+			return false
+		}
+	}
+}
