@@ -299,6 +299,20 @@ func TestMuteAndCameraStateReachTheCall(t *testing.T) {
 	for _, p := range []*mediatest.Peer{pat, late} {
 		waitState(t, p, "user:lee", false, true)
 	}
+	// A page that measures a poor connection says so; the others are told.
+	pat.Send(mediatest.Message{Type: "state", Muted: &no, CameraOff: &no, Poor: &yes})
+	require.Eventually(t, func() bool {
+		for {
+			select {
+			case m := <-lee.Events:
+				if m.Type == "peer_state" && m.Participant == "visit:p" && m.Poor != nil && *m.Poor {
+					return true
+				}
+			default:
+				return false
+			}
+		}
+	}, 5*time.Second, 20*time.Millisecond, "Dr. Lee hears the patient's connection is poor")
 drain:
 	for {
 		select {

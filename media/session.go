@@ -27,6 +27,9 @@ type message struct {
 	// switches ("state"), relayed to the others in its call ("peer_state").
 	Muted     *bool `json:"muted,omitempty"`
 	CameraOff *bool `json:"cameraOff,omitempty"`
+	// Poor: the participant's page measures a poor connection (optional
+	// in "state"); the others are told, so they know why it stutters.
+	Poor *bool `json:"poor,omitempty"`
 }
 
 // session is one participant's signaling session and PeerConnection.
@@ -45,6 +48,7 @@ type session struct {
 
 	// Guarded by sfu.mu.
 	muted, cameraOff bool // the participant's own switches, told to the others
+	poor             bool // its page measures a poor connection, told to the others
 	videoPaused      bool // SetVideoPaused: this subscriber gets audio only
 	joined           string
 	pendingJoin      string // a join that came before its attach, held for JoinGrace
@@ -394,7 +398,7 @@ func (sess *session) handle(m message) error {
 	case "state":
 		s := sess.sfu
 		s.mu.Lock()
-		sess.muted, sess.cameraOff = *m.Muted, *m.CameraOff
+		sess.muted, sess.cameraOff, sess.poor = *m.Muted, *m.CameraOff, m.Poor != nil && *m.Poor
 		sess.tellCallLocked()
 		s.mu.Unlock()
 		return nil
@@ -464,8 +468,8 @@ func (sess *session) bindLocked(callID string) {
 
 // stateMessage tells the others of the participant's switches.
 func (sess *session) stateMessage() message {
-	muted, off := sess.muted, sess.cameraOff
-	return message{Type: "peer_state", Participant: sess.id, Muted: &muted, CameraOff: &off}
+	muted, off, poor := sess.muted, sess.cameraOff, sess.poor
+	return message{Type: "peer_state", Participant: sess.id, Muted: &muted, CameraOff: &off, Poor: &poor}
 }
 
 // tellCallLocked sends the participant's switches to the others in its call.

@@ -22,6 +22,7 @@ export function lab() {
   const prefix = 'he' + randomBytes(3).toString('hex');
   const made = [];
   let links = 0;
+  const routerSide = new Map(); // host namespace → the router's interface toward it
   const inNs = (ns, ...args) => sh('ip', 'netns', 'exec', ns, ...args);
   const namespace = (name) => {
     const ns = `${prefix}-${name}`;
@@ -55,6 +56,7 @@ export function lab() {
       inNs(ns, 'ip', 'route', 'add', 'default', 'via', `${subnet}.254`);
       inNs(router, 'ip', 'addr', 'add', `${subnet}.254/24`, 'dev', routerIf);
       inNs(router, 'ip', 'link', 'set', routerIf, 'up');
+      routerSide.set(ns, routerIf);
       return ns;
     },
     // hostBehindNAT: a host on a private subnet behind the router's NAT
@@ -76,6 +78,15 @@ export function lab() {
         inNs(ns, 'iptables', '-A', 'OUTPUT', '-p', proto, '-d', ip, '--dport', port, '-j', 'ACCEPT');
       }
       inNs(ns, 'iptables', '-A', 'OUTPUT', '-j', 'DROP');
+    },
+    // lossyDownlink drops at random the share p of the UDP that the router
+    // sends on to ns (iptables' statistic match: this machine's kernel has
+    // no tc netem); clearDownlink takes the rule out again.
+    lossyDownlink(ns, p) {
+      inNs(router, 'iptables', '-I', 'FORWARD', '-o', routerSide.get(ns), '-p', 'udp', '-m', 'statistic', '--mode', 'random', '--probability', String(p), '-j', 'DROP');
+    },
+    clearDownlink(ns, p) {
+      inNs(router, 'iptables', '-D', 'FORWARD', '-o', routerSide.get(ns), '-p', 'udp', '-m', 'statistic', '--mode', 'random', '--probability', String(p), '-j', 'DROP');
     },
     // dropUDP: a network that lets no UDP in or out.
     dropUDP(ns) {

@@ -72,3 +72,25 @@ test("the patient's address changes mid-call: the page resumes its media session
   assert.equal(await patient.evaluate(() => window.handoff.media.reconnects), 0, 'no new session either');
   await patient.getByText('In your visit with Dr. Maya Lee').waitFor();
 });
+
+// The patient's downlink turns bad (40% of what reaches the home lost): the
+// patient's page measures it and says so, and Dr. Lee reads that the
+// patient's connection is poor; once it recovers, the notice goes.
+test("a patient on a bad link: the provider is told the patient's connection is poor", async () => {
+  const patient = await site.person('patient-poor', { netns: net.home });
+  const provider = await site.person('dr-lee-poor', { netns: net.clinic });
+  await checkIn(patient, site.base, 'dr-lee', 'Ola Weak');
+  await login(provider, site.base, 'dr.lee@riverside.example');
+  await admit(provider, 'Ola Weak');
+  await patient.getByText('In your visit with Dr. Maya Lee').waitFor();
+  await hears(provider, 'the provider');
+  try {
+    net.lossyDownlink(net.home, 0.4);
+    await patient.locator('.call-quality[data-level="poor"]').waitFor({ timeout: 30000 });
+    await provider.getByText("Ola Weak's connection is poor: sound or video may break up.").waitFor({ timeout: 15000 });
+    await provider.shot('patient-connection-poor');
+  } finally {
+    net.clearDownlink(net.home, 0.4);
+  }
+  await provider.getByText("Ola Weak's connection is poor").waitFor({ state: 'detached', timeout: 30000 });
+});

@@ -221,7 +221,7 @@ export class HandoffMedia {
     this.sendState();
   }
 
-  sendState() { this.send({ type: 'state', muted: Boolean(this.muted), cameraOff: Boolean(this.cameraOff) }); }
+  sendState() { this.send({ type: 'state', muted: Boolean(this.muted), cameraOff: Boolean(this.cameraOff), poor: Boolean(this.poor) }); }
 
   // useDevice switches the camera or microphone (kind 'videoinput' or
   // 'audioinput') to deviceId mid-call, keeping its on/off switch.
@@ -519,6 +519,7 @@ export function callControls(root, media, { share = false, nameOf = () => 'Someo
       const name = nameOf(who);
       if (st.muted) lines.push(say('peer.muted', '{name} has muted their microphone.', { name }));
       if (st.cameraOff) lines.push(say('peer.cameraOff', "{name}'s camera is off.", { name }));
+      if (st.poor) lines.push(say('peer.poor', "{name}'s connection is poor: sound or video may break up.", { name }));
     }
     others.textContent = lines.join(' ');
   };
@@ -528,12 +529,13 @@ export function callControls(root, media, { share = false, nameOf = () => 'Someo
     const q = await media.quality().catch(() => null);
     if (!q || !media.inCall) { quality.textContent = ''; return; }
     quality.dataset.level = q.level;
+    if ((q.level === 'poor') !== Boolean(media.poor)) { media.poor = q.level === 'poor'; media.sendState(); } // the others are told
     quality.textContent = say('controls.quality', 'Connection: {level} (round trip {rtt} ms, loss {loss}%, {kbps} kbit/s)',
       { level: say(`quality.${q.level}`, q.level), rtt: q.rttMs, loss: q.lossPct, kbps: q.kbps });
   }, 2000);
   return (msg) => {
     if (msg.type !== 'peer_state') return;
-    states.set(msg.participant, { muted: msg.muted, cameraOff: msg.cameraOff });
+    states.set(msg.participant, { muted: msg.muted, cameraOff: msg.cameraOff, poor: Boolean(msg.poor) });
     showOthers();
   };
 }

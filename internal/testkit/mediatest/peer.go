@@ -31,6 +31,7 @@ type Message struct {
 	Message     string                   `json:"message,omitempty"`
 	Muted       *bool                    `json:"muted,omitempty"`
 	CameraOff   *bool                    `json:"cameraOff,omitempty"`
+	Poor        *bool                    `json:"poor,omitempty"`
 }
 
 // peer is a pion client: it publishes tagged audio and video (the first
