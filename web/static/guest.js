@@ -4,7 +4,8 @@
 // chat, nothing else of the clinic; the page asks every 2 s.
 import { api } from '/api.js';
 import { HandoffMedia, showVideo, mediaStatus, deviceNotice, callControls, useTexts } from '/media.js';
-import { t, load, languages, choose, lang } from '/i18n.js';
+import { t, setupLanguage as chooseLanguage } from '/i18n.js';
+import { chatLine as showLine, sendChat as send } from '/chat.js';
 
 const $ = (id) => document.getElementById(id);
 const POLL = 2000;
@@ -22,17 +23,7 @@ const ending = (err) => (endings[err.code] ? t(endings[err.code]) : err.message)
 
 async function setupLanguage() {
   useTexts(t);
-  const available = await languages();
-  await load(choose(available));
-  const sel = $('lang');
-  sel.replaceChildren(...Object.entries(available).map(([code, name]) => {
-    const o = document.createElement('option');
-    o.value = code; o.textContent = name; o.lang = code; o.selected = code === lang;
-    return o;
-  }));
-  sel.addEventListener('change', async () => {
-    localStorage.setItem('handoff:lang', sel.value);
-    await load(sel.value);
+  await chooseLanguage($('lang'), () => {
     if (state.invitedBy) { $('invited-by').textContent = t('guest.invitedBy', { name: state.invitedBy }); $('lobby-title').textContent = t('guest.waiting', { name: state.invitedBy }); }
   });
 }
@@ -131,27 +122,13 @@ async function readChat() {
     const key = m.sendId || String(m.id);
     if (state.shown.has(key)) continue;
     state.shown.add(key);
-    const li = document.createElement('li');
-    li.className = m.from === 'patient' ? 'from-patient' : 'from-provider';
-    const who = document.createElement('strong');
-    who.textContent = `${m.from === 'guest' && m.senderName === state.guest.name ? t('chat.you') : m.from === 'guest' ? t('chat.guest', { name: m.senderName }) : m.senderName}: `;
-    const text = document.createElement('span');
-    text.textContent = m.text;
-    li.append(who, text);
-    $('chat-log').append(li);
+    showLine($('chat-log'), m, (x) => x.from === 'guest' && x.senderName === state.guest.name);
   }
 }
 
 async function sendChat(e) {
   e.preventDefault();
-  $('chat-error').textContent = '';
-  try {
-    await api('POST', '/guest/messages', state.token, { text: $('chat-text').value });
-    $('chat-text').value = '';
-    await readChat();
-  } catch (err) {
-    $('chat-error').textContent = err.message;
-  }
+  if (await send('/guest/messages', state.token)) await readChat();
 }
 
 // over ends the page: the guest's place ended (removed, left, the call

@@ -43,3 +43,24 @@ export function apply(root = document) {
   for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
   for (const el of root.querySelectorAll('[data-i18n-label]')) el.setAttribute('aria-label', t(el.dataset.i18nLabel));
 }
+
+// setupLanguage loads the person's language, offers the others in select
+// sel, and on a change loads that one and calls changed (for the texts a
+// page set from code).
+export async function setupLanguage(sel, changed) {
+  const available = await languages();
+  await load(choose(available));
+  sel.replaceChildren(...Object.entries(available).map(([code, name]) => {
+    const o = document.createElement('option');
+    o.value = code;
+    o.textContent = name;
+    o.lang = code;
+    o.selected = code === lang;
+    return o;
+  }));
+  sel.addEventListener('change', async () => {
+    localStorage.setItem('handoff:lang', sel.value);
+    await load(sel.value);
+    changed();
+  });
+}

@@ -1,6 +1,7 @@
 import { api, events, since } from '/api.js';
 import { HandoffMedia, showVideo, mediaStatus, deviceNotice, callControls, useTexts } from '/media.js';
-import { t, load, languages, choose, lang } from '/i18n.js';
+import { t, lang, setupLanguage as chooseLanguage } from '/i18n.js';
+import { chatLine as showLine, sendChat as send } from '/chat.js';
 
 const $ = (id) => document.getElementById(id);
 const slug = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] || '');
@@ -41,20 +42,7 @@ function saved() {
 // setupLanguage loads the person's language and offers the others.
 async function setupLanguage() {
   useTexts(t);
-  const available = await languages();
-  await load(choose(available));
-  const sel = $('lang');
-  sel.replaceChildren(...Object.entries(available).map(([code, name]) => {
-    const o = document.createElement('option');
-    o.value = code;
-    o.textContent = name;
-    o.lang = code;
-    o.selected = code === lang;
-    return o;
-  }));
-  sel.addEventListener('change', async () => {
-    localStorage.setItem('handoff:lang', sel.value);
-    await load(sel.value);
+  await chooseLanguage($('lang'), () => {
     if (state.roomName) $('checkin-title').textContent = t('checkin.title', { room: state.roomName });
     if (state.visit) renderVisit();
   });
@@ -233,25 +221,12 @@ const shownMessages = new Set();
 function chatLine(m) {
   if (shownMessages.has(m.id)) return; // the list and the stream may both bring it
   shownMessages.add(m.id);
-  const li = document.createElement('li');
-  li.className = m.from === 'patient' ? 'from-patient' : 'from-provider';
-  const who = document.createElement('strong');
-  who.textContent = `${m.from === 'patient' ? t('chat.you') : m.from === 'guest' ? t('chat.guest', { name: m.senderName }) : m.senderName}: `;
-  const text = document.createElement('span');
-  text.textContent = m.text;
-  li.append(who, text);
-  $('chat-log').append(li);
+  showLine($('chat-log'), m, (x) => x.from === 'patient');
 }
 
 async function sendChat(e) {
   e.preventDefault();
-  $('chat-error').textContent = '';
-  try {
-    await api('POST', `/visits/${state.visit.id}/messages`, state.token, { text: $('chat-text').value });
-    $('chat-text').value = ''; // the line comes back as an event
-  } catch (err) {
-    $('chat-error').textContent = err.message;
-  }
+  await send(`/visits/${state.visit.id}/messages`, state.token); // the line comes back as an event
 }
 
 async function enter() {
