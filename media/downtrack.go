@@ -50,8 +50,9 @@ type downTrack struct {
 type downStats struct {
 	fractionLost atomic.Uint32 // of 256, from the last report
 	jitter       atomic.Uint32 // in RTP clock units
-	packets      atomic.Int64  // forwarded
-	held         atomic.Int64  // held back by gating or a pause
+	reported     atomic.Bool
+	packets      atomic.Int64 // forwarded
+	held         atomic.Int64 // held back by gating or a pause
 }
 
 func newDownTrack(source *publishedTrack, subscriber string) *downTrack {
@@ -180,6 +181,7 @@ func (d *downTrack) report(p rtcp.Packet) {
 		if r.SSRC == uint32(d.ssrc) {
 			d.stats.fractionLost.Store(uint32(r.FractionLost))
 			d.stats.jitter.Store(r.Jitter)
+			d.stats.reported.Store(true)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -110,4 +111,30 @@ func hasEvent(p *mediatest.Peer, typ string) bool {
 			return false
 		}
 	}
+}
+
+// The node classes the streams it sends by what their subscribers report:
+// a subscriber reporting 25 % loss on the doctor's video makes one poor
+// stream in the metrics, named by class, never by participant.
+func TestSubscribersReportsShowInTheMetrics(t *testing.T) {
+	n := newNode(t)
+	doctor, patient := n.connect(t, "user:lee", 'D'), n.connect(t, "visit:1", 'P')
+	admit(t, n, "call-1", doctor, patient)
+	patient.ReceivesFrom(t, doctor)
+	var ssrc uint32
+	for _, r := range patient.PC.GetReceivers() {
+		if tr := r.Track(); tr != nil && tr.Kind() == webrtc.RTPCodecTypeVideo {
+			ssrc = uint32(tr.SSRC())
+		}
+	}
+	require.NotZero(t, ssrc)
+	require.NoError(t, patient.PC.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverReport{SSRC: 1, Reports: []rtcp.ReceptionReport{{SSRC: ssrc, FractionLost: 64, Jitter: 900}}}}))
+	require.Eventually(t, func() bool { return n.sfu.downQuality().Poor == 1 }, 5*time.Second, 20*time.Millisecond)
+	q := n.sfu.downQuality()
+	require.InDelta(t, 0.01, q.MaxJitter, 0.0001, "900 units of a 90 kHz clock")
+	require.Equal(t, 3, q.Unreported, "the three other streams have no report yet")
+	rec := httptest.NewRecorder()
+	n.sfu.Metrics.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	require.Contains(t, rec.Body.String(), `handoff_media_down_streams{quality="poor"} 1`)
+	require.NotContains(t, rec.Body.String(), "visit:1")
 }

@@ -16,11 +16,37 @@ type Metrics struct {
 	// KeyframeRequests are the PLIs and FIRs subscribers sent; PLIs the
 	// ones passed on to publishers (keyframeInterval apart at most).
 	KeyframeRequests atomic.Int64
-	VideoPauses      atomic.Int64
 	ICERestarts      atomic.Int64
 	SlowClosed       atomic.Int64
 	Replaced         atomic.Int64
 	Resumed          atomic.Int64
+	VideoPauses      atomic.Int64
+
+	// quality reads the subscribers' receiver reports at each scrape (set
+	// by the SFU).
+	quality func() DownQuality
+}
+
+// DownQuality sorts the streams the node sends to subscribers by what
+// their receiver reports say (loss and jitter): labels name a class,
+// never a participant.
+type DownQuality struct {
+	Good, Fair, Poor, Unreported int
+	// MaxJitter is the worst jitter reported, in seconds.
+	MaxJitter float64
+}
+
+// qualityOf classes one stream: good under 2 % loss and 30 ms jitter,
+// poor from 10 % or 100 ms (the page calls its own connection poor from
+// 10 % loss or a 600 ms round trip).
+func qualityOf(lossPct, jitterSec float64) string {
+	switch {
+	case lossPct >= 10 || jitterSec >= 0.1:
+		return "poor"
+	case lossPct >= 2 || jitterSec >= 0.03:
+		return "fair"
+	}
+	return "good"
 }
 
 // ServeHTTP writes the counters in Prometheus text format.
@@ -44,4 +70,16 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	} {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", c.name, c.help, c.name, c.kind, c.name, c.v)
 	}
+	if m.quality == nil {
+		return
+	}
+	q := m.quality()
+	fmt.Fprintf(w, "# HELP handoff_media_down_streams Streams sent to subscribers, by the quality their receiver reports say.\n# TYPE handoff_media_down_streams gauge\n")
+	for _, c := range []struct {
+		class string
+		n     int
+	}{{"good", q.Good}, {"fair", q.Fair}, {"poor", q.Poor}, {"unreported", q.Unreported}} {
+		fmt.Fprintf(w, "handoff_media_down_streams{quality=%q} %d\n", c.class, c.n)
+	}
+	fmt.Fprintf(w, "# HELP handoff_media_down_jitter_max_seconds The worst jitter a subscriber reports.\n# TYPE handoff_media_down_jitter_max_seconds gauge\nhandoff_media_down_jitter_max_seconds %g\n", q.MaxJitter)
 }

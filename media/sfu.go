@@ -71,7 +71,7 @@ func NewSFUWith(secret string, opts Options) (*SFU, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SFU{
+	s := &SFU{
 		tokens:    NewTokens(secret),
 		api:       webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)),
 		listeners: listeners,
@@ -79,7 +79,9 @@ func NewSFUWith(secret string, opts Options) (*SFU, error) {
 		joinGrace: orDefault(opts.JoinGrace, 5*time.Second),
 		calls:     map[string]*call{},
 		sessions:  map[string]*session{},
-	}, nil
+	}
+	s.Metrics.quality = s.downQuality
+	return s, nil
 }
 
 // Close releases the node's ICE ports (after Shutdown).
@@ -219,6 +221,34 @@ func (s *SFU) SetVideoPaused(subscriber string, on bool) {
 		s.Metrics.VideoPauses.Add(1)
 	}
 	sess.send(message{Type: typ})
+}
+
+// downQuality classes every stream sent to a subscriber by its last
+// receiver report (Metrics' handoff_media_down_streams).
+func (s *SFU) downQuality() DownQuality {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var q DownQuality
+	for _, sess := range s.sessions {
+		for _, out := range sess.senders {
+			st := &out.down.stats
+			if !st.reported.Load() {
+				q.Unreported++
+				continue
+			}
+			jitter := float64(st.jitter.Load()) / float64(max(out.down.codec.ClockRate, 1))
+			q.MaxJitter = max(q.MaxJitter, jitter)
+			switch qualityOf(float64(st.fractionLost.Load())*100/256, jitter) {
+			case "good":
+				q.Good++
+			case "fair":
+				q.Fair++
+			default:
+				q.Poor++
+			}
+		}
+	}
+	return q
 }
 
 // Members lists a call's attached participants.
