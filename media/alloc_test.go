@@ -2,6 +2,7 @@ package media
 
 import (
 	"testing"
+	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
@@ -39,6 +40,7 @@ func TestForwardingStepDoesNotAllocate(t *testing.T) {
 		d := &downTrack{kind: webrtc.RTPCodecTypeVideo, codec: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}}
 		_, err := d.Bind(discardContext{ws: sink})
 		require.NoError(t, err)
+		d.boundAt = time.Now().Add(-bindSettle) // past its settling moment
 		downs = append(downs, d)
 	}
 	payload := make([]byte, 1200)

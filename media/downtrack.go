@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -29,6 +30,7 @@ type downTrack struct {
 
 	mu          sync.Mutex // the forwarding goroutine and Bind/Unbind
 	bound       bool
+	boundAt     time.Time
 	ssrc        webrtc.SSRC
 	payloadType webrtc.PayloadType
 	writer      webrtc.TrackLocalWriter
@@ -45,6 +47,9 @@ type downTrack struct {
 	// What the subscriber's receiver reports say of this stream.
 	stats downStats
 }
+
+// bindSettle is how long after its binding a down-track starts forwarding.
+const bindSettle = 100 * time.Millisecond
 
 // downStats are a subscriber's receiver-report figures for one stream.
 type downStats struct {
@@ -77,7 +82,7 @@ func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.bound, d.ssrc, d.payloadType, d.writer = true, ctx.SSRC(), codec.PayloadType, ctx.WriteStream()
+	d.bound, d.ssrc, d.payloadType, d.writer, d.boundAt = true, ctx.SSRC(), codec.PayloadType, ctx.WriteStream(), time.Now()
 	return codec, nil
 }
 
@@ -136,12 +141,16 @@ func (d *downTrack) write(pkt *rtp.Packet, size int, m *Metrics) (wantKey bool) 
 		d.hold()
 		return false
 	}
-	if d.needKey {
-		if !startsKeyframe(d.codec.MimeType, pkt.Payload) {
-			d.hold()
-			return true
-		}
-		d.needKey = false
+	// The subscriber's receiver may still be starting the stream it just
+	// answered for: what comes in the first moments can be lost there, and
+	// a lost first keyframe leaves nothing to decode. Start a little later.
+	if !d.started && time.Since(d.boundAt) < bindSettle {
+		d.hold()
+		return false
+	}
+	if d.needKey && !startsKeyframe(d.codec.MimeType, pkt.Payload) {
+		d.hold()
+		return true
 	}
 	if !d.started {
 		d.started, d.seqOffset = true, pkt.SequenceNumber-d.lastOut-1
@@ -155,12 +164,17 @@ func (d *downTrack) write(pkt *rtp.Packet, size int, m *Metrics) (wantKey bool) 
 	if int16(d.header.SequenceNumber-d.lastOut) > 0 {
 		d.lastOut = d.header.SequenceNumber
 	}
-	// A failed write reaches this subscriber only; the others go on.
-	if _, err := d.writer.WriteRTP(&d.header, pkt.Payload); err == nil {
-		d.stats.packets.Add(1)
-		m.Packets.Add(1)
-		m.Bytes.Add(int64(size))
+	// A failed write reaches this subscriber only; the others go on. A
+	// keyframe that did not go out (a sender not started yet) is waited
+	// for again.
+	if _, err := d.writer.WriteRTP(&d.header, pkt.Payload); err != nil {
+		d.resync = true
+		return d.needKey
 	}
+	d.needKey = false
+	d.stats.packets.Add(1)
+	m.Packets.Add(1)
+	m.Bytes.Add(int64(size))
 	return false
 }
 
