@@ -47,13 +47,7 @@ func TestAPLIStormReachesThePublisherThrottled(t *testing.T) {
 	doctor, patient := n.connect(t, "user:lee", 'D'), n.connect(t, "visit:1", 'P')
 	admit(t, n, "call-1", doctor, patient)
 	patient.ReceivesFrom(t, doctor)
-	var ssrc uint32
-	for _, r := range patient.PC.GetReceivers() {
-		if tr := r.Track(); tr != nil && tr.Kind() == webrtc.RTPCodecTypeVideo {
-			ssrc = uint32(tr.SSRC())
-		}
-	}
-	require.NotZero(t, ssrc)
+	ssrc := videoSSRC(t, patient)
 	before := doctor.PLIs.Load()
 	const storm = 3 * time.Second
 	end := time.Now().Add(storm)
@@ -121,13 +115,7 @@ func TestSubscribersReportsShowInTheMetrics(t *testing.T) {
 	doctor, patient := n.connect(t, "user:lee", 'D'), n.connect(t, "visit:1", 'P')
 	admit(t, n, "call-1", doctor, patient)
 	patient.ReceivesFrom(t, doctor)
-	var ssrc uint32
-	for _, r := range patient.PC.GetReceivers() {
-		if tr := r.Track(); tr != nil && tr.Kind() == webrtc.RTPCodecTypeVideo {
-			ssrc = uint32(tr.SSRC())
-		}
-	}
-	require.NotZero(t, ssrc)
+	ssrc := videoSSRC(t, patient)
 	require.NoError(t, patient.PC.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverReport{SSRC: 1, Reports: []rtcp.ReceptionReport{{SSRC: ssrc, FractionLost: 64, Jitter: 900}}}}))
 	require.Eventually(t, func() bool { return n.sfu.downQuality().Poor == 1 }, 5*time.Second, 20*time.Millisecond)
 	q := n.sfu.downQuality()
@@ -137,4 +125,15 @@ func TestSubscribersReportsShowInTheMetrics(t *testing.T) {
 	n.sfu.Metrics.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	require.Contains(t, rec.Body.String(), `handoff_media_down_streams{quality="poor"} 1`)
 	require.NotContains(t, rec.Body.String(), "visit:1")
+}
+
+// videoSSRC is the SSRC of the video p receives (one sender).
+func videoSSRC(t *testing.T, p *mediatest.Peer) uint32 {
+	for _, r := range p.PC.GetReceivers() {
+		if tr := r.Track(); tr != nil && tr.Kind() == webrtc.RTPCodecTypeVideo {
+			return uint32(tr.SSRC())
+		}
+	}
+	t.Fatal("no video received")
+	return 0
 }

@@ -310,10 +310,10 @@ func (s *SFU) reconcileLocked() {
 			}
 			sess.senders[t] = &downSender{sender: sender, down: down}
 			t.addDown(down)
+			// A new subscriber's video starts at a keyframe: the down-track
+			// asks for one when it starts forwarding (downTrack.write), not
+			// now, when it would arrive before the binding and be held.
 			go s.readSenderRTCP(sender, down)
-			// A new subscriber's video starts at a keyframe (gated in
-			// downTrack.write): ask for one now.
-			t.requestKeyframe(&s.Metrics)
 			changed = true
 		}
 		sess.trackMu.Unlock()
