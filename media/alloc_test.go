@@ -38,6 +38,8 @@ func TestForwardingStepDoesNotAllocate(t *testing.T) {
 	var downs []*downTrack
 	for _, sink := range sinks { // two subscribers, each with its own down-track
 		d := &downTrack{kind: webrtc.RTPCodecTypeVideo, codec: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}}
+		d.current.Store(-1)
+		d.target.Store(layerFull)
 		_, err := d.Bind(discardContext{ws: sink})
 		require.NoError(t, err)
 		d.boundAt = time.Now().Add(-bindSettle) // past its settling moment
@@ -53,7 +55,7 @@ func TestForwardingStepDoesNotAllocate(t *testing.T) {
 	n := copy(buf, raw)
 	var pkt rtp.Packet
 	var m Metrics
-	allocs := testing.AllocsPerRun(1000, func() { forwardPacket(buf[:n], &pkt, &downs, &m) })
+	allocs := testing.AllocsPerRun(1000, func() { forwardPacket(buf[:n], &pkt, &downs, layerFull, &m) })
 	require.Zero(t, allocs, "the forwarding step allocates per packet")
 	require.EqualValues(t, 2*1001, m.Packets.Load())
 	for _, sink := range sinks {

@@ -11,12 +11,14 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// downTrack is one published track as one subscriber receives it: its own
-// binding (SSRC, payload type), its own sequence numbers, and its own
-// gates. Video starts at a keyframe and after every pause starts at one
-// again; sequence numbers stay contiguous across what was held back, so
-// the subscriber never asks for (NACKs) a packet it was never meant to
-// get. Writes reuse the down-track's own header: no allocation per packet.
+// downTrack is one published source as one subscriber receives it: its
+// own binding (SSRC, payload type), its own sequence numbers and
+// timestamps, its own layer and its own gates. Video starts at a keyframe,
+// after every pause starts at one again, and changes layer only at a
+// keyframe of the new layer; sequence numbers stay contiguous across what
+// was held back or switched, so the subscriber never asks for (NACKs) a
+// packet it was never meant to get. Writes reuse the down-track's own
+// header: no allocation per packet.
 type downTrack struct {
 	source       *publishedTrack
 	subscriber   string
@@ -27,22 +29,35 @@ type downTrack struct {
 	// paused holds video back (audio first: the subscriber's link cannot
 	// carry it); resuming waits for a keyframe.
 	paused atomic.Bool
+	// target is the layer the allocator chose for this subscriber; the
+	// down-track moves to it at the target layer's next keyframe.
+	target atomic.Int32
 
-	mu          sync.Mutex // the forwarding goroutine and Bind/Unbind
+	mu          sync.Mutex // the forwarding goroutines, Bind/Unbind, padding
 	bound       bool
 	boundAt     time.Time
 	ssrc        webrtc.SSRC
 	payloadType webrtc.PayloadType
 	writer      webrtc.TrackLocalWriter
 	header      rtp.Header
+	// current is the layer being forwarded (-1: none yet); written under
+	// mu, read without it by the other layers' forwarding goroutines.
+	current atomic.Int32
 	// needKey: the next video packet forwarded must start a keyframe.
 	needKey bool
 	// Sequence rewriting: out = in - seqOffset; resync after a gap of our
-	// own making (gating, pause) so that out continues at lastOut+1.
+	// own making (gating, pause, a layer switch, padding) so that out
+	// continues at lastOut+1. Timestamps: out = in - tsOffset, rebased on a
+	// layer switch (each layer has its own clock origin) so that time runs
+	// on from the last packet sent.
 	started   bool
 	resync    bool
+	rebase    bool
 	seqOffset uint16
 	lastOut   uint16
+	tsOffset  uint32
+	lastTS    uint32
+	lastAt    time.Time
 
 	// What the subscriber's receiver reports say of this stream.
 	stats downStats
@@ -55,15 +70,29 @@ const bindSettle = 100 * time.Millisecond
 type downStats struct {
 	fractionLost atomic.Uint32 // of 256, from the last report
 	jitter       atomic.Uint32 // in RTP clock units
+	rtt          atomic.Int64  // round trip in µs from the last report (0: unknown)
 	reported     atomic.Bool
 	packets      atomic.Int64 // forwarded
 	held         atomic.Int64 // held back by gating or a pause
+	switches     atomic.Int64 // layer changes
 }
 
 func newDownTrack(source *publishedTrack, subscriber string) *downTrack {
-	kind := source.remote.Kind()
-	return &downTrack{source: source, subscriber: subscriber, kind: kind, codec: source.remote.Codec().RTPCodecCapability,
+	kind := source.kind
+	d := &downTrack{source: source, subscriber: subscriber, kind: kind, codec: source.codec,
 		id: kind.String() + "-" + source.owner.id, streamID: source.owner.id, needKey: kind == webrtc.RTPCodecTypeVideo}
+	d.current.Store(-1)
+	// Audio has one layer. Video starts on the lowest the publisher sends:
+	// the allocator moves it up as the subscriber's link shows it can.
+	first := 0
+	for i := range maxLayers {
+		if source.layer(i) != nil {
+			first = i
+			break
+		}
+	}
+	d.target.Store(int32(first))
+	return d
 }
 
 // ID, StreamID, RID and Kind name the track as its publisher's: the
@@ -117,7 +146,7 @@ func matchCodec(c webrtc.RTPCodecCapability, offered []webrtc.RTPCodecParameters
 
 // setPaused pauses or resumes the video to this subscriber; a resume
 // starts at the next keyframe, which it asks the publisher for.
-func (d *downTrack) setPaused(on bool, m *Metrics) {
+func (d *downTrack) setPaused(on bool) {
 	if d.kind != webrtc.RTPCodecTypeVideo || d.paused.Swap(on) == on {
 		return
 	}
@@ -125,42 +154,85 @@ func (d *downTrack) setPaused(on bool, m *Metrics) {
 		d.mu.Lock()
 		d.needKey = true
 		d.mu.Unlock()
-		d.source.requestKeyframe(m)
+		d.source.requestKeyframe(int(d.target.Load()))
 	}
 }
 
-// write forwards one packet of the source to the subscriber. It reports
-// whether the subscriber needs a keyframe it has not got yet.
-func (d *downTrack) write(pkt *rtp.Packet, size int, m *Metrics) (wantKey bool) {
+// setTarget chooses the layer this subscriber is to get; the switch
+// happens at that layer's next keyframe, which it asks for.
+func (d *downTrack) setTarget(layer int) {
+	if int(d.target.Swap(int32(layer))) == layer {
+		return
+	}
+	if layer != int(d.current.Load()) && !d.paused.Load() {
+		d.source.requestKeyframe(layer)
+	}
+}
+
+// layers reports the layer forwarded now and the one chosen.
+func (d *downTrack) layers() (current, target int) {
+	return int(d.current.Load()), int(d.target.Load())
+}
+
+// write forwards one packet of the source's layer to the subscriber, if
+// it is the subscriber's layer (or the one it is moving to, at a keyframe).
+func (d *downTrack) write(pkt *rtp.Packet, size, layer int, m *Metrics) {
+	target := int(d.target.Load())
+	if layer != target && layer != int(d.current.Load()) {
+		return // a layer this subscriber does not get
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.bound {
-		return false
+		return
 	}
-	if d.kind == webrtc.RTPCodecTypeVideo && d.paused.Load() {
+	video := d.kind == webrtc.RTPCodecTypeVideo
+	if video && d.paused.Load() {
 		d.hold()
-		return false
+		return
 	}
 	// The subscriber's receiver may still be starting the stream it just
 	// answered for: what comes in the first moments can be lost there, and
 	// a lost first keyframe leaves nothing to decode. Start a little later.
 	if !d.started && time.Since(d.boundAt) < bindSettle {
 		d.hold()
-		return false
+		return
 	}
-	if d.needKey && !startsKeyframe(d.codec.MimeType, pkt.Payload) {
-		d.hold()
-		return true
+	switching := layer != int(d.current.Load())
+	if (d.needKey || switching) && video && !startsKeyframe(d.codec.MimeType, pkt.Payload) {
+		if layer == target {
+			d.source.requestKeyframe(layer)
+		}
+		if !switching {
+			d.hold()
+		}
+		return
+	}
+	now := time.Now()
+	if switching {
+		if d.started {
+			d.resync, d.rebase = true, true
+			d.stats.switches.Add(1)
+			m.LayerSwitches.Add(1)
+		}
+		d.current.Store(int32(layer))
 	}
 	if !d.started {
-		d.started, d.seqOffset = true, pkt.SequenceNumber-d.lastOut-1
+		d.started, d.seqOffset, d.tsOffset = true, pkt.SequenceNumber-d.lastOut-1, 0
 	} else if d.resync {
 		d.seqOffset = pkt.SequenceNumber - d.lastOut - 1
 	}
-	d.resync = false
+	if d.rebase {
+		// The new layer's clock has its own origin: go on from the last
+		// timestamp sent by the time that passed since (at least a tick).
+		elapsed := uint32(now.Sub(d.lastAt).Seconds() * float64(d.codec.ClockRate))
+		d.tsOffset = pkt.Timestamp - (d.lastTS + max(elapsed, 1))
+	}
+	d.resync, d.rebase = false, false
 	d.header = pkt.Header
 	d.header.SSRC, d.header.PayloadType = uint32(d.ssrc), uint8(d.payloadType)
 	d.header.SequenceNumber = pkt.SequenceNumber - d.seqOffset
+	d.header.Timestamp = pkt.Timestamp - d.tsOffset
 	if int16(d.header.SequenceNumber-d.lastOut) > 0 {
 		d.lastOut = d.header.SequenceNumber
 	}
@@ -169,13 +241,23 @@ func (d *downTrack) write(pkt *rtp.Packet, size int, m *Metrics) (wantKey bool) 
 	// for again.
 	if _, err := d.writer.WriteRTP(&d.header, pkt.Payload); err != nil {
 		d.resync = true
-		return d.needKey
+		return
 	}
+	d.lastTS, d.lastAt = d.header.Timestamp, now
 	d.needKey = false
 	d.stats.packets.Add(1)
 	m.Packets.Add(1)
 	m.Bytes.Add(int64(size))
-	return false
+}
+
+// skip notes a packet of the layer that is not forwarded (the publisher's
+// own padding): the next one continues the sequence without a gap.
+func (d *downTrack) skip(layer int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if layer == int(d.current.Load()) {
+		d.resync = true
+	}
 }
 
 // hold skips a packet on purpose: the next one forwarded continues the
@@ -185,6 +267,32 @@ func (d *downTrack) hold() {
 	d.stats.held.Add(1)
 }
 
+// paddingPayload is an RTP payload made only of padding (RFC 3550 §5.1:
+// the last octet counts the padding octets, itself included).
+var paddingPayload = func() []byte {
+	p := make([]byte, 255)
+	p[254] = 255
+	return p
+}()
+
+// pad sends one padding-only packet on the stream (the node probing the
+// subscriber's link): the next sequence number, the last timestamp. It
+// reports whether it could (the stream is bound and settled).
+func (d *downTrack) pad() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.bound || time.Since(d.boundAt) < bindSettle {
+		return false
+	}
+	h := rtp.Header{Version: 2, Padding: true, PayloadType: uint8(d.payloadType), SequenceNumber: d.lastOut + 1, Timestamp: d.lastTS, SSRC: uint32(d.ssrc)}
+	if _, err := d.writer.WriteRTP(&h, paddingPayload); err != nil {
+		return false
+	}
+	d.lastOut++
+	d.resync = true
+	return true
+}
+
 // report takes in one RTCP packet from the subscriber about this stream.
 func (d *downTrack) report(p rtcp.Packet) {
 	rr, ok := p.(*rtcp.ReceiverReport)
@@ -192,12 +300,28 @@ func (d *downTrack) report(p rtcp.Packet) {
 		return
 	}
 	for _, r := range rr.Reports {
-		if r.SSRC == uint32(d.ssrc) {
-			d.stats.fractionLost.Store(uint32(r.FractionLost))
-			d.stats.jitter.Store(r.Jitter)
-			d.stats.reported.Store(true)
+		if r.SSRC != uint32(d.ssrc) {
+			continue
+		}
+		d.stats.fractionLost.Store(uint32(r.FractionLost))
+		d.stats.jitter.Store(r.Jitter)
+		d.stats.reported.Store(true)
+		// RFC 3550 §6.4.1: the round trip is now − LSR − DLSR, in the
+		// middle 32 bits of NTP time (1/65536 s).
+		if r.LastSenderReport != 0 {
+			if rtt := ntpMiddle(time.Now()) - r.LastSenderReport - r.Delay; rtt < 65536*10 {
+				d.stats.rtt.Store(int64(rtt) * 1_000_000 / 65536)
+			}
 		}
 	}
+}
+
+// ntpMiddle is the middle 32 bits of the NTP timestamp of t.
+func ntpMiddle(t time.Time) uint32 {
+	const ntpEpochOffset = 2208988800 // 1900 → 1970, in seconds
+	secs := uint64(t.Unix()) + ntpEpochOffset
+	frac := uint64(t.Nanosecond()) << 32 / 1_000_000_000
+	return uint32((secs<<32 | frac) >> 16)
 }
 
 // startsKeyframe tells whether an RTP payload of the codec begins a

@@ -21,6 +21,13 @@ type Metrics struct {
 	Replaced         atomic.Int64
 	Resumed          atomic.Int64
 	VideoPauses      atomic.Int64
+	// LayerSwitches are subscribers moved to another camera layer; Probes
+	// the allocator's probes of a subscriber's link, and how they ended.
+	LayerSwitches   atomic.Int64
+	Probes          atomic.Int64
+	ProbesSucceeded atomic.Int64
+	ProbesFailed    atomic.Int64
+	PaddingPackets  atomic.Int64
 
 	// quality reads the subscribers' receiver reports at each scrape (set
 	// by the SFU).
@@ -62,6 +69,11 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 		{"handoff_media_forwarded_bytes_total", "counter", "RTP bytes forwarded from publishers.", m.Bytes.Load()},
 		{"handoff_media_pli_total", "counter", "Keyframe requests sent to publishers (at most one per track per 500 ms).", m.PLIs.Load()},
 		{"handoff_media_video_pauses_total", "counter", "Times a subscriber's video was paused to keep its audio.", m.VideoPauses.Load()},
+		{"handoff_media_layer_switches_total", "counter", "Times a subscriber was moved to another camera layer (at a keyframe).", m.LayerSwitches.Load()},
+		{"handoff_media_probes_total", "counter", "Probes of a subscriber's link (padding up to the rate a higher layer needs).", m.Probes.Load()},
+		{"handoff_media_probes_succeeded_total", "counter", "Probes after which the estimate did not drop.", m.ProbesSucceeded.Load()},
+		{"handoff_media_probes_failed_total", "counter", "Probes during which the estimate dropped (the link could not carry more).", m.ProbesFailed.Load()},
+		{"handoff_media_padding_packets_total", "counter", "Padding packets sent to probe subscribers' links.", m.PaddingPackets.Load()},
 		{"handoff_media_keyframe_requests_total", "counter", "Keyframe requests (PLI, FIR) received from subscribers.", m.KeyframeRequests.Load()},
 		{"handoff_media_ice_restarts_total", "counter", "ICE restarts (a participant's network changed).", m.ICERestarts.Load()},
 		{"handoff_media_slow_sessions_closed_total", "counter", "Signaling sessions closed because the client stopped reading.", m.SlowClosed.Load()},

@@ -49,11 +49,16 @@ type session struct {
 	// Guarded by sfu.mu.
 	muted, cameraOff bool // the participant's own switches, told to the others
 	poor             bool // its page measures a poor connection, told to the others
-	videoPaused      bool // SetVideoPaused: this subscriber gets audio only
-	joined           string
-	pendingJoin      string // a join that came before its attach, held for JoinGrace
-	published        []*publishedTrack
-	senders          map[*publishedTrack]*downSender
+	videoPaused      bool // this subscriber gets audio only (its link cannot carry video)
+	pauseForced      bool // … because SetVideoPaused said so
+	// downlink is this subscriber's estimate and probing state.
+	downlink *downlink
+	// videoRecv are the receivers of the camera's layers, full first.
+	videoRecv   [maxLayers]*webrtc.RTPReceiver
+	joined      string
+	pendingJoin string // a join that came before its attach, held for JoinGrace
+	published   []*publishedTrack
+	senders     map[*publishedTrack]*downSender
 
 	// trackMu keeps the PeerConnection's senders from changing while an
 	// answer is applied: pion starts the answer's senders outside its own
@@ -225,10 +230,21 @@ func (s *SFU) open(id string, ws *websocket.Conn) (*session, error) {
 		old.close()
 	}
 
-	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
-		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+	sess.downlink = newDownlink(s.estimators.take(pc.ID()))
+	// One audio m-line, then one per camera layer: full, half, quarter.
+	// A page that sends one video sends it on the first (the full layer).
+	kinds := []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio}
+	for range maxLayers {
+		kinds = append(kinds, webrtc.RTPCodecTypeVideo)
+	}
+	for i, kind := range kinds {
+		tr, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+		if err != nil {
 			sess.close()
 			return nil, err
+		}
+		if i > 0 {
+			sess.videoRecv[i-1] = tr.Receiver()
 		}
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
@@ -236,7 +252,7 @@ func (s *SFU) open(id string, ws *websocket.Conn) (*session, error) {
 			sess.localCandidate(c.ToJSON())
 		}
 	})
-	pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { sess.publish(remote) })
+	pc.OnTrack(sess.publish)
 	pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) {
 		switch st {
 		case webrtc.ICEConnectionStateDisconnected, webrtc.ICEConnectionStateFailed:
@@ -299,14 +315,35 @@ func (sess *session) localCandidate(c webrtc.ICECandidateInit) {
 	sess.send(message{Type: "candidate", Candidate: &c})
 }
 
-func (sess *session) publish(remote *webrtc.TrackRemote) {
-	t := &publishedTrack{owner: sess, remote: remote, keyframe: make(chan struct{}, 1)}
+// publish takes in one of the participant's tracks: its microphone, or a
+// layer of its camera (which layer, the m-line it came on says).
+func (sess *session) publish(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+	index := 0
+	if remote.Kind() == webrtc.RTPCodecTypeVideo {
+		for i, r := range sess.videoRecv {
+			if r == receiver {
+				index = layerFull - i
+			}
+		}
+	}
 	s := sess.sfu
 	s.mu.Lock()
-	sess.published = append(sess.published, t)
+	var t *publishedTrack
+	for _, p := range sess.published {
+		if p.kind == remote.Kind() {
+			t = p
+		}
+	}
+	if t == nil {
+		t = &publishedTrack{owner: sess, kind: remote.Kind(), codec: remote.Codec().RTPCodecCapability}
+		t.live.Store(s.bound(sess.id) != "")
+		sess.published = append(sess.published, t)
+	}
+	l := &layer{source: t, index: index, remote: remote, keyframe: make(chan struct{}, 1)}
+	t.layers[index].Store(l)
 	s.reconcileLocked()
 	s.mu.Unlock()
-	t.forward(&s.Metrics)
+	l.forward(&s.Metrics)
 }
 
 // run reads one socket's signaling messages until it closes or a message

@@ -4,15 +4,15 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/logging"
 	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -31,6 +31,12 @@ type SFU struct {
 	mu       sync.Mutex
 	calls    map[string]*call
 	sessions map[string]*session
+
+	// estimators carries each new PeerConnection's downlink estimator to
+	// its session; done stops the allocator.
+	estimators *estimators
+	done       chan struct{}
+	closeOnce  sync.Once
 
 	Metrics Metrics
 }
@@ -61,7 +67,8 @@ func NewSFUWith(secret string, opts Options) (*SFU, error) {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
-	if err := registerInterceptors(me, ir); err != nil {
+	est := &estimators{}
+	if err := registerInterceptors(me, ir, est); err != nil {
 		return nil, err
 	}
 	var se webrtc.SettingEngine
@@ -72,20 +79,27 @@ func NewSFUWith(secret string, opts Options) (*SFU, error) {
 		return nil, err
 	}
 	s := &SFU{
-		tokens:    NewTokens(secret),
-		api:       webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)),
-		listeners: listeners,
-		keepalive: orDefault(opts.Keepalive, 5*time.Second),
-		joinGrace: orDefault(opts.JoinGrace, 5*time.Second),
-		calls:     map[string]*call{},
-		sessions:  map[string]*session{},
+		tokens:     NewTokens(secret),
+		api:        webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)),
+		listeners:  listeners,
+		keepalive:  orDefault(opts.Keepalive, 5*time.Second),
+		joinGrace:  orDefault(opts.JoinGrace, 5*time.Second),
+		calls:      map[string]*call{},
+		sessions:   map[string]*session{},
+		estimators: est,
+		done:       make(chan struct{}),
 	}
 	s.Metrics.quality = s.downQuality
+	go s.allocate(s.done)
 	return s, nil
 }
 
-// Close releases the node's ICE ports (after Shutdown).
-func (s *SFU) Close() error { return s.listeners.Close() }
+// Close releases the node's ICE ports (after Shutdown) and stops its
+// allocator.
+func (s *SFU) Close() error {
+	s.closeOnce.Do(func() { close(s.done) })
+	return s.listeners.Close()
+}
 
 // Tokens is the SFU's token signer (the API mints with the same secret).
 func (s *SFU) Tokens() Tokens { return s.tokens }
@@ -201,19 +215,30 @@ func (s *SFU) EndCall(_ context.Context, callID string) error {
 }
 
 // SetVideoPaused holds back (on) or lets through again the video that
-// subscriber receives, keeping its audio: what a subscriber whose link
-// cannot carry video gets. Video comes back at the next keyframe, which
-// the publishers are asked for. The subscriber's page is told either way.
+// subscriber receives, keeping its audio, whatever its estimate says (an
+// operator's or a test's choice; the allocator pauses and resumes by the
+// estimate on its own). Video comes back at the next keyframe, which the
+// publishers are asked for. The subscriber's page is told either way.
 func (s *SFU) SetVideoPaused(subscriber string, on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sess := s.sessions[subscriber]
-	if sess == nil || sess.videoPaused == on {
+	if sess == nil {
+		return
+	}
+	sess.pauseForced = on
+	s.setVideoPausedLocked(sess, on)
+}
+
+// setVideoPausedLocked pauses or resumes a subscriber's video and tells
+// its page. Callers hold s.mu.
+func (s *SFU) setVideoPausedLocked(sess *session, on bool) {
+	if sess.videoPaused == on || (!on && sess.pauseForced) {
 		return
 	}
 	sess.videoPaused = on
 	for _, out := range sess.senders {
-		out.down.setPaused(on, &s.Metrics)
+		out.down.setPaused(on)
 	}
 	typ := "video_resumed"
 	if on {
@@ -343,130 +368,13 @@ func (s *SFU) readSenderRTCP(sender *webrtc.RTPSender, d *downTrack) {
 			switch p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				s.Metrics.KeyframeRequests.Add(1)
-				d.source.requestKeyframe(&s.Metrics)
+				current, target := d.layers()
+				d.source.requestKeyframe(max(current, target))
 			default:
 				d.report(p)
 			}
 		}
 	}
-}
-
-// keyframeInterval is the least time between two keyframe requests to one
-// publisher's track, however many subscribers ask (a PLI storm from one
-// misbehaving page, or many new subscribers at once): every keyframe costs
-// the publisher's uplink a burst. Requests meanwhile are merged into one
-// sent when the interval ends, so none is lost.
-const keyframeInterval = 500 * time.Millisecond
-
-// publishedTrack is one track a participant sends, fed to each subscriber
-// through its own down-track.
-type publishedTrack struct {
-	owner  *session
-	remote *webrtc.TrackRemote
-	live   atomic.Bool
-	// downs are the subscribers' down-tracks: the forwarding goroutine
-	// reads the slice without a lock; changes replace it whole.
-	downs  atomic.Pointer[[]*downTrack]
-	downMu sync.Mutex
-	// keyframe wakes the track's RTCP writer: a request is made under
-	// sfu.mu, and a network write there could stall every call.
-	keyframe chan struct{}
-}
-
-func (t *publishedTrack) addDown(d *downTrack) {
-	t.downMu.Lock()
-	defer t.downMu.Unlock()
-	var next []*downTrack
-	if cur := t.downs.Load(); cur != nil {
-		next = append(next, *cur...)
-	}
-	next = append(next, d)
-	t.downs.Store(&next)
-}
-
-func (t *publishedTrack) removeDown(d *downTrack) {
-	t.downMu.Lock()
-	defer t.downMu.Unlock()
-	cur := t.downs.Load()
-	if cur == nil {
-		return
-	}
-	next := make([]*downTrack, 0, len(*cur))
-	for _, x := range *cur {
-		if x != d {
-			next = append(next, x)
-		}
-	}
-	t.downs.Store(&next)
-}
-
-func (t *publishedTrack) requestKeyframe(m *Metrics) {
-	if t.remote.Kind() != webrtc.RTPCodecTypeVideo {
-		return
-	}
-	select {
-	case t.keyframe <- struct{}{}:
-	default: // one is already on its way
-	}
-}
-
-// writeKeyframeRequests sends the publisher a PLI per request, at most one
-// per keyframeInterval, until done.
-func (t *publishedTrack) writeKeyframeRequests(done <-chan struct{}, m *Metrics) {
-	var last time.Time
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.keyframe:
-		}
-		if wait := keyframeInterval - time.Since(last); wait > 0 {
-			select {
-			case <-done:
-				return
-			case <-time.After(wait):
-			}
-		}
-		last = time.Now()
-		m.PLIs.Add(1)
-		_ = t.owner.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.remote.SSRC())}})
-	}
-}
-
-// forward copies the publisher's packets to its subscribers' down-tracks
-// while the publisher is bound into a call. One buffer and one packet are
-// reused: no allocation per packet.
-func (t *publishedTrack) forward(m *Metrics) {
-	stopped := make(chan struct{})
-	defer close(stopped)
-	go t.writeKeyframeRequests(stopped, m)
-	buf := make([]byte, 1500)
-	var pkt rtp.Packet
-	for {
-		n, _, err := t.remote.Read(buf)
-		if err != nil {
-			return
-		}
-		if t.live.Load() && forwardPacket(buf[:n], &pkt, t.downs.Load(), m) {
-			t.requestKeyframe(m)
-		}
-	}
-}
-
-// forwardPacket sends one received packet to each down-track; it reports
-// whether one of them waits for a keyframe.
-func forwardPacket(raw []byte, pkt *rtp.Packet, downs *[]*downTrack, m *Metrics) (wantKey bool) {
-	if downs == nil || pkt.Unmarshal(raw) != nil {
-		return false
-	}
-	// Header extension ids are negotiated per PeerConnection.
-	pkt.Extension, pkt.Extensions = false, pkt.Extensions[:0]
-	for _, d := range *downs {
-		if d.write(pkt, len(raw), m) {
-			wantKey = true
-		}
-	}
-	return wantKey
 }
 
 // nackHistory is how many sent packets per video stream the SFU keeps to
@@ -478,13 +386,22 @@ func forwardPacket(raw []byte, pkt *rtp.Packet, downs *[]*downTrack, m *Metrics)
 const nackHistory = 256
 
 // registerInterceptors is webrtc.RegisterDefaultInterceptors without what
-// Handoff does not use: the stats interceptor (the SFU never calls GetStats,
-// and it reads the clock, clones the header and takes a lock for every
-// packet, in and out). It keeps NACK (retransmissions, and the PLI feedback
-// that gets keyframes), RTCP sender and receiver reports (lip sync, loss
-// reports to publishers) and TWCC feedback (publishers' bandwidth
-// estimation), with a shorter NACK history.
-func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry) error {
+// Handoff does not use, and with a bandwidth estimator per subscriber. It
+// leaves out the stats interceptor (the SFU never calls GetStats, and it
+// reads the clock, clones the header and takes a lock for every packet, in
+// and out). It keeps NACK (retransmissions, and the PLI feedback that gets
+// keyframes), RTCP sender and receiver reports (lip sync, loss reports to
+// publishers) and TWCC feedback (publishers' bandwidth estimation), with a
+// shorter NACK history; and it adds TWCC sequence numbers to what the node
+// sends, read back by pion's GCC (one estimator per PeerConnection, handed
+// to the session through est).
+//
+// The estimator paces nothing itself (gcc.NoOpPacer): pion's leaky-bucket
+// pacer queues every packet in one FIFO without bound, audio behind video,
+// and copies each packet into the queue. The node keeps what it sends
+// under the estimate by choosing layers and pausing video instead, and
+// spreads its probes' padding over 20 ms ticks.
+func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry, est *estimators) error {
 	if err := webrtc.ConfigureNackWithOptions(me, ir, nil, nack.ResponderSize(nackHistory)); err != nil {
 		return err
 	}
@@ -494,7 +411,21 @@ func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry) erro
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
 		return err
 	}
-	return webrtc.ConfigureTWCCSender(me, ir)
+	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
+		return err
+	}
+	bwe, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(initialEstimate), gcc.SendSideBWEMinBitrate(minEstimate),
+			gcc.SendSideBWEMaxBitrate(maxEstimate), gcc.SendSideBWEPacer(gcc.NewNoOpPacer()))
+	})
+	if err != nil {
+		return err
+	}
+	bwe.OnNewPeerConnection(est.add)
+	ir.Add(bwe)
+	// After the estimator: the sequence number must be on a packet before
+	// the estimator records it as sent.
+	return webrtc.ConfigureTWCCHeaderExtensionSender(me, ir)
 }
 
 func webrtcSRTPProfiles() []dtls.SRTPProtectionProfile {

@@ -178,12 +178,7 @@ export class HandoffMedia {
       this.inCall = false;
       this.stopSending();
       this.onEvent(msg);
-    } else if (msg.type === 'video_paused') {
-    el.textContent = say('media.videoPaused', 'Video paused to keep the sound clear.');
-    el.classList.remove('hidden');
-  } else if (msg.type === 'video_resumed') {
-    el.classList.add('hidden');
-  } else if (msg.type === 'replaced') {
+    } else if (msg.type === 'replaced') {
       // This visit was opened again elsewhere: that page has the call now.
       this.closed = true;
       this.teardown();
@@ -390,9 +385,19 @@ export function deviceNotice(el, media) {
 export function mediaStatus(el, msg) {
   if (msg.type === 'media_restarting' || msg.type === 'reconnecting') {
     el.textContent = say('media.reconnecting', 'Video is reconnecting… please stay on this page.');
+    delete el.dataset.notice;
     el.classList.remove('hidden');
   } else if (msg.type === 'reconnected') {
     el.classList.add('hidden');
+  } else if (msg.type === 'video_paused') {
+    // The media node holds video back while this page's link cannot
+    // carry it with the sound: say why the pictures froze.
+    el.textContent = say('media.videoPaused', 'Video paused to keep the sound clear.');
+    el.dataset.notice = 'video-paused';
+    el.classList.remove('hidden');
+  } else if (msg.type === 'video_resumed') {
+    if (el.dataset.notice === 'video-paused') el.classList.add('hidden');
+    delete el.dataset.notice;
   } else if (msg.type === 'replaced') {
     el.textContent = say('media.replaced', 'This visit is now open in another window or tab. You can close this one.');
     el.classList.remove('hidden');

@@ -1,0 +1,399 @@
+package media
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/webrtc/v4"
+)
+
+// Each subscriber's downlink has its own estimate: the node sends it
+// transport-wide sequence numbers (TWCC), the subscriber's browser reports
+// when each packet arrived, and pion's Google Congestion Control turns that
+// into a target bit rate (gcc.SendSideBWE, one per PeerConnection). The
+// allocator spends the estimate audio first: every audio stream whole, then
+// for each camera the highest layer that fits, and if not even the lowest
+// layers fit, the subscriber's video pauses.
+//
+// pion's estimator never rises above 1.5× what it sees arrive and grows at
+// most 8 % a second, so a subscriber whose video was cut back (or paused)
+// would stay cut back for good. The allocator therefore probes: it pads the
+// subscriber's stream up to the rate the next step needs for probeLength,
+// and if the estimator saw no congestion meanwhile (no drop of its target),
+// the probed rate counts as available until the estimator next drops.
+const (
+	// initialEstimate is what a new subscriber is assumed to carry before
+	// any feedback: enough for audio and a low camera layer on any link a
+	// call is worth trying on. Higher layers follow probes.
+	initialEstimate = 300_000
+	minEstimate     = 30_000
+	maxEstimate     = 10_000_000
+
+	allocInterval = 250 * time.Millisecond
+	// probeLength is how long a probe pads; the estimator reacts to a
+	// queue within a few feedback reports (each 50–100 ms).
+	probeLength = 1200 * time.Millisecond
+	// probeSettle: a drop of the estimate this long after a probe still
+	// counts against it (feedback of the probe's last packets).
+	probeSettle = 300 * time.Millisecond
+	// A failed probe doubles the wait before the next, from probeFirstWait
+	// up to probeMaxWait; a success resets it.
+	probeFirstWait = 2 * time.Second
+	probeMaxWait   = 30 * time.Second
+	// upHold: after a drop of the estimate, no layer goes up for this long.
+	upHold = 3 * time.Second
+	// audioFloor is the least an audio stream is counted as (Opus with
+	// in-band FEC at speech rates), before its rate is measured.
+	audioFloor = 40_000
+	// dropFactor: a new target under this share of the previous is a drop
+	// (congestion), not the estimator's noise.
+	dropFactor = 0.9
+)
+
+// estimators hands each new PeerConnection's estimator to its session: the
+// interceptor is built inside NewPeerConnection, keyed by the
+// PeerConnection's id.
+type estimators struct {
+	mu      sync.Mutex
+	pending map[string]cc.BandwidthEstimator
+}
+
+func (e *estimators) add(id string, est cc.BandwidthEstimator) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pending == nil {
+		e.pending = map[string]cc.BandwidthEstimator{}
+	}
+	e.pending[id] = est
+}
+
+func (e *estimators) take(id string) cc.BandwidthEstimator {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	est := e.pending[id]
+	delete(e.pending, id)
+	return est
+}
+
+// downlink is one subscriber's estimate and probing state.
+type downlink struct {
+	est cc.BandwidthEstimator
+
+	mu       sync.Mutex
+	last     int       // the estimator's last target
+	lastDrop time.Time // when its target last dropped
+	// probed is a rate a probe showed the link carries, valid until the
+	// estimator's next drop.
+	probed     int
+	probeStart time.Time
+	probeEnd   time.Time
+	probeRate  int
+	probeWait  time.Duration
+	nextProbe  time.Time
+	probes     int // this subscriber's probes, for its figures
+}
+
+func newDownlink(est cc.BandwidthEstimator) *downlink {
+	dl := &downlink{est: est, last: initialEstimate, probeWait: probeFirstWait, nextProbe: time.Now().Add(time.Second)}
+	if est != nil {
+		est.OnTargetBitrateChange(dl.targetChanged)
+	}
+	return dl
+}
+
+func (dl *downlink) targetChanged(bitrate int) {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	if float64(bitrate) < dropFactor*float64(dl.last) {
+		dl.lastDrop = time.Now()
+		dl.probed = 0
+	}
+	dl.last = bitrate
+}
+
+// available is what the allocator may spend on this subscriber now.
+func (dl *downlink) available() int {
+	target := initialEstimate
+	if dl.est != nil {
+		target = dl.est.GetTargetBitrate()
+	}
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	return max(target, dl.probed)
+}
+
+// probing reports the rate a probe in flight pads up to (0: none).
+func (dl *downlink) probing(now time.Time) int {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	if now.Before(dl.probeEnd) {
+		return dl.probeRate
+	}
+	return 0
+}
+
+// settleProbe ends a probe whose time is up: it succeeded if the estimate
+// did not drop from its start until probeSettle after its end.
+func (dl *downlink) settleProbe(now time.Time, m *Metrics) {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	if dl.probeRate == 0 || now.Before(dl.probeEnd.Add(probeSettle)) {
+		return
+	}
+	if dl.lastDrop.After(dl.probeStart) {
+		m.ProbesFailed.Add(1)
+		dl.probeWait = min(2*dl.probeWait, probeMaxWait)
+	} else {
+		m.ProbesSucceeded.Add(1)
+		dl.probed = max(dl.probed, dl.probeRate)
+		dl.probeWait = probeFirstWait
+	}
+	dl.nextProbe = now.Add(dl.probeWait)
+	dl.probeRate = 0
+}
+
+// startProbe pads the subscriber's streams up to rate for probeLength, if
+// no probe is due to wait and the estimate has been steady.
+func (dl *downlink) startProbe(now time.Time, rate int) bool {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	if dl.probeRate != 0 || now.Before(dl.nextProbe) || now.Sub(dl.lastDrop) < upHold {
+		return false
+	}
+	dl.probeStart, dl.probeEnd, dl.probeRate = now, now.Add(probeLength), rate
+	dl.probes++
+	return true
+}
+
+// recentlyDropped: the estimate dropped within upHold (no layer goes up).
+func (dl *downlink) recentlyDropped(now time.Time) bool {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	return now.Sub(dl.lastDrop) < upHold
+}
+
+// allocate runs every allocInterval until the node closes: it measures the
+// publishers' layer rates, then chooses each subscriber's layers.
+func (s *SFU) allocate(done <-chan struct{}) {
+	tick := time.NewTicker(allocInterval)
+	defer tick.Stop()
+	pad := time.NewTicker(padInterval)
+	defer pad.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-pad.C:
+			s.padProbes(now)
+		case now := <-tick.C:
+			s.mu.Lock()
+			s.measureLocked(now.Sub(last))
+			last = now
+			for _, sess := range s.sessions {
+				s.allocateLocked(sess, now)
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// measureLocked turns each layer's byte count into its rate over the last
+// interval (smoothed: keyframes come in bursts).
+func (s *SFU) measureLocked(dt time.Duration) {
+	if dt <= 0 {
+		return
+	}
+	for _, sess := range s.sessions {
+		for _, t := range sess.published {
+			for i := range maxLayers {
+				l := t.layer(i)
+				if l == nil {
+					continue
+				}
+				b := l.bytes.Load()
+				inst := int64(float64(b-l.lastBytes) * 8 / dt.Seconds())
+				l.lastBytes = b
+				prev := l.rate.Load()
+				switch {
+				case inst == 0:
+					l.rate.Store(0) // it stopped (the publisher's own link, or its camera)
+				case prev == 0:
+					l.rate.Store(inst)
+				default:
+					l.rate.Store((3*prev + inst) / 4)
+				}
+			}
+		}
+	}
+}
+
+// allocateLocked chooses one subscriber's layers from its estimate: audio
+// first, then the lowest layer of every camera, then higher layers in turn
+// while they fit. Layers go down at once and up only when the estimate has
+// been steady; when a higher step does not fit, a probe asks the link.
+// Callers hold s.mu.
+func (s *SFU) allocateLocked(sess *session, now time.Time) {
+	dl := sess.downlink
+	if dl == nil {
+		return
+	}
+	dl.settleProbe(now, &s.Metrics)
+	budget := dl.available()
+	var videos []*downTrack
+	for t, out := range sess.senders {
+		if t.kind == webrtc.RTPCodecTypeAudio {
+			rate := 0
+			if l := t.layer(0); l != nil {
+				rate = int(l.rate.Load())
+			}
+			budget -= max(rate, audioFloor)
+			continue
+		}
+		if len(t.activeLayers()) > 0 {
+			videos = append(videos, out.down)
+		}
+	}
+	if len(videos) == 0 {
+		return
+	}
+	// A steady order: the same camera gets the spare first every time.
+	sort.Slice(videos, func(i, j int) bool { return videos[i].streamID < videos[j].streamID })
+	choice, fits := chooseLayers(videos, budget)
+	steady := !dl.recentlyDropped(now)
+	if !fits {
+		s.setVideoPausedLocked(sess, true)
+	} else if sess.videoPaused && steady {
+		s.setVideoPausedLocked(sess, false)
+	}
+	if fits {
+		for i, d := range videos {
+			_, target := d.layers()
+			if choice[i] < target || (choice[i] > target && steady) {
+				d.setTarget(choice[i])
+			}
+		}
+	}
+	// Is there a step up that does not fit? Then ask the link for it.
+	next := nextStep(videos, choice, fits)
+	if next > 0 && next > budget {
+		audio := dl.available() - budget
+		if dl.startProbe(now, next+audio+next/10) {
+			s.Metrics.Probes.Add(1)
+		}
+	}
+}
+
+// chooseLayers picks a layer index for each camera within budget: all at
+// their lowest layer, then one step up each in turn while the steps fit.
+// fits is false when not even the lowest layers fit.
+func chooseLayers(videos []*downTrack, budget int) (choice []int, fits bool) {
+	choice = make([]int, len(videos))
+	layers := make([][]*layer, len(videos))
+	spend := 0
+	for i, d := range videos {
+		layers[i] = d.source.activeLayers()
+		choice[i] = layers[i][0].index
+		spend += int(layers[i][0].rate.Load())
+	}
+	if spend > budget {
+		return choice, false
+	}
+	at := make([]int, len(videos)) // position in layers[i]
+	for moved := true; moved; {
+		moved = false
+		for i := range videos {
+			if at[i]+1 >= len(layers[i]) {
+				continue
+			}
+			step := int(layers[i][at[i]+1].rate.Load() - layers[i][at[i]].rate.Load())
+			if spend+step <= budget {
+				spend += step
+				at[i]++
+				choice[i] = layers[i][at[i]].index
+				moved = true
+			}
+		}
+	}
+	return choice, true
+}
+
+// nextStep is the total video rate the next step up would need: the
+// lowest layers of all when they do not fit, else the current choice with
+// the cheapest single step up (0: every camera is at its top).
+func nextStep(videos []*downTrack, choice []int, fits bool) int {
+	total, cheapest := 0, 0
+	for i, d := range videos {
+		active := d.source.activeLayers()
+		if !fits {
+			total += int(active[0].rate.Load())
+			continue
+		}
+		var cur int64
+		for k, l := range active {
+			if l.index != choice[i] {
+				continue
+			}
+			cur = l.rate.Load()
+			if k+1 < len(active) {
+				if step := int(active[k+1].rate.Load() - cur); cheapest == 0 || step < cheapest {
+					cheapest = step
+				}
+			}
+		}
+		total += int(cur)
+	}
+	if fits && cheapest == 0 {
+		return 0
+	}
+	return total + cheapest
+}
+
+// padInterval is how often a probing subscriber's padding goes out.
+const padInterval = 20 * time.Millisecond
+
+// padProbes sends each probing subscriber padding up to its probe rate:
+// what its streams carry now falls short of the rate by so many bytes each
+// padInterval.
+func (s *SFU) padProbes(now time.Time) {
+	type job struct {
+		pads    []*downTrack
+		packets int
+	}
+	var jobs []job
+	s.mu.Lock()
+	for _, sess := range s.sessions {
+		if sess.downlink == nil {
+			continue
+		}
+		rate := sess.downlink.probing(now)
+		if rate == 0 {
+			continue
+		}
+		sending := 0
+		var pads []*downTrack
+		for t, out := range sess.senders {
+			cur, _ := out.down.layers()
+			if l := t.layer(max(cur, 0)); l != nil && !(t.kind == webrtc.RTPCodecTypeVideo && out.down.paused.Load()) {
+				sending += int(l.rate.Load())
+			}
+			if t.kind == webrtc.RTPCodecTypeVideo {
+				pads = append(pads, out.down)
+			}
+		}
+		short := (rate - sending) / 8 * int(padInterval) / int(time.Second)
+		if short > 0 && len(pads) > 0 {
+			jobs = append(jobs, job{pads: pads, packets: (short + len(paddingPayload) - 1) / len(paddingPayload)})
+		}
+	}
+	s.mu.Unlock()
+	for _, j := range jobs {
+		for i := 0; i < j.packets; i++ {
+			if j.pads[i%len(j.pads)].pad() {
+				s.Metrics.PaddingPackets.Add(1)
+			}
+		}
+	}
+}

@@ -1,0 +1,198 @@
+package media
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// Layers of a published camera, lowest first. A page sends its camera
+// three times (simulcast): a quarter, a half and the full resolution, each
+// on its own m-line, so that each subscriber can be sent the best its link
+// carries. A page that sends one video sends it as the full layer.
+const (
+	layerQuarter = iota
+	layerHalf
+	layerFull
+	maxLayers
+)
+
+var layerNames = [maxLayers]string{"quarter", "half", "full"}
+
+// keyframeInterval is the least time between two keyframe requests to the
+// lowest layer of one publisher's camera, however many subscribers ask (a
+// PLI storm from one misbehaving page, or many new subscribers at once):
+// every keyframe costs the publisher's uplink a burst. Higher layers, whose
+// keyframes cost more, are asked at most once a second. Requests meanwhile
+// are merged into one sent when the interval ends, so none is lost.
+const keyframeInterval = 500 * time.Millisecond
+
+// publishedTrack is one source a participant sends (its microphone or its
+// camera), in one or more layers, fed to each subscriber through its own
+// down-track.
+type publishedTrack struct {
+	owner *session
+	kind  webrtc.RTPCodecType
+	codec webrtc.RTPCodecCapability
+	// layers by quality; a slot is empty until the publisher sends it.
+	layers [maxLayers]atomic.Pointer[layer]
+	live   atomic.Bool
+	// downs are the subscribers' down-tracks: the forwarding goroutines
+	// read the slice without a lock; changes replace it whole.
+	downs  atomic.Pointer[[]*downTrack]
+	downMu sync.Mutex
+}
+
+// layer is one encoding of a source: what one of the publisher's m-lines
+// carries.
+type layer struct {
+	source *publishedTrack
+	index  int
+	remote *webrtc.TrackRemote
+	// keyframe wakes the layer's RTCP writer: a request is made on the
+	// forwarding path or under sfu.mu, where a network write could stall.
+	keyframe chan struct{}
+	// bytes received so far; rate is the bit rate the allocator measured
+	// over its last interval (0: the publisher sends nothing on it now).
+	bytes     atomic.Int64
+	rate      atomic.Int64
+	lastBytes int64 // the allocator's, under sfu.mu
+}
+
+func (t *publishedTrack) addDown(d *downTrack) {
+	t.downMu.Lock()
+	defer t.downMu.Unlock()
+	var next []*downTrack
+	if cur := t.downs.Load(); cur != nil {
+		next = append(next, *cur...)
+	}
+	next = append(next, d)
+	t.downs.Store(&next)
+}
+
+func (t *publishedTrack) removeDown(d *downTrack) {
+	t.downMu.Lock()
+	defer t.downMu.Unlock()
+	cur := t.downs.Load()
+	if cur == nil {
+		return
+	}
+	next := make([]*downTrack, 0, len(*cur))
+	for _, x := range *cur {
+		if x != d {
+			next = append(next, x)
+		}
+	}
+	t.downs.Store(&next)
+}
+
+// layer returns the source's layer i (nil: not sent).
+func (t *publishedTrack) layer(i int) *layer {
+	if i < 0 || i >= maxLayers {
+		return nil
+	}
+	return t.layers[i].Load()
+}
+
+// activeLayers lists the layers the publisher is sending now, lowest first.
+func (t *publishedTrack) activeLayers() []*layer {
+	var out []*layer
+	for i := range maxLayers {
+		if l := t.layer(i); l != nil && l.rate.Load() > 0 {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// requestKeyframe asks for a keyframe on layer i of a camera.
+func (t *publishedTrack) requestKeyframe(i int) {
+	if t.kind != webrtc.RTPCodecTypeVideo {
+		return
+	}
+	if l := t.layer(i); l != nil {
+		l.requestKeyframe()
+	}
+}
+
+func (l *layer) requestKeyframe() {
+	select {
+	case l.keyframe <- struct{}{}:
+	default: // one is already on its way
+	}
+}
+
+// writeKeyframeRequests sends the publisher a PLI per request, at most one
+// per interval, until done.
+func (l *layer) writeKeyframeRequests(done <-chan struct{}, m *Metrics) {
+	interval := keyframeInterval
+	if l.index > layerQuarter {
+		interval = 2 * keyframeInterval
+	}
+	var last time.Time
+	for {
+		select {
+		case <-done:
+			return
+		case <-l.keyframe:
+		}
+		if wait := interval - time.Since(last); wait > 0 {
+			select {
+			case <-done:
+				return
+			case <-time.After(wait):
+			}
+		}
+		last = time.Now()
+		m.PLIs.Add(1)
+		_ = l.source.owner.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(l.remote.SSRC())}})
+	}
+}
+
+// forward copies the layer's packets to the source's down-tracks while the
+// publisher is bound into a call. One buffer and one packet are reused: no
+// allocation per packet.
+func (l *layer) forward(m *Metrics) {
+	stopped := make(chan struct{})
+	defer close(stopped)
+	if l.source.kind == webrtc.RTPCodecTypeVideo {
+		go l.writeKeyframeRequests(stopped, m)
+	}
+	buf := make([]byte, 1500)
+	var pkt rtp.Packet
+	for {
+		n, _, err := l.remote.Read(buf)
+		if err != nil {
+			return
+		}
+		l.bytes.Add(int64(n))
+		if l.source.live.Load() {
+			forwardPacket(buf[:n], &pkt, l.source.downs.Load(), l.index, m)
+		}
+	}
+}
+
+// forwardPacket sends one received packet of a layer to each down-track.
+func forwardPacket(raw []byte, pkt *rtp.Packet, downs *[]*downTrack, layer int, m *Metrics) {
+	if downs == nil || pkt.Unmarshal(raw) != nil {
+		return
+	}
+	// Header extension ids are negotiated per PeerConnection.
+	pkt.Extension, pkt.Extensions = false, pkt.Extensions[:0]
+	// Padding is the publisher's probing of its own uplink: it is not
+	// forwarded (a subscriber's link is probed by the node for itself).
+	pkt.Padding, pkt.Header.PaddingSize = false, 0
+	if len(pkt.Payload) == 0 {
+		for _, d := range *downs {
+			d.skip(layer)
+		}
+		return
+	}
+	for _, d := range *downs {
+		d.write(pkt, len(raw), layer, m)
+	}
+}
