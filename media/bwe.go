@@ -34,14 +34,20 @@ const (
 	allocInterval = 250 * time.Millisecond
 	// probeLength is how long a probe pads; the estimator reacts to a
 	// queue within a few feedback reports (each 50–100 ms).
-	probeLength = 1200 * time.Millisecond
+	probeLength = 800 * time.Millisecond
 	// probeSettle: a drop of the estimate this long after a probe still
 	// counts against it (feedback of the probe's last packets).
 	probeSettle = 300 * time.Millisecond
 	// A failed probe doubles the wait before the next, from probeFirstWait
-	// up to probeMaxWait; a success resets it.
+	// up to probeMaxWait; a success resets it. The cap bounds how long a
+	// link that recovered waits for its video (a probe on a link that has
+	// not costs it probeLength of overload every probeMaxWait).
 	probeFirstWait = 2 * time.Second
-	probeMaxWait   = 30 * time.Second
+	probeMaxWait   = 6 * time.Second
+	// probeMaxLoss: a probe during which the subscriber reported more loss
+	// than this (where GCC itself starts to back off) failed, even if the estimate did not drop (an estimate at
+	// its floor cannot drop).
+	probeMaxLoss = 0.1
 	// upHold: after a drop of the estimate, no layer goes up for this long.
 	upHold = 3 * time.Second
 	// audioFloor is the least an audio stream is counted as (Opus with
@@ -90,6 +96,7 @@ type downlink struct {
 	probeStart time.Time
 	probeEnd   time.Time
 	probeRate  int
+	probeLoss  float64 // the worst loss reported since the probe started
 	probeWait  time.Duration
 	nextProbe  time.Time
 	probes     int // this subscriber's probes, for its figures
@@ -142,7 +149,7 @@ func (dl *downlink) settleProbe(now time.Time, m *Metrics) {
 	if dl.probeRate == 0 || now.Before(dl.probeEnd.Add(probeSettle)) {
 		return
 	}
-	if dl.lastDrop.After(dl.probeStart) {
+	if dl.lastDrop.After(dl.probeStart) || dl.probeLoss > probeMaxLoss {
 		m.ProbesFailed.Add(1)
 		dl.probeWait = min(2*dl.probeWait, probeMaxWait)
 	} else {
@@ -154,6 +161,24 @@ func (dl *downlink) settleProbe(now time.Time, m *Metrics) {
 	dl.probeRate = 0
 }
 
+// observeProbe notes the loss the subscriber reports while a probe is in
+// flight or settling.
+func (dl *downlink) observeProbe() {
+	if dl.est == nil {
+		return
+	}
+	dl.mu.Lock()
+	probing := dl.probeRate != 0
+	dl.mu.Unlock()
+	if !probing {
+		return
+	}
+	loss, _ := dl.est.GetStats()["averageLoss"].(float64)
+	dl.mu.Lock()
+	dl.probeLoss = max(dl.probeLoss, loss)
+	dl.mu.Unlock()
+}
+
 // startProbe pads the subscriber's streams up to rate for probeLength, if
 // no probe is due to wait and the estimate has been steady.
 func (dl *downlink) startProbe(now time.Time, rate int) bool {
@@ -162,9 +187,17 @@ func (dl *downlink) startProbe(now time.Time, rate int) bool {
 	if dl.probeRate != 0 || now.Before(dl.nextProbe) || now.Sub(dl.lastDrop) < upHold {
 		return false
 	}
-	dl.probeStart, dl.probeEnd, dl.probeRate = now, now.Add(probeLength), rate
+	dl.probeStart, dl.probeEnd, dl.probeRate, dl.probeLoss = now, now.Add(probeLength), rate, 0
 	dl.probes++
 	return true
+}
+
+// congested: the estimate has dropped at least once (the link showed
+// congestion, so the estimate is a measurement, not the initial guess).
+func (dl *downlink) congested() bool {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	return !dl.lastDrop.IsZero()
 }
 
 // recentlyDropped: the estimate dropped within upHold (no layer goes up).
@@ -240,6 +273,7 @@ func (s *SFU) allocateLocked(sess *session, now time.Time) {
 	if dl == nil {
 		return
 	}
+	dl.observeProbe()
 	dl.settleProbe(now, &s.Metrics)
 	budget := dl.available()
 	var videos []*downTrack
@@ -263,6 +297,13 @@ func (s *SFU) allocateLocked(sess *session, now time.Time) {
 	sort.Slice(videos, func(i, j int) bool { return videos[i].streamID < videos[j].streamID })
 	choice, fits := chooseLayers(videos, budget)
 	steady := !dl.recentlyDropped(now)
+	// Video pauses only on evidence: a link that has shown congestion. The
+	// estimate a subscriber starts with is a guess, and a camera sent as one
+	// layer (no simulcast) would otherwise be paused for every new
+	// subscriber until a probe proved what its link was never short of.
+	if !fits && !dl.congested() {
+		fits = true
+	}
 	if !fits {
 		s.setVideoPausedLocked(sess, true)
 	} else if sess.videoPaused && steady {

@@ -402,18 +402,14 @@ const nackHistory = 256
 // under the estimate by choosing layers and pausing video instead, and
 // spreads its probes' padding over 20 ms ticks.
 func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry, est *estimators) error {
-	if err := webrtc.ConfigureNackWithOptions(me, ir, nil, nack.ResponderSize(nackHistory)); err != nil {
-		return err
-	}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return err
-	}
-	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
-		return err
-	}
-	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
-		return err
-	}
+	// The order is pion's: the estimator first, then the transport-wide
+	// sequence numbers, then the NACK responder. On the way out a packet
+	// passes them backwards: the responder keeps it before it has a
+	// transport-wide number, so a retransmission gets a new one and the
+	// estimator counts it as sent; on the way in the estimator reads RTCP
+	// first and hands the responder its target, which bounds the
+	// retransmissions (a subscriber's NACKs on a congested link would
+	// otherwise flood it with resends of what it lost).
 	bwe, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
 		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(initialEstimate), gcc.SendSideBWEMinBitrate(minEstimate),
 			gcc.SendSideBWEMaxBitrate(maxEstimate), gcc.SendSideBWEPacer(gcc.NewNoOpPacer()))
@@ -423,9 +419,19 @@ func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry, est 
 	}
 	bwe.OnNewPeerConnection(est.add)
 	ir.Add(bwe)
-	// After the estimator: the sequence number must be on a packet before
-	// the estimator records it as sent.
-	return webrtc.ConfigureTWCCHeaderExtensionSender(me, ir)
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureNackWithOptions(me, ir, nil, nack.ResponderSize(nackHistory)); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		return err
+	}
+	return webrtc.ConfigureTWCCSender(me, ir)
 }
 
 func webrtcSRTPProfiles() []dtls.SRTPProtectionProfile {

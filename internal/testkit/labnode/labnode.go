@@ -70,6 +70,17 @@ type Stats struct {
 	// FirstAudio and FirstVideo are when the first packet from each From
 	// tag arrived, in ms after the join was sent (0: not yet).
 	FirstAudio, FirstVideo map[string]float64
+	// Layer is the camera layer ('f', 'h', 'q') each From tag's video
+	// last came on; LayerPackets counts video packets by "<tag>/<layer>".
+	Layer        map[string]string
+	LayerPackets map[string]int
+	// MaxAudioGapMs is the longest wait between two audio packets from each
+	// From tag since the peer started or was told "resetgaps".
+	MaxAudioGapMs map[string]float64
+	// VideoPaused: the node said it paused this peer's video to keep the
+	// sound clear (and has not said it resumed); Pauses counts such notices.
+	VideoPaused bool
+	Pauses      int
 }
 
 // Main runs a lab role if this process is one, and reports whether it was.
@@ -161,6 +172,7 @@ func runPeer(t *testing.T, cfg PeerConfig) {
 	p.Join(tokens.Mint(cfg.ID, cfg.Call, time.Hour))
 	first := map[string]time.Time{}
 	var errs []string
+	paused, pauses := false, 0
 	commands := make(chan string, 4)
 	go func() {
 		sc := bufio.NewScanner(os.Stdin)
@@ -178,13 +190,44 @@ func runPeer(t *testing.T, cfg PeerConfig) {
 				p.Close()
 				return
 			}
-			if c == "restart" {
+			switch c {
+			case "restart":
 				p.Send(mediatest.Message{Type: "restart"})
+			case "resetgaps":
+				p.ResetAudioGaps()
 			}
 		case <-tick.C:
 		}
-		st := Stats{Received: map[string]int{}, State: p.PC.ICEConnectionState().String(), FirstAudio: map[string]float64{}, FirstVideo: map[string]float64{}}
+		st := Stats{Received: map[string]int{}, State: p.PC.ICEConnectionState().String(), FirstAudio: map[string]float64{}, FirstVideo: map[string]float64{},
+			Layer: map[string]string{}, LayerPackets: map[string]int{}, MaxAudioGapMs: map[string]float64{}}
+		for drained := false; !drained; {
+			select {
+			case e, ok := <-p.Events:
+				switch {
+				case !ok:
+					drained = true
+				case e.Type == "video_paused":
+					paused = true
+					pauses++
+				case e.Type == "video_resumed":
+					paused = false
+				}
+			default:
+				drained = true
+			}
+		}
+		st.VideoPaused, st.Pauses = paused, pauses
 		for _, from := range cfg.From {
+			tag := string([]byte{from})
+			if l := p.Layer(from); l != 0 {
+				st.Layer[tag] = string([]byte{l})
+			}
+			for _, l := range mediatest.Layers {
+				if n := p.LayerPackets(from, l.Letter); n > 0 {
+					st.LayerPackets[tag+"/"+string([]byte{l.Letter})] = n
+				}
+			}
+			st.MaxAudioGapMs[tag] = float64(p.MaxAudioGap(from).Microseconds()) / 1000
 			for _, kind := range []string{"audio", "video"} {
 				key := string([]byte{from}) + "/" + kind
 				n := p.Count(from, kind)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/transport/v5/stdnet"
@@ -57,6 +59,10 @@ type Peer struct {
 	// firstVideoKey: whether the first video packet from each sender
 	// started a keyframe (what a decoder needs to show anything).
 	firstVideoKey map[byte]bool
+	// layer: the camera layer (its letter) each sender's video last came
+	// on; layerPackets counts video packets by "tag+letter".
+	layer        map[byte]byte
+	layerPackets map[string]int
 	// The longest wait between two audio packets from each sender, since
 	// ResetAudioGaps.
 	lastAudioAt map[byte]time.Time
@@ -91,7 +97,24 @@ type Options struct {
 	// Resume reconnects a dropped signaling socket to the same session
 	// (?resume=), as the pages do when their network changes.
 	Resume bool
+	// Simulcast sends the camera as three layers, as the pages do: full
+	// (about 960 kbit/s), half (300) and quarter (100), each on its own
+	// m-line and each answering its own keyframe requests. The layer's
+	// letter ('f', 'h', 'q') is the video payload's fourth byte.
+	Simulcast bool
+	// Feedback reports what arrives as a browser does: transport-wide
+	// congestion control feedback (TWCC), receiver reports and NACKs (pion's
+	// default interceptors). Without it the node's estimate of this
+	// peer's downlink never moves.
+	Feedback bool
 }
+
+// Layers is what a simulcast peer sends per 20 ms on each layer: packets
+// and payload bytes per packet (full, half, quarter).
+var Layers = [3]struct {
+	Letter           byte
+	Packets, Payload int
+}{{'f', 2, 1200}, {'h', 1, 750}, {'q', 1, 250}}
 
 // Dial opens a session with the session token and starts publishing.
 func Dial(t testing.TB, url, sessionToken, id string, tag byte) *Peer {
@@ -116,10 +139,23 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 	if opts.RelayOnly {
 		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(cfg)
+	apiOpts := []func(*webrtc.API){webrtc.WithSettingEngine(se)}
+	if opts.Feedback {
+		var m webrtc.MediaEngine
+		require.NoError(t, m.RegisterDefaultCodecs())
+		// pion's defaults, with a browser's NACK retry limit (libwebrtc
+		// gives up on a packet after 10 requests).
+		var ir interceptor.Registry
+		require.NoError(t, webrtc.ConfigureNackWithOptions(&m, &ir, []nack.GeneratorOption{nack.GeneratorMaxNacksPerPacket(10)}))
+		require.NoError(t, webrtc.ConfigureRTCPReports(&ir))
+		require.NoError(t, webrtc.ConfigureSimulcastExtensionHeaders(&m))
+		require.NoError(t, webrtc.ConfigureTWCCSender(&m, &ir))
+		apiOpts = append(apiOpts, webrtc.WithMediaEngine(&m), webrtc.WithInterceptorRegistry(&ir))
+	}
+	pc, err := webrtc.NewAPI(apiOpts...).NewPeerConnection(cfg)
 	require.NoError(t, err)
 	p := &Peer{t: t, ID: id, Tag: tag, WS: ws, PC: pc, received: map[string]int{}, lastAt: map[byte]time.Time{}, firstAt: map[string]time.Time{},
-		keyframes: map[byte][]time.Time{}, firstVideoKey: map[byte]bool{}, lastAudioAt: map[byte]time.Time{}, maxAudioGap: map[byte]time.Duration{}, lastSeq: map[uint32]uint16{}, keyframe: make(chan struct{}, 1),
+		keyframes: map[byte][]time.Time{}, firstVideoKey: map[byte]bool{}, layer: map[byte]byte{}, layerPackets: map[string]int{}, lastAudioAt: map[byte]time.Time{}, maxAudioGap: map[byte]time.Duration{}, lastSeq: map[uint32]uint16{}, keyframe: make(chan struct{}, 1),
 		Errors: make(chan string, 10), Events: make(chan Message, 100), stop: make(chan struct{}),
 		url: url, token: sessionToken, resume: opts.Resume, ifaces: ifaces}
 	audio, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", id)
@@ -130,23 +166,22 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 	require.NoError(t, err)
 	vs, err := pc.AddTrack(video)
 	require.NoError(t, err)
-	go func() {
-		for {
-			pkts, _, err := vs.ReadRTCP()
-			if err != nil {
-				return
-			}
-			for _, pk := range pkts {
-				if _, ok := pk.(*rtcp.PictureLossIndication); ok {
-					p.PLIs.Add(1)
-					select { // answer with a keyframe on the next video tick
-					case p.keyframe <- struct{}{}:
-					default:
-					}
-				}
-			}
+	go p.readPLIs(vs, p.keyframe)
+	var layers [3]*webrtc.TrackLocalStaticRTP
+	var layerKeys [3]chan struct{}
+	if opts.Simulcast {
+		// The first video track is the full layer; the half and quarter
+		// follow on the node's next two video m-lines.
+		layers[0], layerKeys[0] = video, p.keyframe
+		for i := 1; i < 3; i++ {
+			layers[i], err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video-"+string(Layers[i].Letter), id)
+			require.NoError(t, err)
+			sender, err := pc.AddTrack(layers[i])
+			require.NoError(t, err)
+			layerKeys[i] = make(chan struct{}, 1)
+			go p.readPLIs(sender, layerKeys[i])
 		}
-	}()
+	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c != nil {
 			p.candidate(c.ToJSON())
@@ -172,6 +207,10 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 			tag, keyframe := pkt.Payload[0], false
 			if remote.Kind() == webrtc.RTPCodecTypeVideo && len(pkt.Payload) > 2 {
 				tag, keyframe = pkt.Payload[2], pkt.Payload[0]&vp8Start != 0 && pkt.Payload[1]&vp8Delta == 0
+				if len(pkt.Payload) > 3 && pkt.Payload[3] != 0 {
+					p.layer[tag] = pkt.Payload[3]
+					p.layerPackets[string([]byte{tag, pkt.Payload[3]})]++
+				}
 			}
 			key := string([]byte{tag}) + "/" + remote.Kind().String()
 			if p.received[key] == 0 {
@@ -195,9 +234,93 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 		}
 	})
 	go p.readSignals()
-	go p.publish(audio, video, opts)
+	if opts.Simulcast {
+		go PublishSimulcast(audio, layers, tag, p.stop, layerKeys)
+	} else {
+		go p.publish(audio, video, opts)
+	}
 	t.Cleanup(p.Close)
 	return p
+}
+
+// readPLIs counts the node's keyframe requests on one video sender and
+// asks for a keyframe on the next tick of that track.
+func (p *Peer) readPLIs(sender *webrtc.RTPSender, keyframe chan struct{}) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, pk := range pkts {
+			if _, ok := pk.(*rtcp.PictureLossIndication); ok {
+				p.PLIs.Add(1)
+				select { // answer with a keyframe on the next video tick
+				case keyframe <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// PublishSimulcast sends, every 20 ms until stop closes, one audio packet
+// and a frame on each camera layer (Layers: full, half, quarter), the
+// layer's letter in the payload's fourth byte. A receive on keyframes[i]
+// makes layer i's next frame a keyframe.
+func PublishSimulcast(audio *webrtc.TrackLocalStaticRTP, layers [3]*webrtc.TrackLocalStaticRTP, tag byte, stop <-chan struct{}, keyframes [3]chan struct{}) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var seq uint16
+	var vseq [3]uint16
+	var ts uint32
+	payload := []byte{tag, 0x10, 0, 0, 0, 0, 0, 0}
+	var frames [3][]byte
+	for i, l := range Layers {
+		frames[i] = make([]byte, l.Payload)
+		frames[i][2], frames[i][3] = tag, l.Letter
+	}
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		seq++
+		ts += 960
+		_ = audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: ts}, Payload: payload})
+		for i, l := range Layers {
+			frame := frames[i]
+			frame[1] = vp8Delta
+			select {
+			case <-keyframes[i]:
+				frame[1] = 0
+			default:
+			}
+			for j := 0; j < l.Packets; j++ {
+				frame[0] = 0 // the frame's later packets: no start bit
+				if j == 0 {
+					frame[0] = vp8Start
+				}
+				vseq[i]++
+				_ = layers[i].WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: vseq[i], Timestamp: ts * 2, Marker: j == l.Packets-1}, Payload: frame})
+			}
+		}
+	}
+}
+
+// Layer is the letter of the camera layer last received from the sender
+// tagged from (0: none, or not simulcast).
+func (p *Peer) Layer(from byte) byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.layer[from]
+}
+
+// LayerPackets counts video packets of layer letter from the sender tagged from.
+func (p *Peer) LayerPackets(from, letter byte) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.layerPackets[string([]byte{from, letter})]
 }
 
 func (p *Peer) candidate(c webrtc.ICECandidateInit) {

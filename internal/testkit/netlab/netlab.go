@@ -33,6 +33,9 @@ type Lab struct {
 	nets  []string
 	procs []*Proc
 	links int
+	// routerSide is each host's cable end in the router: what the router
+	// sends there is the host's downlink.
+	routerSide map[string]string
 }
 
 // New makes a lab with its router, or fails the test saying what is missing.
@@ -113,6 +116,43 @@ func (l *Lab) cable(ns, subnet string) {
 	l.In(ns, "ip", "route", "add", "default", "via", subnet+".254")
 	l.In(l.Router, "ip", "addr", "add", subnet+".254/24", "dev", routerIf)
 	l.In(l.Router, "ip", "link", "set", routerIf, "up")
+	l.mu.Lock()
+	if l.routerSide == nil {
+		l.routerSide = map[string]string{}
+	}
+	l.routerSide[ns] = routerIf
+	l.mu.Unlock()
+}
+
+func (l *Lab) downlink(ns string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	dev, ok := l.routerSide[ns]
+	if !ok {
+		l.t.Fatalf("netlab: %s has no cable to the router", ns)
+	}
+	return dev
+}
+
+// LimitDownlink caps what ns receives at kbit kbit/s, as a weak mobile link
+// does: a token bucket in the router whose queue holds queueMs of traffic;
+// what overflows it is dropped. (tc's netem, for delay, is not in every
+// kernel; a token bucket is.) A second call changes the limit.
+func (l *Lab) LimitDownlink(ns string, kbit, queueMs int) {
+	burst := max(kbit*1000/8/50, 1600) // 20 ms of traffic, at least a packet
+	l.In(l.Router, "tc", "qdisc", "replace", "dev", l.downlink(ns), "root", "tbf",
+		"rate", fmt.Sprintf("%dkbit", kbit), "burst", fmt.Sprint(burst), "latency", fmt.Sprintf("%dms", queueMs))
+}
+
+// UnlimitDownlink lifts LimitDownlink.
+func (l *Lab) UnlimitDownlink(ns string) {
+	l.In(l.Router, "tc", "qdisc", "del", "dev", l.downlink(ns), "root")
+}
+
+// LoseDownlink drops percent % of the packets ns receives, at random.
+func (l *Lab) LoseDownlink(ns string, percent int) {
+	l.In(l.Router, "iptables", "-I", "FORWARD", "-o", l.downlink(ns), "-m", "statistic", "--mode", "random",
+		"--probability", fmt.Sprintf("%.4f", float64(percent)/100), "-j", "DROP")
 }
 
 // DropUDP makes ns a network that lets no UDP through (a hospital's).
@@ -272,4 +312,10 @@ func (w *testLog) Write(b []byte) (int, error) {
 		w.buf = w.buf[i+1:]
 	}
 	return len(b), nil
+}
+
+// DownlinkQueue is tc's account of ns's downlink queue (sent, dropped,
+// overlimits), for a test's log.
+func (l *Lab) DownlinkQueue(ns string) string {
+	return l.In(l.Router, "tc", "-s", "qdisc", "show", "dev", l.downlink(ns))
 }

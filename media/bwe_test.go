@@ -1,0 +1,113 @@
+package media_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff-telehealth/handoff/internal/testkit/labnode"
+	"github.com/handoff-telehealth/handoff/internal/testkit/mediatest"
+	"github.com/handoff-telehealth/handoff/internal/testkit/netlab"
+	"github.com/handoff-telehealth/handoff/media"
+)
+
+// These tests put a patient on a weak link, made in the kernel: the
+// router's token bucket on the patient's downlink (netlab.LimitDownlink).
+// Both sides send their camera as three layers and report what arrives as
+// browsers do (TWCC), so what the node sends the patient follows the
+// node's estimate of that link.
+
+// simulcastCall is a doctor and a patient in a call, each on its own link
+// to the media node, both sending simulcast.
+func simulcastCall(t *testing.T) (lab *netlab.Lab, patientNS string, doctor, patient *labnode.Peer) {
+	t.Helper()
+	lab = netlab.New(t)
+	mediaNS := lab.Host("media", "198.18.1")
+	doctorNS := lab.Host("doctor", "198.18.2")
+	patientNS = lab.Host("patient", "198.18.3")
+	m := labnode.StartMedia(t, lab, mediaNS, mediaPublic, labnode.MediaConfig{Network: media.Network{UDPPort: udpPort}, Call: callID, Members: members()})
+	opts := mediatest.Options{Simulcast: true, Feedback: true}
+	doctor, patient = call(t, lab, m, doctorNS, patientNS, opts, opts)
+	bothWays(t, doctor, patient)
+	return lab, patientNS, doctor, patient
+}
+
+// onLayer waits (at most within) for the patient to receive the doctor's
+// camera on one of the layers.
+func onLayer(t *testing.T, p *labnode.Peer, within time.Duration, layers ...string) (labnode.Stats, bool) {
+	t.Helper()
+	return p.Until(t, within, func(st labnode.Stats) bool {
+		for _, l := range layers {
+			if st.Layer["D"] == l && !st.VideoPaused {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// watch reads the peer's stats for d and returns the last, and the layers
+// its video came on meanwhile.
+func watch(t *testing.T, p *labnode.Peer, d time.Duration) (labnode.Stats, map[string]bool) {
+	t.Helper()
+	seen := map[string]bool{}
+	var st labnode.Stats
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		st = p.Latest(t, 5*time.Second)
+		seen[st.Layer["D"]] = true
+	}
+	return st, seen
+}
+
+// A patient whose downlink falls to 300 kbit/s: the doctor's camera comes
+// on a lower layer within 5 s, and the sound goes on without a gap a
+// listener would hear (over 200 ms) for the next 30 s.
+func TestAWeakDownlinkGetsALowerLayerAndKeepsTheSound(t *testing.T) {
+	lab, patientNS, _, patient := simulcastCall(t)
+	st, ok := onLayer(t, patient, 20*time.Second, "f")
+	require.True(t, ok, "on an open link the patient climbs to the full layer: %+v", st)
+
+	lab.LimitDownlink(patientNS, 300, 100)
+	patient.Send("resetgaps")
+	limited := time.Now()
+	st, ok = onLayer(t, patient, 5*time.Second, "h", "q")
+	require.True(t, ok, "a lower layer within 5 s of the limit: %+v", st)
+	t.Logf("lower layer %.1f s after the limit", time.Since(limited).Seconds())
+
+	st, _ = watch(t, patient, 30*time.Second-time.Since(limited))
+	require.LessOrEqual(t, st.MaxAudioGapMs["D"], 200.0, "no audio gap over 200 ms: %+v", st)
+	require.NotEqual(t, "f", st.Layer["D"], "still below the full layer: %+v", st)
+	require.False(t, st.VideoPaused, "300 kbit/s carries the quarter layer and the sound: %+v", st)
+	t.Logf("after 30 s at 300 kbit/s: layer %s, longest audio gap %.0f ms, layer packets %v", st.Layer["D"], st.MaxAudioGapMs["D"], st.LayerPackets)
+}
+
+// A downlink of 60 kbit/s carries the sound and no video: the node pauses
+// the video (the page says so), the sound goes on; when the link comes
+// back the video is back within 10 s.
+func TestAStarvedDownlinkPausesVideoAndKeepsTheSound(t *testing.T) {
+	lab, patientNS, _, patient := simulcastCall(t)
+	lab.LimitDownlink(patientNS, 60, 100)
+	patient.Send("resetgaps")
+	limited := time.Now()
+	st, ok := patient.Until(t, 15*time.Second, func(st labnode.Stats) bool { return st.VideoPaused })
+	require.True(t, ok, "video paused on a 60 kbit/s link: %+v", st)
+	t.Logf("video paused %.1f s after the limit", time.Since(limited).Seconds())
+
+	// Paused: audio keeps arriving, steadily.
+	patient.Send("resetgaps")
+	before := patient.Latest(t, time.Second)
+	st, _ = watch(t, patient, 15*time.Second)
+	require.True(t, st.VideoPaused, "still paused: %+v", st)
+	heard := st.Received["D/audio"] - before.Received["D/audio"]
+	require.Greater(t, heard, 600, "about 50 audio packets a second keep arriving (%d in 15 s)", heard)
+	require.LessOrEqual(t, st.MaxAudioGapMs["D"], 200.0, "no audio gap over 200 ms while paused: %+v", st)
+	t.Logf("paused: %d audio packets in 15 s, longest gap %.0f ms", heard, st.MaxAudioGapMs["D"])
+	t.Log(lab.DownlinkQueue(patientNS))
+
+	lab.UnlimitDownlink(patientNS)
+	lifted, video := time.Now(), st.Received["D/video"]
+	st, ok = patient.Until(t, 10*time.Second, func(st labnode.Stats) bool { return !st.VideoPaused && st.Received["D/video"] > video+50 })
+	require.True(t, ok, "video back within 10 s of the link recovering: %+v", st)
+	t.Logf("video back %.1f s after the limit was lifted", time.Since(lifted).Seconds())
+}
