@@ -44,6 +44,9 @@ const (
 	// not costs it probeLength of overload every probeMaxWait).
 	probeFirstWait = 2 * time.Second
 	probeMaxWait   = 6 * time.Second
+	// probeAfterSuccess: the wait before the next step's probe after one
+	// succeeded (the allocator spends the new rate meanwhile).
+	probeAfterSuccess = 500 * time.Millisecond
 	// probeMaxLoss: a probe during which the subscriber reported more loss
 	// than this (where GCC itself starts to back off) failed, even if the estimate did not drop (an estimate at
 	// its floor cannot drop).
@@ -156,6 +159,11 @@ func (dl *downlink) settleProbe(now time.Time, m *Metrics) {
 		m.ProbesSucceeded.Add(1)
 		dl.probed = max(dl.probed, dl.probeRate)
 		dl.probeWait = probeFirstWait
+		// The link took this step: ask for the next one soon (a group
+		// call's cameras climb a step each).
+		dl.nextProbe = now.Add(probeAfterSuccess)
+		dl.probeRate = 0
+		return
 	}
 	dl.nextProbe = now.Add(dl.probeWait)
 	dl.probeRate = 0

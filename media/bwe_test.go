@@ -1,6 +1,7 @@
 package media_test
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -110,4 +111,74 @@ func TestAStarvedDownlinkPausesVideoAndKeepsTheSound(t *testing.T) {
 	st, ok = patient.Until(t, 10*time.Second, func(st labnode.Stats) bool { return !st.VideoPaused && st.Received["D/video"] > video+50 })
 	require.True(t, ok, "video back within 10 s of the link recovering: %+v", st)
 	t.Logf("video back %.1f s after the limit was lifted", time.Since(lifted).Seconds())
+}
+
+// A group of four where one member's downlink is weak: that member gets
+// lower layers, and the other three keep everyone's top layer (what one
+// member's link carries is no business of the others').
+func TestOneWeakMemberDoesNotLowerTheGroup(t *testing.T) {
+	lab := netlab.New(t)
+	mediaNS := lab.Host("media", "198.18.1")
+	tags := []byte{'D', 'B', 'C', 'P'}
+	ids := []string{"user:doctor", "user:nurse", "user:interpreter", "visit:patient"}
+	m := labnode.StartMedia(t, lab, mediaNS, mediaPublic, labnode.MediaConfig{Network: media.Network{UDPPort: udpPort}, Call: callID, Members: ids})
+	var nss []string
+	var peers []*labnode.Peer
+	for i, tag := range tags {
+		ns := lab.Host("m"+string(tag), "198.18."+strconv.Itoa(2+i))
+		var from []byte
+		for _, o := range tags {
+			if o != tag {
+				from = append(from, o)
+			}
+		}
+		nss = append(nss, ns)
+		peers = append(peers, labnode.StartPeer(t, lab, ns, labnode.PeerConfig{URL: m.URL, ID: ids[i], Call: callID, Tag: tag, From: from,
+			Options: mediatest.Options{Simulcast: true, Feedback: true}}))
+	}
+	weak := peers[3]
+	lab.LimitDownlink(nss[3], 700, 100)
+
+	topFromAll := func(self byte) func(labnode.Stats) bool {
+		return func(st labnode.Stats) bool {
+			for _, o := range tags {
+				if o != self && st.Layer[string([]byte{o})] != "f" {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	for i, p := range peers[:3] {
+		st, ok := p.Until(t, 40*time.Second, topFromAll(tags[i]))
+		require.True(t, ok, "%s receives every camera's full layer: %+v", p.ID, st)
+	}
+	// Meanwhile the weak member: video from all three, none of it full.
+	st, _ := watch(t, weak, 5*time.Second)
+	for _, o := range []string{"D", "B", "C"} {
+		require.NotEqual(t, "f", st.Layer[o], "the weak member gets a lower layer of %s: %+v", o, st)
+		require.LessOrEqual(t, st.MaxAudioGapMs[o], 200.0, "and hears %s without gaps: %+v", o, st)
+	}
+	// And the three still have the top layers.
+	for i, p := range peers[:3] {
+		st := p.Latest(t, 5*time.Second)
+		require.True(t, topFromAll(tags[i])(st), "%s still receives every full layer: %+v", p.ID, st)
+	}
+	t.Logf("weak member's layers %v, packets %v", st.Layer, st.LayerPackets)
+}
+
+// 5 % of what the patient receives is lost at random: the sound goes on
+// (NACKs recover what they can; a listener hears no gap over 200 ms), and
+// the video keeps playing.
+func TestRandomLossKeepsSoundAndVideo(t *testing.T) {
+	lab, patientNS, _, patient := simulcastCall(t)
+	lab.LoseDownlink(patientNS, 5)
+	patient.Send("resetgaps")
+	before := patient.Latest(t, time.Second)
+	st, seen := watch(t, patient, 20*time.Second)
+	require.LessOrEqual(t, st.MaxAudioGapMs["D"], 200.0, "no audio gap over 200 ms: %+v", st)
+	video := st.Received["D/video"] - before.Received["D/video"]
+	require.Greater(t, video, 20*50, "video keeps arriving (%d packets in 20 s): %+v", video, st)
+	require.False(t, st.VideoPaused, "5 %% loss does not pause the video: %+v", st)
+	t.Logf("5 %% loss: layers seen %v, longest audio gap %.0f ms, %d video packets in 20 s", seen, st.MaxAudioGapMs["D"], video)
 }
