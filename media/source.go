@@ -129,10 +129,6 @@ func (l *layer) requestKeyframe() {
 // writeKeyframeRequests sends the publisher a PLI per request, at most one
 // per interval, until done.
 func (l *layer) writeKeyframeRequests(done <-chan struct{}, m *Metrics) {
-	interval := keyframeInterval
-	if l.index > layerQuarter {
-		interval = 2 * keyframeInterval
-	}
 	var last time.Time
 	for {
 		select {
@@ -140,7 +136,7 @@ func (l *layer) writeKeyframeRequests(done <-chan struct{}, m *Metrics) {
 			return
 		case <-l.keyframe:
 		}
-		if wait := interval - time.Since(last); wait > 0 {
+		if wait := l.keyframeInterval() - time.Since(last); wait > 0 {
 			select {
 			case <-done:
 				return
@@ -151,6 +147,18 @@ func (l *layer) writeKeyframeRequests(done <-chan struct{}, m *Metrics) {
 		m.PLIs.Add(1)
 		_ = l.source.owner.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(l.remote.SSRC())}})
 	}
+}
+
+// keyframeInterval is the least time between two keyframe requests to
+// this layer: the lowest layer the publisher sends (a camera sent without
+// simulcast has only one) is asked more often than the costlier ones above.
+func (l *layer) keyframeInterval() time.Duration {
+	for i := range l.index {
+		if l.source.layer(i) != nil {
+			return 2 * keyframeInterval
+		}
+	}
+	return keyframeInterval
 }
 
 // forward copies the layer's packets to the source's down-tracks while the
