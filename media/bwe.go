@@ -326,6 +326,7 @@ func (s *SFU) allocateLocked(sess *session, now time.Time) {
 		}
 	}
 	// Is there a step up that does not fit? Then ask the link for it.
+	s.tellLinkLocked(sess, videos)
 	next := nextStep(videos, choice, fits)
 	if next > 0 && next > budget {
 		audio := dl.available() - budget
@@ -333,6 +334,32 @@ func (s *SFU) allocateLocked(sess *session, now time.Time) {
 			s.Metrics.Probes.Add(1)
 		}
 	}
+}
+
+// tellLinkLocked tells the subscriber's page what the node sees of its
+// downlink (for its call view's quality line) when the layer it gets or the
+// estimate has changed by a fifth since it was last told.
+func (s *SFU) tellLinkLocked(sess *session, videos []*downTrack) {
+	layer := ""
+	lowest := maxLayers
+	for _, d := range videos {
+		if cur, _ := d.layers(); cur >= 0 && cur < lowest {
+			lowest = cur
+		}
+	}
+	switch {
+	case sess.videoPaused:
+		layer = "paused"
+	case lowest < maxLayers:
+		layer = layerNames[lowest]
+	}
+	est := sess.downlink.available()
+	last := sess.link
+	if layer == last.Layer && float64(est) > 0.8*float64(last.Estimate) && float64(est) < 1.2*float64(last.Estimate) {
+		return
+	}
+	sess.link = message{Type: "link", Estimate: est, Layer: layer}
+	sess.send(sess.link)
 }
 
 // chooseLayers picks a layer index for each camera within budget: all at

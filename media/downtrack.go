@@ -392,3 +392,10 @@ func h264Keyframe(p []byte) bool {
 	}
 	return false
 }
+
+// sending reports whether any packet has gone out to the subscriber yet.
+func (d *downTrack) sending() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.started
+}

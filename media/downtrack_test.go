@@ -1,7 +1,9 @@
 package media
 
 import (
+	"fmt"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,4 +138,50 @@ func videoSSRC(t *testing.T, p *mediatest.Peer) uint32 {
 	}
 	t.Fatal("no video received")
 	return 0
+}
+
+// A subscriber whose page reports what arrives (TWCC) has an estimate of
+// its downlink and a camera layer: its page is told both (the call view's
+// quality line), and the metrics count them without naming anyone.
+func TestTheSubscribersLinkReachesItsPageAndTheMetrics(t *testing.T) {
+	n := newNode(t)
+	opts := mediatest.Options{Simulcast: true, Feedback: true}
+	doctor := mediatest.DialWith(t, n.url, n.sfu.Tokens().Mint("user:lee", "", time.Minute), "user:lee", 'D', opts)
+	patient := mediatest.DialWith(t, n.url, n.sfu.Tokens().Mint("visit:1", "", time.Minute), "visit:1", 'P', opts)
+	admit(t, n, "call-1", doctor, patient)
+	patient.ReceivesFrom(t, doctor)
+
+	var link mediatest.Message
+	require.Eventually(t, func() bool {
+		for {
+			select {
+			case m := <-patient.Events:
+				if m.Type == "link" && m.Layer != "" && m.Layer != "paused" {
+					link = m
+					return true
+				}
+			default:
+				return false
+			}
+		}
+	}, 5*time.Second, 20*time.Millisecond, "the page is told its link")
+	require.Greater(t, link.Estimate, 0)
+	require.Contains(t, layerNames, link.Layer)
+
+	rec := httptest.NewRecorder()
+	n.sfu.Metrics.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	require.Contains(t, body, "handoff_media_subscriber_estimate_bps_count 2", "both subscribers have an estimate")
+	streams := 0
+	for _, name := range layerNames {
+		var v int
+		for _, line := range strings.Split(body, "\n") {
+			if _, err := fmt.Sscanf(line, "handoff_media_down_video_streams{layer=\""+name+"\"} %d", &v); err == nil {
+				streams += v
+			}
+		}
+	}
+	require.Equal(t, 2, streams, "each subscriber gets the other's camera on one layer:\n%s", body)
+	require.NotContains(t, body, "visit:1")
+	require.NotContains(t, body, "user:lee")
 }

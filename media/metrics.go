@@ -39,9 +39,22 @@ type Metrics struct {
 // never a participant.
 type DownQuality struct {
 	Good, Fair, Poor, Unreported int
-	// MaxJitter is the worst jitter reported, in seconds.
-	MaxJitter float64
+	// MaxJitter is the worst jitter reported, in seconds; MaxRTT the
+	// longest round trip a subscriber's reports show.
+	MaxJitter, MaxRTT float64
+	// VideoByLayer counts the video streams sent to subscribers by the
+	// camera layer they carry now (index: quarter, half, full), and
+	// VideoPaused those paused to keep a subscriber's sound.
+	VideoByLayer [maxLayers]int
+	VideoPaused  int
+	// Estimates are the subscribers' downlink estimates in bit/s (one per
+	// subscriber with an estimator), for a histogram.
+	Estimates []int
 }
+
+// estimateBuckets are the histogram's upper bounds for subscribers'
+// downlink estimates, in bit/s: from a starved link to a good one.
+var estimateBuckets = []int{64_000, 128_000, 256_000, 512_000, 1_000_000, 2_000_000, 4_000_000}
 
 // qualityOf classes one stream: good under 2 % loss and 30 ms jitter,
 // poor from 10 % or 100 ms (the page calls its own connection poor from
@@ -94,4 +107,25 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, "handoff_media_down_streams{quality=%q} %d\n", c.class, c.n)
 	}
 	fmt.Fprintf(w, "# HELP handoff_media_down_jitter_max_seconds The worst jitter a subscriber reports.\n# TYPE handoff_media_down_jitter_max_seconds gauge\nhandoff_media_down_jitter_max_seconds %g\n", q.MaxJitter)
+	fmt.Fprintf(w, "# HELP handoff_media_down_rtt_max_seconds The longest round trip a subscriber's reports show.\n# TYPE handoff_media_down_rtt_max_seconds gauge\nhandoff_media_down_rtt_max_seconds %g\n", q.MaxRTT)
+	fmt.Fprintf(w, "# HELP handoff_media_down_video_streams Video streams sent to subscribers, by the camera layer they carry (paused: to keep the sound).\n# TYPE handoff_media_down_video_streams gauge\n")
+	for i, name := range layerNames {
+		fmt.Fprintf(w, "handoff_media_down_video_streams{layer=%q} %d\n", name, q.VideoByLayer[i])
+	}
+	fmt.Fprintf(w, "handoff_media_down_video_streams{layer=\"paused\"} %d\n", q.VideoPaused)
+	fmt.Fprintf(w, "# HELP handoff_media_subscriber_estimate_bps Subscribers' downlink estimates (congestion control), in bit/s.\n# TYPE handoff_media_subscriber_estimate_bps histogram\n")
+	sum := 0
+	for _, e := range q.Estimates {
+		sum += e
+	}
+	for _, le := range estimateBuckets {
+		n := 0
+		for _, e := range q.Estimates {
+			if e <= le {
+				n++
+			}
+		}
+		fmt.Fprintf(w, "handoff_media_subscriber_estimate_bps_bucket{le=\"%d\"} %d\n", le, n)
+	}
+	fmt.Fprintf(w, "handoff_media_subscriber_estimate_bps_bucket{le=\"+Inf\"} %d\nhandoff_media_subscriber_estimate_bps_sum %d\nhandoff_media_subscriber_estimate_bps_count %d\n", len(q.Estimates), sum, len(q.Estimates))
 }

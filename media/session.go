@@ -30,6 +30,11 @@ type message struct {
 	// Poor: the participant's page measures a poor connection (optional
 	// in "state"); the others are told, so they know why it stutters.
 	Poor *bool `json:"poor,omitempty"`
+	// Estimate and Layer ("link", to a subscriber): the node's estimate of
+	// its downlink in bit/s and the camera layer it sends it (the lowest,
+	// when there are several cameras; "paused" when video is paused).
+	Estimate int    `json:"estimate,omitempty"`
+	Layer    string `json:"layer,omitempty"`
 }
 
 // session is one participant's signaling session and PeerConnection.
@@ -51,6 +56,8 @@ type session struct {
 	poor             bool // its page measures a poor connection, told to the others
 	videoPaused      bool // this subscriber gets audio only (its link cannot carry video)
 	pauseForced      bool // … because SetVideoPaused said so
+	// link is what the subscriber's page was last told of its downlink.
+	link message
 	// downlink is this subscriber's estimate and probing state.
 	downlink *downlink
 	// videoRecv are the receivers of the camera's layers, full first.

@@ -255,8 +255,19 @@ func (s *SFU) downQuality() DownQuality {
 	defer s.mu.Unlock()
 	var q DownQuality
 	for _, sess := range s.sessions {
-		for _, out := range sess.senders {
+		if sess.downlink != nil && sess.downlink.est != nil && len(sess.senders) > 0 {
+			q.Estimates = append(q.Estimates, sess.downlink.available())
+		}
+		for t, out := range sess.senders {
 			st := &out.down.stats
+			if t.kind == webrtc.RTPCodecTypeVideo {
+				if cur, _ := out.down.layers(); out.down.paused.Load() {
+					q.VideoPaused++
+				} else if cur >= 0 && cur < maxLayers && out.down.sending() {
+					q.VideoByLayer[cur]++
+				}
+			}
+			q.MaxRTT = max(q.MaxRTT, float64(st.rtt.Load())/1e6)
 			if !st.reported.Load() {
 				q.Unreported++
 				continue

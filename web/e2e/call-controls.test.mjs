@@ -58,7 +58,7 @@ test('mute, camera off, connection quality and screen sharing in a call', { time
 
   // Each side sees its connection's quality, from getStats.
   for (const page of [patient, lee]) {
-    await page.locator('.call-quality').getByText(/^Connection: (good|fair|poor) \(round trip \d+ ms, loss [\d.]+%, \d+ kbit\/s\)$/).waitFor();
+    await page.locator('.call-quality').getByText(/^Connection: (good|fair|poor) \(round trip \d+ ms, loss [\d.]+%, \d+ kbit\/s\) Video: (full quality|half resolution|low resolution); about \d+ kbit\/s can reach you\.$/).waitFor();
   }
   // Device pickers list the microphone and camera in use.
   assert.ok(await lee.getByLabel('Microphone', { exact: true }).count() === 1, 'a microphone picker');

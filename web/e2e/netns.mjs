@@ -88,6 +88,15 @@ export function lab() {
     clearDownlink(ns, p) {
       inNs(router, 'iptables', '-D', 'FORWARD', '-o', routerSide.get(ns), '-p', 'udp', '-m', 'statistic', '--mode', 'random', '--probability', String(p), '-j', 'DROP');
     },
+    // limitDownlink caps what ns receives at kbit kbit/s (a token bucket in
+    // the router whose queue holds 100 ms); unlimitDownlink lifts it.
+    limitDownlink(ns, kbit) {
+      const burst = Math.max(Math.floor((kbit * 1000) / 8 / 50), 1600);
+      inNs(router, 'tc', 'qdisc', 'replace', 'dev', routerSide.get(ns), 'root', 'tbf', 'rate', `${kbit}kbit`, 'burst', String(burst), 'latency', '100ms');
+    },
+    unlimitDownlink(ns) {
+      inNs(router, 'tc', 'qdisc', 'del', 'dev', routerSide.get(ns), 'root');
+    },
     // dropUDP: a network that lets no UDP in or out.
     dropUDP(ns) {
       inNs(ns, 'iptables', '-A', 'OUTPUT', '-p', 'udp', '-j', 'DROP');

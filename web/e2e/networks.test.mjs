@@ -94,3 +94,44 @@ test("a patient on a bad link: the provider is told the patient's connection is 
   }
   await provider.getByText("Ola Weak's connection is poor").waitFor({ state: 'detached', timeout: 30000 });
 });
+
+// The patient's downlink falls to 100 kbit/s: too little for the
+// provider's camera and the sound both. The media node pauses the video to
+// that patient, the page says so, the sound goes on; when the link
+// recovers the video comes back and the notice goes.
+test('a patient whose link cannot carry video: video pauses, the sound goes on, and it comes back', async () => {
+  const patient = await site.person('patient-starved', { netns: net.home });
+  const provider = await site.person('dr-lee-starved', { netns: net.clinic });
+  await checkIn(patient, site.base, 'dr-lee', 'Ned Thin');
+  await login(provider, site.base, 'dr.lee@riverside.example');
+  await admit(provider, 'Ned Thin');
+  await patient.getByText('In your visit with Dr. Maya Lee').waitFor();
+  await hears(patient, 'the patient');
+  const notice = patient.locator('[data-notice="video-paused"]').getByText('Video paused to keep the sound clear.');
+  const videoBytes = () => patient.evaluate(async () => {
+    let bytes = 0;
+    (await window.handoff.media.pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') bytes += r.bytesReceived || 0; });
+    return bytes;
+  });
+  try {
+    net.limitDownlink(net.home, 100);
+    const limited = Date.now();
+    await notice.waitFor({ timeout: 30000 });
+    console.log(`video paused ${Date.now() - limited} ms after the patient's link fell to 100 kbit/s`);
+    await patient.locator('.call-quality[data-level="poor"][data-layer="paused"]').waitFor({ timeout: 10000 });
+    await hears(patient, 'the patient with video paused');
+    await patient.shot('video-paused-sound-goes-on');
+  } finally {
+    net.unlimitDownlink(net.home);
+  }
+  const lifted = Date.now();
+  await notice.waitFor({ state: 'hidden', timeout: 20000 });
+  console.log(`video back ${Date.now() - lifted} ms after the link recovered`);
+  const before = await videoBytes();
+  await patient.waitForFunction(async (b) => {
+    let bytes = 0;
+    (await window.handoff.media.pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') bytes += r.bytesReceived || 0; });
+    return bytes > b + 20000;
+  }, before, { timeout: 15000 }).catch(() => { throw new Error('no video after the link recovered'); });
+  await hears(patient, 'the patient after the link recovered');
+});

@@ -20,6 +20,10 @@ function say(key, english, params = {}) {
 const PING_TIMEOUT = 15000; // the server pings every 5 s
 const BACKOFF_FIRST = 500, BACKOFF_CEILING = 15000;
 
+// LAYER_NAMES are the English words for the camera layer the media node
+// sends (pages without a catalogue show these).
+const LAYER_NAMES = { full: 'full quality', half: 'half resolution', quarter: 'low resolution', paused: 'paused' };
+
 export class HandoffMedia {
   constructor({ onRemote, onEvent, renew, session, stream }) {
     this.given = stream; // devices already opened (the patient's device check)
@@ -178,6 +182,8 @@ export class HandoffMedia {
       this.inCall = false;
       this.stopSending();
       this.onEvent(msg);
+    } else if (msg.type === 'link') {
+      this.link = msg; // the node's view of our downlink, for the quality line
     } else if (msg.type === 'replaced') {
       // This visit was opened again elsewhere: that page has the call now.
       this.closed = true;
@@ -533,10 +539,20 @@ export function callControls(root, media, { share = false, nameOf = () => 'Someo
   root.qualityTimer = setInterval(async () => {
     const q = await media.quality().catch(() => null);
     if (!q || !media.inCall) { quality.textContent = ''; return; }
-    quality.dataset.level = q.level;
-    if ((q.level === 'poor') !== Boolean(media.poor)) { media.poor = q.level === 'poor'; media.sendState(); } // the others are told
-    quality.textContent = say('controls.quality', 'Connection: {level} (round trip {rtt} ms, loss {loss}%, {kbps} kbit/s)',
-      { level: say(`quality.${q.level}`, q.level), rtt: q.rttMs, loss: q.lossPct, kbps: q.kbps });
+    // The media node's estimate of what reaches us, and the video layer it
+    // sends: paused video is a poor connection whatever getStats says.
+    const link = media.link;
+    const level = link && link.layer === 'paused' ? 'poor' : q.level;
+    quality.dataset.level = level;
+    if (link && link.layer) quality.dataset.layer = link.layer;
+    if ((level === 'poor') !== Boolean(media.poor)) { media.poor = level === 'poor'; media.sendState(); } // the others are told
+    let text = say('controls.quality', 'Connection: {level} (round trip {rtt} ms, loss {loss}%, {kbps} kbit/s)',
+      { level: say(`quality.${level}`, level), rtt: q.rttMs, loss: q.lossPct, kbps: q.kbps });
+    if (link && link.layer && link.estimate) {
+      text += ' ' + say('controls.link', 'Video: {layer}; about {available} kbit/s can reach you.',
+        { layer: say(`layer.${link.layer}`, LAYER_NAMES[link.layer] || link.layer), available: Math.round(link.estimate / 1000) });
+    }
+    quality.textContent = text;
   }, 2000);
   return (msg) => {
     if (msg.type !== 'peer_state') return;

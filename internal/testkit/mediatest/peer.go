@@ -34,6 +34,8 @@ type Message struct {
 	Muted       *bool                    `json:"muted,omitempty"`
 	CameraOff   *bool                    `json:"cameraOff,omitempty"`
 	Poor        *bool                    `json:"poor,omitempty"`
+	Estimate    int                      `json:"estimate,omitempty"`
+	Layer       string                   `json:"layer,omitempty"`
 }
 
 // peer is a pion client: it publishes tagged audio and video (the first
