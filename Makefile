@@ -42,13 +42,13 @@ build-production:
 ## bench: every figure of BENCHMARKS.md, each beside its floor (about 25 minutes; profiles in artifacts/bench)
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 120m -v ./bench/
-	$(GO) test -run '^$$' -bench BenchmarkConnectTime -benchtime 1x -v ./media/
+	$(GO) test -run '^$$' -bench 'BenchmarkConnectTime|BenchmarkTimeToAdapt' -benchtime 1x -v ./media/
 	$(MAKE) build web/e2e/node_modules/.installed && cd web/e2e && HANDOFF_BIN=$(CURDIR)/bin/handoff node connect-time.bench.mjs
 
 ## bench-short: the same figures from fewer samples, heavier ones on SQLite only (under 10 minutes)
 bench-short:
 	HANDOFF_BENCH=short $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m -v ./bench/
-	$(GO) test -run '^$$' -bench BenchmarkConnectTime -benchtime 1x -v ./media/
+	$(GO) test -run '^$$' -bench 'BenchmarkConnectTime|BenchmarkTimeToAdapt' -benchtime 1x -v ./media/
 	$(MAKE) build web/e2e/node_modules/.installed && cd web/e2e && HANDOFF_BIN=$(CURDIR)/bin/handoff HANDOFF_BENCH=short node connect-time.bench.mjs
 
 ## fuzz: each fuzz target for a while (make test runs only their seed corpora)

@@ -27,6 +27,12 @@ var forwardingCalls = 30
 // video (3 × 1,200 B every 20 ms) and 50 audio packets a second.
 var forwardingLoad = mediatest.Options{VideoPacketsPerTick: 3, VideoPayloadBytes: 1200}
 
+// handoffLoad is the same load to Handoff's node, whose peers report what
+// arrives (TWCC, receiver reports, NACKs) as browsers do: the node runs a
+// congestion controller and the allocator per subscriber on that feedback,
+// and the figure includes them. (The floor relay negotiates no feedback.)
+var handoffLoad = func() mediatest.Options { o := forwardingLoad; o.Feedback = true; return o }()
+
 // settle is how long calls run before a window opens, so that connection
 // setup (ICE, DTLS) is not counted as forwarding work.
 const settle = time.Second
@@ -151,7 +157,7 @@ func (m *mediaProcess) dialCalls(t testing.TB, calls int, round string) (hangUp 
 		var peers []*mediatest.Peer
 		for j, who := range []string{"user:%s%d", "visit:%s%d"} {
 			id := fmt.Sprintf(who, round, i)
-			p := mediatest.DialWith(t, url, m.tokens.Mint(id, "", time.Minute), id, byte('a'+j), forwardingLoad)
+			p := mediatest.DialWith(t, url, m.tokens.Mint(id, "", time.Minute), id, byte('a'+j), handoffLoad)
 			require.NoError(t, m.control.Attach(ctx, call, id))
 			p.Join(m.tokens.Mint(id, call, time.Minute))
 			peers = append(peers, p)

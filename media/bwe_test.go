@@ -1,6 +1,8 @@
 package media_test
 
 import (
+	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -21,7 +23,7 @@ import (
 
 // simulcastCall is a doctor and a patient in a call, each on its own link
 // to the media node, both sending simulcast.
-func simulcastCall(t *testing.T) (lab *netlab.Lab, patientNS string, doctor, patient *labnode.Peer) {
+func simulcastCall(t testing.TB) (lab *netlab.Lab, patientNS string, doctor, patient *labnode.Peer) {
 	t.Helper()
 	lab = netlab.New(t)
 	mediaNS := lab.Host("media", "198.18.1")
@@ -36,7 +38,7 @@ func simulcastCall(t *testing.T) (lab *netlab.Lab, patientNS string, doctor, pat
 
 // onLayer waits (at most within) for the patient to receive the doctor's
 // camera on one of the layers.
-func onLayer(t *testing.T, p *labnode.Peer, within time.Duration, layers ...string) (labnode.Stats, bool) {
+func onLayer(t testing.TB, p *labnode.Peer, within time.Duration, layers ...string) (labnode.Stats, bool) {
 	t.Helper()
 	return p.Until(t, within, func(st labnode.Stats) bool {
 		for _, l := range layers {
@@ -181,4 +183,48 @@ func TestRandomLossKeepsSoundAndVideo(t *testing.T) {
 	require.Greater(t, video, 20*50, "video keeps arriving (%d packets in 20 s): %+v", video, st)
 	require.False(t, st.VideoPaused, "5 %% loss does not pause the video: %+v", st)
 	t.Logf("5 %% loss: layers seen %v, longest audio gap %.0f ms, %d video packets in 20 s", seen, st.MaxAudioGapMs["D"], video)
+}
+
+// BenchmarkTimeToAdapt: how long a subscriber's video takes to follow its
+// link. One call, both sides simulcast; each run limits the patient's
+// downlink to 300 kbit/s (timing until the doctor's camera comes on a lower
+// layer), then lifts the limit (timing until it is back on the full
+// layer). Stats lines come every 100 ms: that is the resolution.
+// HANDOFF_BENCH=short: 5 runs instead of 20.
+func BenchmarkTimeToAdapt(b *testing.B) {
+	runs := 20
+	if os.Getenv("HANDOFF_BENCH") == "short" {
+		runs = 5
+	}
+	lab, patientNS, _, patient := simulcastCall(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var adapt, recover []time.Duration
+		_, ok := onLayer(b, patient, 30*time.Second, "f")
+		require.True(b, ok, "the full layer first")
+		for r := 0; r < runs; r++ {
+			lab.LimitDownlink(patientNS, 300, 100)
+			limited := time.Now()
+			st, ok := onLayer(b, patient, 10*time.Second, "h", "q")
+			require.True(b, ok, "run %d: a lower layer: %+v", r, st)
+			adapt = append(adapt, time.Since(limited))
+			time.Sleep(3 * time.Second)
+			lab.UnlimitDownlink(patientNS)
+			lifted := time.Now()
+			st, ok = onLayer(b, patient, 60*time.Second, "f")
+			require.True(b, ok, "run %d: back on the full layer: %+v", r, st)
+			recover = append(recover, time.Since(lifted))
+		}
+		p := func(ds []time.Duration, q float64) float64 {
+			s := slices.Clone(ds)
+			slices.Sort(s)
+			return s[min(len(s)-1, int(q*float64(len(s))))].Seconds()
+		}
+		b.Logf("%d runs: limit → lower layer p50 %.1f s, p99 %.1f s; lift → full layer p50 %.1f s, p99 %.1f s",
+			runs, p(adapt, 0.5), p(adapt, 0.99), p(recover, 0.5), p(recover, 0.99))
+		b.ReportMetric(p(adapt, 0.5), "adapt-p50-s")
+		b.ReportMetric(p(adapt, 0.99), "adapt-p99-s")
+		b.ReportMetric(p(recover, 0.5), "recover-p50-s")
+		b.ReportMetric(p(recover, 0.99), "recover-p99-s")
+	}
 }

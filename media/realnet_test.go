@@ -36,7 +36,7 @@ const (
 	callID      = "call-1"
 )
 
-func call(t *testing.T, lab *netlab.Lab, m *labnode.Media, doctorNS, patientNS string, doctorOpts, patientOpts mediatest.Options) (doctor, patient *labnode.Peer) {
+func call(t testing.TB, lab *netlab.Lab, m *labnode.Media, doctorNS, patientNS string, doctorOpts, patientOpts mediatest.Options) (doctor, patient *labnode.Peer) {
 	t.Helper()
 	doctor = labnode.StartPeer(t, lab, doctorNS, labnode.PeerConfig{URL: m.URL, ID: "user:doctor", Call: callID, Tag: 'D', From: []byte{'P'}, Options: doctorOpts})
 	patientOpts.Resume = true
@@ -45,7 +45,7 @@ func call(t *testing.T, lab *netlab.Lab, m *labnode.Media, doctorNS, patientNS s
 }
 
 // bothWays waits until each side receives the other's audio and video.
-func bothWays(t *testing.T, doctor, patient *labnode.Peer) (labnode.Stats, labnode.Stats) {
+func bothWays(t testing.TB, doctor, patient *labnode.Peer) (labnode.Stats, labnode.Stats) {
 	t.Helper()
 	d, ok := doctor.Until(t, 20*time.Second, labnode.Hears(50, 'P'))
 	require.True(t, ok, "the doctor should receive the patient's audio and video: %+v", d)
