@@ -113,7 +113,37 @@ test('a patient whose link cannot carry video: video pauses, the sound goes on, 
     (await window.handoff.media.pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') bytes += r.bytesReceived || 0; });
     return bytes;
   });
+  // The provider's camera goes out in three sizes (simulcast).
+  await provider.waitForFunction(async () => {
+    const widths = new Set();
+    (await window.handoff.media.pc.getStats()).forEach((r) => { if (r.type === 'outbound-rtp' && r.kind === 'video' && r.frameWidth) widths.add(r.frameWidth); });
+    return widths.size >= 3;
+  }, null, { timeout: 20000 }).catch(() => { throw new Error("the provider's page does not send its camera in three sizes"); });
+  // The width of the picture the patient decodes now (of its busiest
+  // incoming video stream: the provider's camera).
+  const inboundWidth = () => patient.evaluate(async () => {
+    let best = null;
+    (await window.handoff.media.pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video' && (!best || r.packetsReceived > best.packetsReceived)) best = r; });
+    return best ? best.frameWidth || 0 : 0;
+  });
+  await patient.locator('.call-quality[data-layer="full"]').waitFor({ timeout: 30000 })
+    .catch(() => { throw new Error('the patient never got the full layer on an open link'); });
+  const fullWidth = await inboundWidth();
   try {
+    // 300 kbit/s: a smaller picture, not none.
+    net.limitDownlink(net.home, 300);
+    const narrowed = Date.now();
+    await patient.locator('.call-quality[data-layer="half"], .call-quality[data-layer="quarter"]').waitFor({ timeout: 15000 })
+      .catch(() => { throw new Error('no lower layer on 300 kbit/s'); });
+    await patient.waitForFunction(async (full) => {
+      let best = null;
+      (await window.handoff.media.pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video' && (!best || r.packetsReceived > best.packetsReceived)) best = r; });
+      return best && best.frameWidth > 0 && best.frameWidth < full;
+    }, fullWidth, { timeout: 15000 }).catch(async () => { throw new Error(`the picture did not get smaller on 300 kbit/s (${fullWidth} → ${await inboundWidth()} px)`); });
+    console.log(`a smaller picture (${fullWidth} → ${await inboundWidth()} px wide) ${Date.now() - narrowed} ms after the link fell to 300 kbit/s`);
+    assert.equal(await notice.isVisible(), false, 'a smaller picture, not a paused one');
+    await hears(patient, 'the patient on 300 kbit/s');
+
     net.limitDownlink(net.home, 100);
     const limited = Date.now();
     await notice.waitFor({ timeout: 30000 });

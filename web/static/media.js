@@ -20,6 +20,28 @@ function say(key, english, params = {}) {
 const PING_TIMEOUT = 15000; // the server pings every 5 s
 const BACKOFF_FIRST = 500, BACKOFF_CEILING = 15000;
 
+// LAYERS are the camera's three encodings, in the order of the video
+// m-lines the media node offers to receive: full, half and quarter size,
+// each with its bit-rate ceiling.
+const LAYERS = [
+  { scale: 1, maxBitrate: 1_200_000 },
+  { scale: 2, maxBitrate: 400_000 },
+  { scale: 4, maxBitrate: 120_000 },
+];
+
+// receivingVideoMids lists, in order, the mids of the video m-lines an
+// offer from the media node receives on (a=recvonly): where the camera's
+// layers go.
+function receivingVideoMids(sdp) {
+  const mids = [];
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    if (!section.startsWith('video') || !/\na=recvonly/.test(section)) continue;
+    const mid = /\na=mid:(\S+)/.exec(section);
+    if (mid) mids.push(mid[1]);
+  }
+  return mids;
+}
+
 // LAYER_NAMES are the English words for the camera layer the media node
 // sends (pages without a catalogue show these).
 const LAYER_NAMES = { full: 'full quality', half: 'half resolution', quarter: 'low resolution', paused: 'paused' };
@@ -164,9 +186,10 @@ export class HandoffMedia {
     if (msg.type === 'offer') {
       this.answered = false;
       await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
-      if (this.inCall) this.sendTracks(pc);
+      if (this.inCall) this.sendTracks(pc, msg.sdp);
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
+      if (this.inCall) this.shapeLayers();
       this.send({ type: 'answer', sdp: answer.sdp });
       this.answered = true;
       for (const c of this.heldCandidates.splice(0)) this.send({ type: 'candidate', candidate: c });
@@ -196,16 +219,53 @@ export class HandoffMedia {
 
   // sendTracks puts our camera and microphone on the m-lines the server
   // offered, reusing our senders after a pause.
-  sendTracks(pc) {
+  // The camera goes out three times (simulcast): full size on the first
+  // video m-line the node offers to receive, half and a quarter size on the
+  // next two, so that the node can send each of the others what their link
+  // carries. A shared screen takes the camera's place on all three.
+  sendTracks(pc, sdp) {
     for (const camera of this.local.getTracks()) {
       const track = camera.kind === 'video' && this.sharing ? this.sharing : camera;
       const sender = this.senders.get(track.kind);
-      if (sender) { if (sender.track !== track) sender.replaceTrack(track); continue; }
-      this.senders.set(track.kind, pc.addTrack(track, this.local));
+      if (sender) { if (sender.track !== track) sender.replaceTrack(track); } else this.senders.set(track.kind, pc.addTrack(track, this.local));
+    }
+    const camera = this.local.getVideoTracks()[0];
+    if (!camera || !sdp) return;
+    const lower = receivingVideoMids(sdp).slice(1, LAYERS.length);
+    this.layerSenders = this.layerSenders || [];
+    lower.forEach((mid, i) => {
+      const tr = pc.getTransceivers().find((t) => t.mid === mid);
+      if (!tr) return;
+      const want = this.sharing || camera;
+      if (tr.direction !== 'sendrecv') tr.direction = 'sendrecv';
+      if (tr.sender.track !== want) tr.sender.replaceTrack(want);
+      if (tr.sender.setStreams) tr.sender.setStreams(this.local);
+      this.layerSenders[i] = tr.sender;
+    });
+  }
+
+  // shapeLayers scales each camera layer down and caps its bit rate (after
+  // the answer: a sender has its encodings from then on).
+  async shapeLayers() {
+    const senders = [this.senders.get('video'), ...(this.layerSenders || [])];
+    for (let i = 0; i < senders.length && i < LAYERS.length; i++) {
+      const sender = senders[i];
+      if (!sender || !sender.track) continue;
+      const params = sender.getParameters();
+      if (!params.encodings || !params.encodings.length) continue;
+      const { scale, maxBitrate } = LAYERS[i];
+      const enc = params.encodings[0];
+      if (enc.scaleResolutionDownBy === scale && enc.maxBitrate === maxBitrate) continue;
+      enc.scaleResolutionDownBy = scale;
+      enc.maxBitrate = maxBitrate;
+      await sender.setParameters(params).catch((err) => console.warn('camera layer settings refused', err.message));
     }
   }
 
-  stopSending() { for (const s of this.senders.values()) s.replaceTrack(null); }
+  stopSending() {
+    for (const s of this.senders.values()) s.replaceTrack(null);
+    for (const s of this.layerSenders || []) s.replaceTrack(null);
+  }
 
   // setMuted turns the microphone off (the others hear silence) or on; the
   // others' pages are told, through the media node.
@@ -235,7 +295,10 @@ export class HandoffMedia {
     if (old) { this.local.removeTrack(old); old.stop(); }
     this.local.addTrack(fresh);
     const sender = this.senders && this.senders.get(fresh.kind);
-    if (sender && !(video && this.sharing) && this.inCall) await sender.replaceTrack(fresh);
+    if (sender && !(video && this.sharing) && this.inCall) {
+      await sender.replaceTrack(fresh);
+      if (video) for (const s of this.layerSenders || []) await s.replaceTrack(fresh);
+    }
     return fresh;
   }
 
@@ -246,7 +309,10 @@ export class HandoffMedia {
     this.sharing = screen;
     screen.onended = () => this.stopSharing();
     const sender = this.senders && this.senders.get('video');
-    if (sender && this.inCall) await sender.replaceTrack(screen);
+    if (sender && this.inCall) {
+      await sender.replaceTrack(screen);
+      for (const s of this.layerSenders || []) await s.replaceTrack(screen);
+    }
     return screen;
   }
 
@@ -255,7 +321,11 @@ export class HandoffMedia {
     if (!screen) return;
     this.sharing = null;
     const sender = this.senders && this.senders.get('video');
-    if (sender && this.inCall) await sender.replaceTrack(this.local.getVideoTracks()[0] || null);
+    if (sender && this.inCall) {
+      const camera = this.local.getVideoTracks()[0] || null;
+      await sender.replaceTrack(camera);
+      for (const s of this.layerSenders || []) await s.replaceTrack(camera);
+    }
     screen.stop();
     if (this.onSharingStopped) this.onSharingStopped();
   }
