@@ -214,6 +214,7 @@ func BenchmarkTimeToAdapt(b *testing.B) {
 			st, ok = onLayer(b, patient, 60*time.Second, "f")
 			require.True(b, ok, "run %d: back on the full layer: %+v", r, st)
 			recover = append(recover, time.Since(lifted))
+			b.Logf("run %d: lower layer after %.1f s, full again %.1f s after the lift", r+1, adapt[r].Seconds(), recover[r].Seconds())
 		}
 		p := func(ds []time.Duration, q float64) float64 {
 			s := slices.Clone(ds)
