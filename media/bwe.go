@@ -247,6 +247,7 @@ func (s *SFU) measureLocked(dt time.Duration) {
 	if dt <= 0 {
 		return
 	}
+	now, stopped := time.Now(), false
 	for _, sess := range s.sessions {
 		for _, t := range sess.published {
 			for i := range maxLayers {
@@ -256,7 +257,14 @@ func (s *SFU) measureLocked(dt time.Duration) {
 				}
 				b := l.bytes.Load()
 				inst := int64(float64(b-l.lastBytes) * 8 / dt.Seconds())
+				if b != l.lastBytes || l.lastBytesAt.IsZero() {
+					l.lastBytesAt = now
+				}
 				l.lastBytes = b
+				// A screen whose sharing stopped leaves the others' pages.
+				if t.screen && now.Sub(l.lastBytesAt) > screenIdleAfter && t.idle.CompareAndSwap(false, true) {
+					stopped = true
+				}
 				prev := l.rate.Load()
 				switch {
 				case inst == 0:
@@ -269,7 +277,14 @@ func (s *SFU) measureLocked(dt time.Duration) {
 			}
 		}
 	}
+	if stopped {
+		s.reconcileLocked()
+	}
 }
+
+// screenIdleAfter: a shared screen that sent nothing this long is no longer
+// shared (a still screen still sends a frame a second or so).
+const screenIdleAfter = 3 * time.Second
 
 // allocateLocked chooses one subscriber's layers from its estimate: audio
 // first, then the lowest layer of every camera, then higher layers in turn
@@ -303,31 +318,58 @@ func (s *SFU) allocateLocked(sess *session, now time.Time) {
 	}
 	// A steady order: the same camera gets the spare first every time.
 	sort.Slice(videos, func(i, j int) bool { return videos[i].streamID < videos[j].streamID })
-	choice, fits := chooseLayers(videos, budget)
+	// A shared screen comes before the cameras: it is what the call is
+	// looking at. It has one layer; the cameras share what it leaves.
+	var screens, cameras []*downTrack
+	screenCost := 0
+	for _, d := range videos {
+		if d.source.screen {
+			screens = append(screens, d)
+			screenCost += int(d.source.activeLayers()[0].rate.Load())
+		} else {
+			cameras = append(cameras, d)
+		}
+	}
+	choice, fits := chooseLayers(cameras, budget-screenCost)
+	screensFit := screenCost <= budget
 	steady := !dl.recentlyDropped(now)
 	// Video pauses only on evidence: a link that has shown congestion. The
 	// estimate a subscriber starts with is a guess, and a camera sent as one
 	// layer (no simulcast) would otherwise be paused for every new
 	// subscriber until a probe proved what its link was never short of.
-	if !fits && !dl.congested() {
-		fits = true
+	if !dl.congested() {
+		fits, screensFit = true, true
 	}
-	if !fits {
+	// All video pauses (and the page says so) when not even the screen, or
+	// with no screen the cameras' lowest layers, fit beside the sound; with
+	// a screen that fits, only the cameras pause.
+	if !screensFit || (len(screens) == 0 && !fits) {
 		s.setVideoPausedLocked(sess, true)
 	} else if sess.videoPaused && steady {
 		s.setVideoPausedLocked(sess, false)
 	}
+	if !sess.videoPaused && len(screens) > 0 {
+		if pause := !fits; pause != sess.camerasPaused && (pause || steady) {
+			sess.camerasPaused = pause
+			for _, d := range cameras {
+				d.setPaused(pause)
+			}
+		}
+	}
 	if fits {
-		for i, d := range videos {
+		for i, d := range cameras {
 			_, target := d.layers()
 			if choice[i] < target || (choice[i] > target && steady) {
 				d.setTarget(choice[i])
 			}
 		}
 	}
+	s.tellLinkLocked(sess, cameras)
 	// Is there a step up that does not fit? Then ask the link for it.
-	s.tellLinkLocked(sess, videos)
-	next := nextStep(videos, choice, fits)
+	next := nextStep(cameras, choice, fits && screensFit)
+	if next > 0 || !screensFit {
+		next += screenCost
+	}
 	if next > 0 && next > budget {
 		audio := dl.available() - budget
 		if dl.startProbe(now, next+audio+next/10) {

@@ -81,6 +81,10 @@ func newDownTrack(source *publishedTrack, subscriber string) *downTrack {
 	kind := source.kind
 	d := &downTrack{source: source, subscriber: subscriber, kind: kind, codec: source.codec,
 		id: kind.String() + "-" + source.owner.id, streamID: source.owner.id, needKey: kind == webrtc.RTPCodecTypeVideo}
+	if source.screen {
+		// Its own stream: the page shows it in an element of its own.
+		d.id, d.streamID = "screen-"+source.owner.id, "screen-"+source.owner.id
+	}
 	d.current.Store(-1)
 	// Audio has one layer. Video starts on the lowest the publisher sends:
 	// the allocator moves it up as the subscriber's link shows it can.

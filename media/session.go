@@ -56,12 +56,15 @@ type session struct {
 	poor             bool // its page measures a poor connection, told to the others
 	videoPaused      bool // this subscriber gets audio only (its link cannot carry video)
 	pauseForced      bool // … because SetVideoPaused said so
+	camerasPaused    bool // its cameras only, to leave a shared screen room
 	// link is what the subscriber's page was last told of its downlink.
 	link message
 	// downlink is this subscriber's estimate and probing state.
 	downlink *downlink
-	// videoRecv are the receivers of the camera's layers, full first.
+	// videoRecv are the receivers of the camera's layers, full first;
+	// screenRecv the receiver of a shared screen (its own source).
 	videoRecv   [maxLayers]*webrtc.RTPReceiver
+	screenRecv  *webrtc.RTPReceiver
 	joined      string
 	pendingJoin string // a join that came before its attach, held for JoinGrace
 	published   []*publishedTrack
@@ -238,10 +241,11 @@ func (s *SFU) open(id string, ws *websocket.Conn) (*session, error) {
 	}
 
 	sess.downlink = newDownlink(s.estimators.take(pc.ID()))
-	// One audio m-line, then one per camera layer: full, half, quarter.
-	// A page that sends one video sends it on the first (the full layer).
+	// One audio m-line, then one per camera layer: full, half, quarter,
+	// then one for a shared screen. A page that sends one video sends it on
+	// the first (the full layer).
 	kinds := []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio}
-	for range maxLayers {
+	for range maxLayers + 1 {
 		kinds = append(kinds, webrtc.RTPCodecTypeVideo)
 	}
 	for i, kind := range kinds {
@@ -250,7 +254,10 @@ func (s *SFU) open(id string, ws *websocket.Conn) (*session, error) {
 			sess.close()
 			return nil, err
 		}
-		if i > 0 {
+		switch {
+		case i > maxLayers:
+			sess.screenRecv = tr.Receiver()
+		case i > 0:
 			sess.videoRecv[i-1] = tr.Receiver()
 		}
 	}
@@ -325,8 +332,10 @@ func (sess *session) localCandidate(c webrtc.ICECandidateInit) {
 // publish takes in one of the participant's tracks: its microphone, or a
 // layer of its camera (which layer, the m-line it came on says).
 func (sess *session) publish(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
-	index := 0
-	if remote.Kind() == webrtc.RTPCodecTypeVideo {
+	index, screen := 0, receiver == sess.screenRecv
+	if screen {
+		index = layerFull // one layer, sent full size
+	} else if remote.Kind() == webrtc.RTPCodecTypeVideo {
 		for i, r := range sess.videoRecv {
 			if r == receiver {
 				index = layerFull - i
@@ -337,12 +346,12 @@ func (sess *session) publish(remote *webrtc.TrackRemote, receiver *webrtc.RTPRec
 	s.mu.Lock()
 	var t *publishedTrack
 	for _, p := range sess.published {
-		if p.kind == remote.Kind() {
+		if p.kind == remote.Kind() && p.screen == screen {
 			t = p
 		}
 	}
 	if t == nil {
-		t = &publishedTrack{owner: sess, kind: remote.Kind(), codec: remote.Codec().RTPCodecCapability}
+		t = &publishedTrack{owner: sess, kind: remote.Kind(), screen: screen, codec: remote.Codec().RTPCodecCapability}
 		t.live.Store(s.bound(sess.id) != "")
 		sess.published = append(sess.published, t)
 	}

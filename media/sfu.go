@@ -236,7 +236,7 @@ func (s *SFU) setVideoPausedLocked(sess *session, on bool) {
 	if sess.videoPaused == on || (!on && sess.pauseForced) {
 		return
 	}
-	sess.videoPaused = on
+	sess.videoPaused, sess.camerasPaused = on, false
 	for _, out := range sess.senders {
 		out.down.setPaused(on)
 	}
@@ -306,6 +306,13 @@ func (s *SFU) Members(callID string) ([]string, bool) {
 // others bound to its call, and gates every publisher on its own binding.
 // It unbinds first: RemoveTrack stops a sender at once, before the
 // renegotiation that follows. Callers hold s.mu.
+// reconcile is reconcileLocked for callers that do not hold s.mu.
+func (s *SFU) reconcile() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reconcileLocked()
+}
+
 func (s *SFU) reconcileLocked() {
 	for id, sess := range s.sessions {
 		callID := s.bound(id)
@@ -317,7 +324,7 @@ func (s *SFU) reconcileLocked() {
 			for otherID, other := range s.sessions {
 				if otherID != id && s.bound(otherID) == callID {
 					for _, t := range other.published {
-						want[t] = true
+						want[t] = !t.idle.Load()
 					}
 				}
 			}
@@ -332,8 +339,8 @@ func (s *SFU) reconcileLocked() {
 				changed = true
 			}
 		}
-		for t := range want {
-			if _, ok := sess.senders[t]; ok {
+		for t, ok := range want {
+			if _, has := sess.senders[t]; has || !ok {
 				continue
 			}
 			down := newDownTrack(t, id)

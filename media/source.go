@@ -37,6 +37,13 @@ const keyframeInterval = 500 * time.Millisecond
 type publishedTrack struct {
 	owner *session
 	kind  webrtc.RTPCodecType
+	// screen: a shared screen, its own source beside the camera (its
+	// subscribers get it as a stream of its own, and before the cameras
+	// when their links are short).
+	screen bool
+	// idle: the screen is not shared now (nothing came for a while); the
+	// others are not sent it until it comes again.
+	idle  atomic.Bool
 	codec webrtc.RTPCodecCapability
 	// layers by quality; a slot is empty until the publisher sends it.
 	layers [maxLayers]atomic.Pointer[layer]
@@ -58,9 +65,10 @@ type layer struct {
 	keyframe chan struct{}
 	// bytes received so far; rate is the bit rate the allocator measured
 	// over its last interval (0: the publisher sends nothing on it now).
-	bytes     atomic.Int64
-	rate      atomic.Int64
-	lastBytes int64 // the allocator's, under sfu.mu
+	bytes       atomic.Int64
+	rate        atomic.Int64
+	lastBytes   int64     // the allocator's, under sfu.mu
+	lastBytesAt time.Time // when lastBytes last grew, under sfu.mu
 }
 
 func (t *publishedTrack) addDown(d *downTrack) {
@@ -178,6 +186,9 @@ func (l *layer) forward(m *Metrics) {
 			return
 		}
 		l.bytes.Add(int64(n))
+		if l.source.idle.Load() && l.source.idle.CompareAndSwap(true, false) {
+			go l.source.owner.sfu.reconcile() // shared again: the others get it again
+		}
 		if l.source.live.Load() {
 			forwardPacket(buf[:n], &pkt, l.source.downs.Load(), l.index, m)
 		}

@@ -64,19 +64,29 @@ test('mute, camera off, connection quality and screen sharing in a call', { time
   assert.ok(await lee.getByLabel('Microphone', { exact: true }).count() === 1, 'a microphone picker');
   assert.ok(await lee.getByLabel('Camera', { exact: true }).count() === 1, 'a camera picker');
 
-  // The provider shares the screen: the patient keeps receiving video, now
-  // the screen; stopping returns to the camera.
+  // The provider shares the screen: it goes to the patient as a picture of
+  // its own, beside the provider's camera; stopping takes it away.
   await controls(lee).getByRole('button', { name: 'Share screen' }).click();
   await controls(lee).getByRole('button', { name: 'Stop sharing' }).waitFor();
-  const sentTrack = () => lee.evaluate(() => window.handoff.media.senders.get('video').track?.label || '');
-  const screenLabel = await sentTrack();
-  assert.notEqual(screenLabel, await lee.evaluate(() => window.handoff.media.local.getVideoTracks()[0].label), 'the screen is sent, not the camera');
-  const frames = () => patient.evaluate(() => document.querySelector('#remote video').getVideoPlaybackQuality().totalVideoFrames);
-  const f0 = await frames();
+  const camera = await lee.evaluate(() => window.handoff.media.local.getVideoTracks()[0].label);
+  const sent = () => lee.evaluate(() => ({ camera: window.handoff.media.senders.get('video').track?.label || '', screen: window.handoff.media.screenSender?.track?.label || '' }));
+  let now = await sent();
+  assert.equal(now.camera, camera, 'the camera goes on');
+  assert.ok(now.screen && now.screen !== camera, `the screen is sent on its own (${JSON.stringify(now)})`);
+  const screen = patient.locator('#remote video[data-screen]');
+  await screen.waitFor({ timeout: 15000 });
+  assert.equal(await screen.getAttribute('aria-label'), 'Shared screen');
+  const frames = (sel) => patient.evaluate((q) => document.querySelector(q).getVideoPlaybackQuality().totalVideoFrames, sel);
+  const s0 = await frames('#remote video[data-screen]'), c0 = await frames('#remote video:not([data-screen])');
   await new Promise((r) => setTimeout(r, 2000));
-  assert.ok((await frames()) > f0, 'the patient keeps getting frames while the screen is shared');
+  assert.ok((await frames('#remote video[data-screen]')) > s0, 'the patient sees the screen move');
+  assert.ok((await frames('#remote video:not([data-screen])')) > c0, 'and the provider, too');
+  await patient.shot('provider-shares-screen');
   await lee.shot('sharing');
   await controls(lee).getByRole('button', { name: 'Stop sharing' }).click();
   await controls(lee).getByRole('button', { name: 'Share screen' }).waitFor();
-  assert.equal(await sentTrack(), await lee.evaluate(() => window.handoff.media.local.getVideoTracks()[0].label), 'back to the camera');
+  now = await sent();
+  assert.equal(now.camera, camera, 'the camera still');
+  assert.equal(now.screen, '', 'no screen sent');
+  await screen.waitFor({ state: 'detached', timeout: 15000 }).catch(() => { throw new Error("the patient's screen element stays after sharing stopped"); });
 });

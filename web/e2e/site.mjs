@@ -176,12 +176,12 @@ export async function inboundStops(page, label = 'page') {
 // playing with sound on (not muted, not paused), and the audio it receives
 // carries sound (getStats inbound-rtp totalAudioEnergy keeps growing).
 export async function hears(page, label = 'page', { count = 1 } = {}) {
-  await page.waitForFunction((n) => document.querySelectorAll('#remote video').length >= n, count, { timeout: 20000 })
+  await page.waitForFunction((n) => document.querySelectorAll('#remote video:not([data-screen])').length >= n, count, { timeout: 20000 })
     .catch(() => { throw new Error(`${label}: no remote video element`); });
   const deadline = Date.now() + 20000;
   let els = [];
   while (Date.now() < deadline) {
-    els = await page.evaluate(() => [...document.querySelectorAll('#remote video')].map((v) => ({ muted: v.muted, paused: v.paused, audio: v.srcObject ? v.srcObject.getAudioTracks().length : 0 })));
+    els = await page.evaluate(() => [...document.querySelectorAll('#remote video:not([data-screen])')].map((v) => ({ muted: v.muted, paused: v.paused, audio: v.srcObject ? v.srcObject.getAudioTracks().length : 0 })));
     if (els.length >= count && els.every((e) => !e.muted && !e.paused && e.audio > 0)) break;
     await new Promise((r) => setTimeout(r, 250));
   }

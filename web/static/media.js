@@ -95,6 +95,7 @@ export class HandoffMedia {
       this.streams.set(stream.id, stream);
       this.onRemote(stream);
       e.track.onended = () => this.onRemote(stream);
+      stream.onremovetrack = () => this.onRemote(stream); // a shared screen that stopped
     };
     pc.onconnectionstatechange = () => {
       if (pc !== this.pc) return;
@@ -222,21 +223,31 @@ export class HandoffMedia {
   // The camera goes out three times (simulcast): full size on the first
   // video m-line the node offers to receive, half and a quarter size on the
   // next two, so that the node can send each of the others what their link
-  // carries. A shared screen takes the camera's place on all three.
+  // carries. A shared screen goes on an m-line of its own.
   sendTracks(pc, sdp) {
     for (const camera of this.local.getTracks()) {
-      const track = camera.kind === 'video' && this.sharing ? this.sharing : camera;
+      const track = camera.kind === 'video' && this.sharing && !this.screenSender ? this.sharing : camera;
       const sender = this.senders.get(track.kind);
       if (sender) { if (sender.track !== track) sender.replaceTrack(track); } else this.senders.set(track.kind, pc.addTrack(track, this.local));
     }
+    if (!sdp) return;
+    const mids = receivingVideoMids(sdp);
+    // The m-line after the camera's layers takes a shared screen: it is
+    // sent beside the camera, as a source of its own.
+    const screenTr = mids[LAYERS.length] && pc.getTransceivers().find((t) => t.mid === mids[LAYERS.length]);
+    if (screenTr) {
+      if (screenTr.direction !== 'sendrecv') screenTr.direction = 'sendrecv';
+      if (screenTr.sender.track !== (this.sharing || null)) screenTr.sender.replaceTrack(this.sharing || null);
+      this.screenSender = screenTr.sender;
+    }
     const camera = this.local.getVideoTracks()[0];
-    if (!camera || !sdp) return;
-    const lower = receivingVideoMids(sdp).slice(1, LAYERS.length);
+    if (!camera) return;
+    const lower = mids.slice(1, LAYERS.length);
     this.layerSenders = this.layerSenders || [];
     lower.forEach((mid, i) => {
       const tr = pc.getTransceivers().find((t) => t.mid === mid);
       if (!tr) return;
-      const want = this.sharing || camera;
+      const want = this.sharing && !this.screenSender ? this.sharing : camera;
       if (tr.direction !== 'sendrecv') tr.direction = 'sendrecv';
       if (tr.sender.track !== want) tr.sender.replaceTrack(want);
       if (tr.sender.setStreams) tr.sender.setStreams(this.local);
@@ -265,6 +276,7 @@ export class HandoffMedia {
   stopSending() {
     for (const s of this.senders.values()) s.replaceTrack(null);
     for (const s of this.layerSenders || []) s.replaceTrack(null);
+    if (this.screenSender) this.screenSender.replaceTrack(null);
   }
 
   // setMuted turns the microphone off (the others hear silence) or on; the
@@ -295,7 +307,7 @@ export class HandoffMedia {
     if (old) { this.local.removeTrack(old); old.stop(); }
     this.local.addTrack(fresh);
     const sender = this.senders && this.senders.get(fresh.kind);
-    if (sender && !(video && this.sharing) && this.inCall) {
+    if (sender && !(video && this.sharing && !this.screenSender) && this.inCall) {
       await sender.replaceTrack(fresh);
       if (video) for (const s of this.layerSenders || []) await s.replaceTrack(fresh);
     }
@@ -308,9 +320,12 @@ export class HandoffMedia {
     const screen = (await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false })).getVideoTracks()[0];
     this.sharing = screen;
     screen.onended = () => this.stopSharing();
+    if ('contentHint' in screen) screen.contentHint = 'detail'; // sharp text over smooth motion
     const sender = this.senders && this.senders.get('video');
-    if (sender && this.inCall) {
-      await sender.replaceTrack(screen);
+    if (this.screenSender && this.inCall) {
+      await this.screenSender.replaceTrack(screen); // beside the camera
+    } else if (sender && this.inCall) {
+      await sender.replaceTrack(screen); // a node without a screen m-line: in the camera's place
       for (const s of this.layerSenders || []) await s.replaceTrack(screen);
     }
     return screen;
@@ -321,7 +336,9 @@ export class HandoffMedia {
     if (!screen) return;
     this.sharing = null;
     const sender = this.senders && this.senders.get('video');
-    if (sender && this.inCall) {
+    if (this.screenSender && this.inCall) {
+      await this.screenSender.replaceTrack(null);
+    } else if (sender && this.inCall) {
       const camera = this.local.getVideoTracks()[0] || null;
       await sender.replaceTrack(camera);
       for (const s of this.layerSenders || []) await s.replaceTrack(camera);
@@ -491,6 +508,8 @@ export function showVideo(container, stream, label) {
     v = document.createElement('video');
     v.dataset.stream = stream.id;
     v.autoplay = true; v.playsInline = true;
+    // A participant's shared screen comes as a stream of its own.
+    if (stream.id.startsWith('screen-')) { v.dataset.screen = '1'; label = say('media.sharedScreen', 'Shared screen'); }
     v.setAttribute('aria-label', label);
     container.appendChild(v);
   }

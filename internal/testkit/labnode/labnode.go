@@ -228,7 +228,7 @@ func runPeer(t *testing.T, cfg PeerConfig) {
 				}
 			}
 			st.MaxAudioGapMs[tag] = float64(p.MaxAudioGap(from).Microseconds()) / 1000
-			for _, kind := range []string{"audio", "video"} {
+			for _, kind := range []string{"audio", "video", "screen"} {
 				key := string([]byte{from}) + "/" + kind
 				n := p.Count(from, kind)
 				st.Received[key] = n
@@ -237,9 +237,10 @@ func runPeer(t *testing.T, cfg PeerConfig) {
 				}
 				if !first[key].IsZero() {
 					ms := float64(first[key].Sub(joined).Microseconds()) / 1000
-					if kind == "audio" {
+					switch kind {
+					case "audio":
 						st.FirstAudio[string([]byte{from})] = ms
-					} else {
+					case "video":
 						st.FirstVideo[string([]byte{from})] = ms
 					}
 				}

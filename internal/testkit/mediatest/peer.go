@@ -7,6 +7,7 @@ package mediatest
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -104,6 +105,10 @@ type Options struct {
 	// m-line and each answering its own keyframe requests. The layer's
 	// letter ('f', 'h', 'q') is the video payload's fourth byte.
 	Simulcast bool
+	// Screen (with Simulcast) also shares a screen: a fifth m-line, about
+	// 100 kbit/s, its payload's fourth byte 's'. What a peer receives of
+	// someone's screen it counts as kind "screen".
+	Screen bool
 	// Feedback reports what arrives as a browser does: transport-wide
 	// congestion control feedback (TWCC), receiver reports and NACKs (pion's
 	// default interceptors). Without it the node's estimate of this
@@ -207,14 +212,20 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 			p.lastSeq[pkt.SSRC] = pkt.SequenceNumber
 			now := time.Now()
 			tag, keyframe := pkt.Payload[0], false
+			kind := remote.Kind().String()
+			if remote.Kind() == webrtc.RTPCodecTypeVideo && strings.HasPrefix(remote.StreamID(), "screen-") {
+				kind = "screen"
+			}
 			if remote.Kind() == webrtc.RTPCodecTypeVideo && len(pkt.Payload) > 2 {
 				tag, keyframe = pkt.Payload[2], pkt.Payload[0]&vp8Start != 0 && pkt.Payload[1]&vp8Delta == 0
-				if len(pkt.Payload) > 3 && pkt.Payload[3] != 0 {
+				if kind == "screen" {
+					keyframe = false // the camera's keyframes are counted
+				} else if len(pkt.Payload) > 3 && pkt.Payload[3] != 0 {
 					p.layer[tag] = pkt.Payload[3]
 					p.layerPackets[string([]byte{tag, pkt.Payload[3]})]++
 				}
 			}
-			key := string([]byte{tag}) + "/" + remote.Kind().String()
+			key := string([]byte{tag}) + "/" + kind
 			if p.received[key] == 0 {
 				p.firstAt[key] = now
 				if remote.Kind() == webrtc.RTPCodecTypeVideo {
@@ -236,8 +247,20 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 		}
 	})
 	go p.readSignals()
+	var screen *webrtc.TrackLocalStaticRTP
+	screenKey := make(chan struct{}, 1)
+	if opts.Simulcast && opts.Screen {
+		screen, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", id)
+		require.NoError(t, err)
+		sender, err := pc.AddTrack(screen)
+		require.NoError(t, err)
+		go p.readPLIs(sender, screenKey)
+	}
 	if opts.Simulcast {
 		go PublishSimulcast(audio, layers, tag, p.stop, layerKeys)
+		if screen != nil {
+			go publishScreen(screen, tag, p.stop, screenKey)
+		}
 	} else {
 		go p.publish(audio, video, opts)
 	}
@@ -307,6 +330,33 @@ func PublishSimulcast(audio *webrtc.TrackLocalStaticRTP, layers [3]*webrtc.Track
 				_ = layers[i].WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: vseq[i], Timestamp: ts * 2, Marker: j == l.Packets-1}, Payload: frame})
 			}
 		}
+	}
+}
+
+// publishScreen sends a shared screen: one 250-byte frame every 20 ms
+// (about 100 kbit/s), a keyframe when asked.
+func publishScreen(screen *webrtc.TrackLocalStaticRTP, tag byte, stop <-chan struct{}, keyframe chan struct{}) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	frame := make([]byte, 250)
+	frame[0], frame[2], frame[3] = vp8Start, tag, 's'
+	var seq uint16
+	var ts uint32
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		seq++
+		ts += 1800
+		frame[1] = vp8Delta
+		select {
+		case <-keyframe:
+			frame[1] = 0
+		default:
+		}
+		_ = screen.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: ts, Marker: true}, Payload: frame})
 	}
 }
 
