@@ -80,7 +80,7 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 		{"handoff_media_participants", "gauge", "Signaling sessions connected.", m.Participants.Load()},
 		{"handoff_media_forwarded_packets_total", "counter", "RTP packets forwarded from publishers.", m.Packets.Load()},
 		{"handoff_media_forwarded_bytes_total", "counter", "RTP bytes forwarded from publishers.", m.Bytes.Load()},
-		{"handoff_media_pli_total", "counter", "Keyframe requests sent to publishers (at most one per track per 500 ms).", m.PLIs.Load()},
+		{"handoff_media_pli_total", "counter", "Keyframe requests sent to publishers (at most one per layer per 500 ms for the lowest, per second above).", m.PLIs.Load()},
 		{"handoff_media_video_pauses_total", "counter", "Times a subscriber's video was paused to keep its audio.", m.VideoPauses.Load()},
 		{"handoff_media_layer_switches_total", "counter", "Times a subscriber was moved to another camera layer (at a keyframe).", m.LayerSwitches.Load()},
 		{"handoff_media_probes_total", "counter", "Probes of a subscriber's link (padding up to the rate a higher layer needs).", m.Probes.Load()},
