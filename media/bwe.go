@@ -43,7 +43,7 @@ const (
 	// link that recovered waits for its video (a probe on a link that has
 	// not costs it probeLength of overload every probeMaxWait).
 	probeFirstWait = 2 * time.Second
-	probeMaxWait   = 6 * time.Second
+	probeMaxWait   = 4 * time.Second
 	// probeAfterSuccess: the wait before the next step's probe after one
 	// succeeded (the allocator spends the new rate meanwhile).
 	probeAfterSuccess = 500 * time.Millisecond
