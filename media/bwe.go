@@ -48,8 +48,8 @@ const (
 	// succeeded (the allocator spends the new rate meanwhile).
 	probeAfterSuccess = 500 * time.Millisecond
 	// probeMaxLoss: a probe during which the subscriber reported more loss
-	// than this (where GCC itself starts to back off) failed, even if the estimate did not drop (an estimate at
-	// its floor cannot drop).
+	// than this (where GCC itself starts to back off) failed, even if the
+	// estimate did not drop (an estimate at its floor cannot drop).
 	probeMaxLoss = 0.1
 	// upHold: after a drop of the estimate, no layer goes up for this long.
 	upHold = 3 * time.Second
@@ -102,7 +102,6 @@ type downlink struct {
 	probeLoss  float64 // the worst loss reported since the probe started
 	probeWait  time.Duration
 	nextProbe  time.Time
-	probes     int // this subscriber's probes, for its figures
 }
 
 func newDownlink(est cc.BandwidthEstimator) *downlink {
@@ -196,7 +195,6 @@ func (dl *downlink) startProbe(now time.Time, rate int) bool {
 		return false
 	}
 	dl.probeStart, dl.probeEnd, dl.probeRate, dl.probeLoss = now, now.Add(probeLength), rate, 0
-	dl.probes++
 	return true
 }
 
@@ -298,7 +296,8 @@ func (s *SFU) allocateLocked(sess *session, now time.Time) {
 	}
 	dl.observeProbe()
 	dl.settleProbe(now, &s.Metrics)
-	budget := dl.available()
+	available := dl.available()
+	budget := available
 	var videos []*downTrack
 	for t, out := range sess.senders {
 		if t.kind == webrtc.RTPCodecTypeAudio {
@@ -371,7 +370,7 @@ func (s *SFU) allocateLocked(sess *session, now time.Time) {
 		next += screenCost
 	}
 	if next > 0 && next > budget {
-		audio := dl.available() - budget
+		audio := available - budget
 		if dl.startProbe(now, next+audio+next/10) {
 			s.Metrics.Probes.Add(1)
 		}

@@ -74,7 +74,6 @@ type downStats struct {
 	reported     atomic.Bool
 	packets      atomic.Int64 // forwarded
 	held         atomic.Int64 // held back by gating or a pause
-	switches     atomic.Int64 // layer changes
 }
 
 func newDownTrack(source *publishedTrack, subscriber string) *downTrack {
@@ -216,7 +215,6 @@ func (d *downTrack) write(pkt *rtp.Packet, size, layer int, m *Metrics) {
 	if switching {
 		if d.started {
 			d.resync, d.rebase = true, true
-			d.stats.switches.Add(1)
 			m.LayerSwitches.Add(1)
 		}
 		d.current.Store(int32(layer))

@@ -306,13 +306,6 @@ func (s *SFU) Members(callID string) ([]string, bool) {
 // others bound to its call, and gates every publisher on its own binding.
 // It unbinds first: RemoveTrack stops a sender at once, before the
 // renegotiation that follows. Callers hold s.mu.
-// reconcile is reconcileLocked for callers that do not hold s.mu.
-func (s *SFU) reconcile() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.reconcileLocked()
-}
-
 func (s *SFU) reconcileLocked() {
 	for id, sess := range s.sessions {
 		callID := s.bound(id)
@@ -365,6 +358,13 @@ func (s *SFU) reconcileLocked() {
 		}
 	}
 	s.Metrics.Participants.Store(int64(len(s.sessions)))
+}
+
+// reconcile is reconcileLocked for callers that do not hold s.mu.
+func (s *SFU) reconcile() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reconcileLocked()
 }
 
 // downSender is a subscriber's sender of one published track.

@@ -144,7 +144,7 @@ func (l *layer) writeKeyframeRequests(done <-chan struct{}, m *Metrics) {
 			return
 		case <-l.keyframe:
 		}
-		if wait := l.keyframeInterval() - time.Since(last); wait > 0 {
+		if wait := l.requestInterval() - time.Since(last); wait > 0 {
 			select {
 			case <-done:
 				return
@@ -157,10 +157,10 @@ func (l *layer) writeKeyframeRequests(done <-chan struct{}, m *Metrics) {
 	}
 }
 
-// keyframeInterval is the least time between two keyframe requests to
-// this layer: the lowest layer the publisher sends (a camera sent without
+// requestInterval is the least time between two keyframe requests to this
+// layer: the lowest layer the publisher sends (a camera sent without
 // simulcast has only one) is asked more often than the costlier ones above.
-func (l *layer) keyframeInterval() time.Duration {
+func (l *layer) requestInterval() time.Duration {
 	for i := range l.index {
 		if l.source.layer(i) != nil {
 			return 2 * keyframeInterval

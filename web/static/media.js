@@ -226,7 +226,7 @@ export class HandoffMedia {
   // carries. A shared screen goes on an m-line of its own.
   sendTracks(pc, sdp) {
     for (const camera of this.local.getTracks()) {
-      const track = camera.kind === 'video' && this.sharing && !this.screenSender ? this.sharing : camera;
+      const track = camera.kind === 'video' ? this.cameraOut(camera) : camera;
       const sender = this.senders.get(track.kind);
       if (sender) { if (sender.track !== track) sender.replaceTrack(track); } else this.senders.set(track.kind, pc.addTrack(track, this.local));
     }
@@ -247,13 +247,17 @@ export class HandoffMedia {
     lower.forEach((mid, i) => {
       const tr = pc.getTransceivers().find((t) => t.mid === mid);
       if (!tr) return;
-      const want = this.sharing && !this.screenSender ? this.sharing : camera;
+      const want = this.cameraOut(camera);
       if (tr.direction !== 'sendrecv') tr.direction = 'sendrecv';
       if (tr.sender.track !== want) tr.sender.replaceTrack(want);
       if (tr.sender.setStreams) tr.sender.setStreams(this.local);
       this.layerSenders[i] = tr.sender;
     });
   }
+
+  // cameraOut is what the camera's senders carry: the camera, or a shared
+  // screen in its place where the node offers no m-line of its own for it.
+  cameraOut(camera) { return this.sharing && !this.screenSender ? this.sharing : camera; }
 
   // shapeLayers scales each camera layer down and caps its bit rate (after
   // the answer: a sender has its encodings from then on).
