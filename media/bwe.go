@@ -1,6 +1,8 @@
 package media
 
 import (
+	"fmt"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -51,6 +53,9 @@ const (
 	// than this (where GCC itself starts to back off) failed, even if the
 	// estimate did not drop (an estimate at its floor cannot drop).
 	probeMaxLoss = 0.1
+	// probeAftermath: loss reported this long after a failed probe settled
+	// is still the probe's (its last packets' feedback, GCC's average).
+	probeAftermath = time.Second
 	// upHold: after a drop of the estimate, no layer goes up for this long.
 	upHold = 3 * time.Second
 	// audioFloor is the least an audio stream is counted as (Opus with
@@ -92,14 +97,22 @@ type downlink struct {
 
 	mu       sync.Mutex
 	last     int       // the estimator's last target
-	lastDrop time.Time // when its target last dropped
+	lastDrop time.Time // when its target last dropped, a probe's doing aside
 	// probed is a rate a probe showed the link carries, valid until the
-	// estimator's next drop.
-	probed     int
+	// link next shows congestion.
+	probed int
+	// carried is what the allocator spent before a probe that failed: the
+	// link carried it until the probe overloaded it, so the estimator's
+	// fall during the probe (its own loss, its own queue) is not a reason
+	// to go below it. Valid until the link shows congestion outside a probe.
+	carried    int
 	probeStart time.Time
 	probeEnd   time.Time
 	probeRate  int
-	probeLoss  float64 // the worst loss reported since the probe started
+	preProbe   int       // what the allocator spent when the probe started
+	probeDrop  bool      // the estimate dropped while the probe was in flight or settling
+	probeLoss  float64   // the worst loss reported since the probe started
+	probeQuiet time.Time // loss reported before this is a failed probe's
 	probeWait  time.Duration
 	nextProbe  time.Time
 }
@@ -115,11 +128,23 @@ func newDownlink(est cc.BandwidthEstimator) *downlink {
 func (dl *downlink) targetChanged(bitrate int) {
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
+	trace("target %d (was %d)", bitrate, dl.last)
 	if float64(bitrate) < dropFactor*float64(dl.last) {
-		dl.lastDrop = time.Now()
-		dl.probed = 0
+		dl.droppedLocked(time.Now())
 	}
 	dl.last = bitrate
+}
+
+// droppedLocked notes congestion: during a probe (or while its feedback
+// settles) it is the probe's, and fails it; otherwise the link has become
+// worse, and neither a probe's rate nor a failed probe's carried rate holds.
+func (dl *downlink) droppedLocked(now time.Time) {
+	if dl.probeRate != 0 {
+		dl.probeDrop = true
+		return
+	}
+	dl.lastDrop = now
+	dl.probed, dl.carried = 0, 0
 }
 
 // available is what the allocator may spend on this subscriber now.
@@ -130,7 +155,11 @@ func (dl *downlink) available() int {
 	}
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
-	return max(target, dl.probed)
+	rate := max(target, dl.probed, dl.carried)
+	if dl.probeRate != 0 {
+		rate = max(rate, dl.preProbe)
+	}
+	return rate
 }
 
 // probing reports the rate a probe in flight pads up to (0: none).
@@ -151,50 +180,58 @@ func (dl *downlink) settleProbe(now time.Time, m *Metrics) {
 	if dl.probeRate == 0 || now.Before(dl.probeEnd.Add(probeSettle)) {
 		return
 	}
-	if dl.lastDrop.After(dl.probeStart) || dl.probeLoss > probeMaxLoss {
+	if dl.probeDrop || dl.probeLoss > probeMaxLoss {
+		trace("probe %d failed: drop=%v loss=%.3f", dl.probeRate, dl.probeDrop, dl.probeLoss)
 		m.ProbesFailed.Add(1)
+		dl.carried = max(dl.carried, dl.preProbe)
+		dl.probeQuiet = now.Add(probeAftermath)
 		dl.probeWait = min(2*dl.probeWait, probeMaxWait)
+		dl.nextProbe = now.Add(dl.probeWait)
 	} else {
+		trace("probe %d ok", dl.probeRate)
 		m.ProbesSucceeded.Add(1)
 		dl.probed = max(dl.probed, dl.probeRate)
 		dl.probeWait = probeFirstWait
 		// The link took this step: ask for the next one soon (a group
 		// call's cameras climb a step each).
 		dl.nextProbe = now.Add(probeAfterSuccess)
-		dl.probeRate = 0
-		return
 	}
-	dl.nextProbe = now.Add(dl.probeWait)
 	dl.probeRate = 0
 }
 
-// observeProbe notes the loss the subscriber reports while a probe is in
-// flight or settling.
-func (dl *downlink) observeProbe() {
+// observeLoss follows the loss the subscriber reports: during a probe it
+// is the probe's verdict; outside one, loss beyond what GCC itself backs
+// off at is congestion (an estimate at its floor cannot drop further, and
+// a failed probe's carried rate must not outlive a link that got worse).
+func (dl *downlink) observeLoss(now time.Time) {
 	if dl.est == nil {
-		return
-	}
-	dl.mu.Lock()
-	probing := dl.probeRate != 0
-	dl.mu.Unlock()
-	if !probing {
 		return
 	}
 	loss, _ := dl.est.GetStats()["averageLoss"].(float64)
 	dl.mu.Lock()
-	dl.probeLoss = max(dl.probeLoss, loss)
-	dl.mu.Unlock()
+	defer dl.mu.Unlock()
+	switch {
+	case dl.probeRate != 0:
+		dl.probeLoss = max(dl.probeLoss, loss)
+	case loss > probeMaxLoss && now.After(dl.probeQuiet):
+		// Neither rate holds any longer; the estimator's own fall (GCC
+		// backs off at this loss) says by how much the link got worse.
+		dl.probed, dl.carried = 0, 0
+	}
 }
 
 // startProbe pads the subscriber's streams up to rate for probeLength, if
-// no probe is due to wait and the estimate has been steady.
-func (dl *downlink) startProbe(now time.Time, rate int) bool {
+// no probe is due to wait and the estimate has been steady; spending is
+// what the allocator spends now.
+func (dl *downlink) startProbe(now time.Time, rate, spending int) bool {
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
 	if dl.probeRate != 0 || now.Before(dl.nextProbe) || now.Sub(dl.lastDrop) < upHold {
 		return false
 	}
-	dl.probeStart, dl.probeEnd, dl.probeRate, dl.probeLoss = now, now.Add(probeLength), rate, 0
+	trace("probe start %d", rate)
+	dl.probeStart, dl.probeEnd, dl.probeRate, dl.probeLoss, dl.probeDrop = now, now.Add(probeLength), rate, 0, false
+	dl.preProbe = spending
 	return true
 }
 
@@ -294,7 +331,7 @@ func (s *SFU) allocateLocked(sess *session, now time.Time) {
 	if dl == nil {
 		return
 	}
-	dl.observeProbe()
+	dl.observeLoss(now)
 	dl.settleProbe(now, &s.Metrics)
 	available := dl.available()
 	budget := available
@@ -363,6 +400,21 @@ func (s *SFU) allocateLocked(sess *session, now time.Time) {
 			}
 		}
 	}
+	if traceOn {
+		var cur, tgt []int
+		for _, d := range cameras {
+			c, t := d.layers()
+			cur, tgt = append(cur, c), append(tgt, t)
+		}
+		est := 0
+		if dl.est != nil {
+			est = dl.est.GetTargetBitrate()
+		}
+		dl.mu.Lock()
+		trace("alloc est=%d carried=%d probed=%d avail=%d budget=%d choice=%v fits=%v cur=%v tgt=%v steady=%v paused=%v probe=%d loss=%.3f",
+			est, dl.carried, dl.probed, available, budget, choice, fits, cur, tgt, steady, sess.videoPaused, dl.probeRate, dl.probeLoss)
+		dl.mu.Unlock()
+	}
 	s.tellLinkLocked(sess, cameras)
 	// Is there a step up that does not fit? Then ask the link for it.
 	next := nextStep(cameras, choice, fits && screensFit)
@@ -371,10 +423,31 @@ func (s *SFU) allocateLocked(sess *session, now time.Time) {
 	}
 	if next > 0 && next > budget {
 		audio := available - budget
-		if dl.startProbe(now, next+audio+next/10) {
+		if dl.startProbe(now, next+audio+next/10, audio+spending(sess, cameras, choice, fits, screenCost, screensFit)) {
 			s.Metrics.Probes.Add(1)
 		}
 	}
+}
+
+// spending is the video rate an allocation sends: the screen if it fits,
+// the cameras' chosen layers if they fit and are not paused.
+func spending(sess *session, cameras []*downTrack, choice []int, fits bool, screenCost int, screensFit bool) int {
+	if sess.videoPaused {
+		return 0
+	}
+	total := 0
+	if screensFit {
+		total += screenCost
+	}
+	if !fits || sess.camerasPaused {
+		return total
+	}
+	for i, d := range cameras {
+		if l := d.source.layer(choice[i]); l != nil {
+			total += int(l.rate.Load())
+		}
+	}
+	return total
 }
 
 // tellLinkLocked tells the subscriber's page what the node sees of its
@@ -512,5 +585,17 @@ func (s *SFU) padProbes(now time.Time) {
 				s.Metrics.PaddingPackets.Add(1)
 			}
 		}
+	}
+}
+
+// HANDOFF_MEDIA_TRACE=1 prints the allocator's decisions to stderr (each
+// estimate change, each allocation, each probe): rates and layer indexes,
+// nothing about who is in the call. For following a test's link by hand
+// (with HANDOFF_NETLAB_LOG=1, a lab node's stderr reaches the test log).
+var traceOn = os.Getenv("HANDOFF_MEDIA_TRACE") != ""
+
+func trace(format string, args ...any) {
+	if traceOn {
+		fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
 	}
 }

@@ -199,6 +199,22 @@ export async function hears(page, label = 'page', { count = 1 } = {}) {
   throw new Error(`${label}: received audio carries no sound (totalAudioEnergy ${before} → ${now})`);
 }
 
+// opusFmtp is the Opus parameters the page's call uses, as negotiated:
+// what it sends and what it receives.
+export async function opusFmtp(page) {
+  return page.evaluate(async () => {
+    const stats = await window.handoff.media.pc.getStats();
+    const out = { sent: [], received: [] };
+    stats.forEach((r) => {
+      if ((r.type === 'outbound-rtp' || r.type === 'inbound-rtp') && r.kind === 'audio' && r.codecId) {
+        const c = stats.get(r.codecId);
+        if (c && /opus/i.test(c.mimeType)) (r.type === 'outbound-rtp' ? out.sent : out.received).push(c.sdpFmtpLine || '');
+      }
+    });
+    return out;
+  });
+}
+
 // sendsNothing checks that the page sends no media at all (a waiting patient).
 export async function sendsNothing(page, label = 'page') {
   await page.waitForFunction(() => window.handoff.media && window.handoff.media.pc, null, { timeout: 20000 });

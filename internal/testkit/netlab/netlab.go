@@ -36,6 +36,8 @@ type Lab struct {
 	// routerSide is each host's cable end in the router: what the router
 	// sends there is the host's downlink.
 	routerSide map[string]string
+	subnets    map[string]string // each host's subnet ("198.18.1")
+	delays     []*delayLine
 }
 
 // New makes a lab with its router, or fails the test saying what is missing.
@@ -118,9 +120,10 @@ func (l *Lab) cable(ns, subnet string) {
 	l.In(l.Router, "ip", "link", "set", routerIf, "up")
 	l.mu.Lock()
 	if l.routerSide == nil {
-		l.routerSide = map[string]string{}
+		l.routerSide, l.subnets = map[string]string{}, map[string]string{}
 	}
 	l.routerSide[ns] = routerIf
+	l.subnets[ns] = subnet
 	l.mu.Unlock()
 }
 
@@ -137,7 +140,8 @@ func (l *Lab) downlink(ns string) string {
 // LimitDownlink caps what ns receives at kbit kbit/s, as a weak mobile link
 // does: a token bucket in the router whose queue holds queueMs of traffic;
 // what overflows it is dropped. (tc's netem, for delay, is not in every
-// kernel; a token bucket is.) A second call changes the limit.
+// kernel; a token bucket is; DelayDownlink adds delay.) A second call
+// changes the limit.
 func (l *Lab) LimitDownlink(ns string, kbit, queueMs int) {
 	burst := max(kbit*1000/8/50, 1600) // 20 ms of traffic, at least a packet
 	l.In(l.Router, "tc", "qdisc", "replace", "dev", l.downlink(ns), "root", "tbf",
@@ -273,10 +277,13 @@ func (p *Proc) Stop() {
 
 func (l *Lab) cleanup() {
 	l.mu.Lock()
-	procs, nets := l.procs, l.nets
+	procs, nets, delays := l.procs, l.nets, l.delays
 	l.mu.Unlock()
 	for _, p := range procs {
 		p.Stop()
+	}
+	for _, d := range delays {
+		d.close() // its TUN device goes with its last descriptor
 	}
 	for i := len(nets) - 1; i >= 0; i-- {
 		// Processes a command left behind in the namespace die with it.
