@@ -55,7 +55,7 @@ const (
 	probeMaxLoss = 0.1
 	// probeAftermath: loss reported this long after a failed probe settled
 	// is still the probe's (its last packets' feedback, GCC's average).
-	probeAftermath = time.Second
+	probeAftermath = 2 * time.Second
 	// upHold: after a drop of the estimate, no layer goes up for this long.
 	upHold = 3 * time.Second
 	// audioFloor is the least an audio stream is counted as (Opus with
@@ -113,8 +113,11 @@ type downlink struct {
 	probeDrop  bool      // the estimate dropped while the probe was in flight or settling
 	probeLoss  float64   // the worst loss reported since the probe started
 	probeQuiet time.Time // loss reported before this is a failed probe's
-	probeWait  time.Duration
-	nextProbe  time.Time
+	// congestedOnce: the link has shown congestion (a drop of the estimate,
+	// a failed probe, loss), so the estimate is a measurement.
+	congestedOnce bool
+	probeWait     time.Duration
+	nextProbe     time.Time
 }
 
 func newDownlink(est cc.BandwidthEstimator) *downlink {
@@ -139,6 +142,7 @@ func (dl *downlink) targetChanged(bitrate int) {
 // settles) it is the probe's, and fails it; otherwise the link has become
 // worse, and neither a probe's rate nor a failed probe's carried rate holds.
 func (dl *downlink) droppedLocked(now time.Time) {
+	dl.congestedOnce = true
 	if dl.probeRate != 0 {
 		dl.probeDrop = true
 		return
@@ -217,6 +221,7 @@ func (dl *downlink) observeLoss(now time.Time) {
 		// Neither rate holds any longer; the estimator's own fall (GCC
 		// backs off at this loss) says by how much the link got worse.
 		dl.probed, dl.carried = 0, 0
+		dl.congestedOnce = true
 	}
 }
 
@@ -235,12 +240,12 @@ func (dl *downlink) startProbe(now time.Time, rate, spending int) bool {
 	return true
 }
 
-// congested: the estimate has dropped at least once (the link showed
-// congestion, so the estimate is a measurement, not the initial guess).
+// congested: the link has shown congestion at least once, so the estimate
+// is a measurement, not the initial guess.
 func (dl *downlink) congested() bool {
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
-	return !dl.lastDrop.IsZero()
+	return dl.congestedOnce
 }
 
 // recentlyDropped: the estimate dropped within upHold (no layer goes up).
@@ -366,8 +371,14 @@ func (s *SFU) allocateLocked(sess *session, now time.Time) {
 			cameras = append(cameras, d)
 		}
 	}
-	choice, fits := chooseLayers(cameras, budget-screenCost)
-	screensFit := screenCost <= budget
+	// Paused video resumes only with a tenth to spare: at the edge, a
+	// layer's measured rate alone would pause and resume it every tick.
+	spend := budget
+	if sess.videoPaused {
+		spend = budget * 10 / 11
+	}
+	choice, fits := chooseLayers(cameras, spend-screenCost)
+	screensFit := screenCost <= spend
 	steady := !dl.recentlyDropped(now)
 	// Video pauses only on evidence: a link that has shown congestion. The
 	// estimate a subscriber starts with is a guess, and a camera sent as one
@@ -421,8 +432,11 @@ func (s *SFU) allocateLocked(sess *session, now time.Time) {
 	if next > 0 || !screensFit {
 		next += screenCost
 	}
-	if next > 0 && next > budget {
+	if next > 0 && next > spend {
 		audio := available - budget
+		if sess.videoPaused {
+			next = next * 11 / 10 // what resuming needs (see spend)
+		}
 		if dl.startProbe(now, next+audio+next/10, audio+spending(sess, cameras, choice, fits, screenCost, screensFit)) {
 			s.Metrics.Probes.Add(1)
 		}
