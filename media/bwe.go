@@ -23,8 +23,11 @@ import (
 // most 8 % a second, so a subscriber whose video was cut back (or paused)
 // would stay cut back for good. The allocator therefore probes: it pads the
 // subscriber's stream up to the rate the next step needs for probeLength,
-// and if the estimator saw no congestion meanwhile (no drop of its target),
-// the probed rate counts as available until the estimator next drops.
+// and if the estimator saw no congestion meanwhile (no drop of its target,
+// little loss), the probed rate counts as available until the link next
+// shows congestion. A probe that fails overloaded the link itself: what
+// the allocator spent before it still counts as carried (the estimator's
+// fall is the probe's doing) until the link shows congestion outside one.
 const (
 	// initialEstimate is what a new subscriber is assumed to carry before
 	// any feedback: enough for audio and a low camera layer on any link a
@@ -106,7 +109,6 @@ type downlink struct {
 	// fall during the probe (its own loss, its own queue) is not a reason
 	// to go below it. Valid until the link shows congestion outside a probe.
 	carried    int
-	probeStart time.Time
 	probeEnd   time.Time
 	probeRate  int
 	preProbe   int       // what the allocator spent when the probe started
@@ -235,7 +237,7 @@ func (dl *downlink) startProbe(now time.Time, rate, spending int) bool {
 		return false
 	}
 	trace("probe start %d", rate)
-	dl.probeStart, dl.probeEnd, dl.probeRate, dl.probeLoss, dl.probeDrop = now, now.Add(probeLength), rate, 0, false
+	dl.probeEnd, dl.probeRate, dl.probeLoss, dl.probeDrop = now.Add(probeLength), rate, 0, false
 	dl.preProbe = spending
 	return true
 }
