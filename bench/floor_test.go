@@ -109,10 +109,41 @@ func BenchmarkMediaVsFloor(b *testing.B) {
 	}
 }
 
+// BenchmarkSimulcastVsFloor: the same comparison with every party sending
+// its camera as three layers (≈960 / 300 / 100 kbit/s) and audio: each
+// forwarder reads all three and sends the other party the full layer.
+// Handoff's node gets there by its allocator's probes (a subscriber starts
+// on the lowest layer); the floor relay always forwards the full layer.
+func BenchmarkSimulcastVsFloor(b *testing.B) {
+	calls, rounds, d := floorCalls, 3, 5*time.Second
+	if benchShort() {
+		calls, rounds, d = min(calls, 10), 3, 2*time.Second
+	}
+	floor, handoff := startFloorRelay(b), startMediaProcess(b)
+	floor.load, handoff.load = simulcastLoad, handoffSimulcastLoad
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := compareWithFloor(b, floor, handoff, calls, rounds, d)
+		b.Logf("%d two-party calls (three camera layers + audio each way, the full layer forwarded), median of %d alternating %s windows each:", calls, c.windows, d)
+		b.Logf("  floor relay  : %s", c.floor)
+		b.Logf("  handoff media: %s", c.handoff)
+		b.Logf("  handoff/floor packets per CPU-second: %.2f (goal ≥ 0.80)", c.ratio())
+		b.ReportMetric(c.floor.perCPU, "floor-pkts/cpu-s")
+		b.ReportMetric(c.handoff.perCPU, "handoff-pkts/cpu-s")
+		b.ReportMetric(c.ratio(), "handoff/floor")
+	}
+}
+
 func TestFloorRelayHarnessRuns(t *testing.T) {
 	floor, handoff := startFloorRelay(t), startMediaProcess(t)
 	c := compareWithFloor(t, floor, handoff, 1, 1, time.Second)
 	require.Positive(t, c.floor.pps)
 	require.Positive(t, c.handoff.pps)
 	require.Positive(t, c.ratio())
+
+	// Simulcast: both forward the full layer (each dial waits for it).
+	floor.load, handoff.load = simulcastLoad, handoffSimulcastLoad
+	c = compareWithFloor(t, floor, handoff, 1, 1, time.Second)
+	require.Positive(t, c.floor.pps)
+	require.Positive(t, c.handoff.pps)
 }

@@ -23,6 +23,7 @@ import (
 type floorPeer struct {
 	pc       *webrtc.PeerConnection
 	received atomic.Int64
+	full     atomic.Int64 // video packets of a simulcast camera's full layer
 	stop     chan struct{}
 }
 
@@ -37,14 +38,29 @@ func dialFloor(t testing.TB, base, call string, tag byte, load mediatest.Options
 	require.NoError(t, err)
 	video, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", call)
 	require.NoError(t, err)
-	for _, track := range []*webrtc.TrackLocalStaticRTP{audio, video} {
+	tracks := []*webrtc.TrackLocalStaticRTP{audio, video}
+	// Simulcast: the full layer first, then the half and the quarter, each
+	// on its own m-line, as mediatest.Peer sends them.
+	layers := [3]*webrtc.TrackLocalStaticRTP{video}
+	if load.Simulcast {
+		for i := 1; i < 3; i++ {
+			layers[i], err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video-"+string(mediatest.Layers[i].Letter), call)
+			require.NoError(t, err)
+			tracks = append(tracks, layers[i])
+		}
+	}
+	for _, track := range tracks {
 		sender, err := pc.AddTrack(track)
 		require.NoError(t, err)
 		go drainSenderRTCP(sender)
 	}
 	pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { p.receive(remote) })
 	require.NoError(t, p.negotiate(base, call))
-	go mediatest.Publish(audio, video, tag, load, p.stop, nil)
+	if load.Simulcast {
+		go mediatest.PublishSimulcast(audio, layers, tag, p.stop, [3]chan struct{}{})
+	} else {
+		go mediatest.Publish(audio, video, tag, load, p.stop, nil)
+	}
 	return p
 }
 
@@ -86,6 +102,9 @@ func (p *floorPeer) receive(remote *webrtc.TrackRemote) {
 		}
 		if pkt.Unmarshal(buf[:n]) == nil && len(pkt.Payload) > 0 {
 			p.received.Add(1)
+			if remote.Kind() == webrtc.RTPCodecTypeVideo && len(pkt.Payload) > 3 && pkt.Payload[3] == 'f' {
+				p.full.Add(1)
+			}
 		}
 	}
 }
@@ -110,21 +129,31 @@ func drainSenderRTCP(sender *webrtc.RTPSender) {
 }
 
 // floorRelay is bench/floorrelay as its own process.
-type floorRelay struct{ *relayProcess }
+type floorRelay struct {
+	*relayProcess
+	load mediatest.Options // what each party sends
+}
 
 func startFloorRelay(t testing.TB) *floorRelay {
 	bin := buildBinary(t, "./floorrelay")
-	return &floorRelay{startRelayProcess(t, "floorrelay_forwarded_packets_total", bin, nil)}
+	return &floorRelay{startRelayProcess(t, "floorrelay_forwarded_packets_total", bin, nil), forwardingLoad}
 }
 
 // dialCalls is mediaProcess.dialCalls for the floor relay.
 func (f *floorRelay) dialCalls(t testing.TB, calls int, round string) (hangUp func()) {
+	if f.load.Simulcast {
+		round = "sim-" + round // apart from the single-layer rounds' calls
+	}
 	var all []*floorPeer
 	for i := 0; i < calls; i++ {
 		call := fmt.Sprintf("call-%s%d", round, i)
-		a := dialFloor(t, f.base, call, 'a', forwardingLoad)
-		b := dialFloor(t, f.base, call, 'b', forwardingLoad)
+		a := dialFloor(t, f.base, call, 'a', f.load)
+		b := dialFloor(t, f.base, call, 'b', f.load)
 		require.Eventually(t, func() bool { return a.received.Load() > 0 && b.received.Load() > 0 }, 10*time.Second, 10*time.Millisecond)
+		if f.load.Simulcast {
+			require.Eventually(t, func() bool { return a.full.Load() > 0 && b.full.Load() > 0 }, 10*time.Second, 10*time.Millisecond,
+				"the floor relay does not forward the full layer")
+		}
 		all = append(all, a, b)
 	}
 	return func() {

@@ -33,6 +33,15 @@ var forwardingLoad = mediatest.Options{VideoPacketsPerTick: 3, VideoPayloadBytes
 // and the figure includes them. (The floor relay negotiates no feedback.)
 var handoffLoad = func() mediatest.Options { o := forwardingLoad; o.Feedback = true; return o }()
 
+// simulcastLoad is what each party sends when its camera goes out as three
+// layers, as the pages send it (mediatest.Layers: ≈960 / 300 / 100 kbit/s,
+// 200 video packets a second in all) and audio; each subscriber is sent
+// the full layer (100 packets a second) and the audio.
+var simulcastLoad = mediatest.Options{Simulcast: true}
+
+// handoffSimulcastLoad is simulcastLoad with a browser's feedback.
+var handoffSimulcastLoad = func() mediatest.Options { o := simulcastLoad; o.Feedback = true; return o }()
+
 // settle is how long calls run before a window opens, so that connection
 // setup (ICE, DTLS) is not counted as forwarding work.
 const settle = time.Second
@@ -125,6 +134,7 @@ func (p *relayProcess) measure(t testing.TB, d time.Duration) window {
 
 // mediaProcess is `handoff media` as its own process.
 type mediaProcess struct {
+	load mediatest.Options // what each party sends
 	*relayProcess
 	control *media.ControlClient
 	tokens  media.Tokens
@@ -139,13 +149,16 @@ func startMediaProcess(t testing.TB) *mediaProcess {
 		[]string{"HANDOFF_MEDIA_SECRET=bench-media-secret-0123456789abcdef", "HANDOFF_MEDIA_CONTROL_TOKEN=bench-control-token-0123456789abcdef"},
 		"media", "--internal-listen", internal)
 	p.internal = "http://" + internal
-	return &mediaProcess{relayProcess: p, control: media.NewControlClient(p.internal, "bench-control-token-0123456789abcdef"), tokens: media.NewTokens("bench-media-secret-0123456789abcdef")}
+	return &mediaProcess{load: handoffLoad, relayProcess: p, control: media.NewControlClient(p.internal, "bench-control-token-0123456789abcdef"), tokens: media.NewTokens("bench-media-secret-0123456789abcdef")}
 }
 
 // dialCalls sets up calls 2-party calls carrying forwardingLoad, and returns
 // once media flows both ways in each. round keeps call and participant ids
 // apart from earlier rounds on the same node. hangUp ends the calls.
 func (m *mediaProcess) dialCalls(t testing.TB, calls int, round string) (hangUp func()) {
+	if m.load.Simulcast {
+		round = "sim-" + round // apart from the single-layer rounds' calls
+	}
 	ctx := t.Context()
 	url := "ws" + strings.TrimPrefix(m.base, "http") + "/ws"
 	var all []*mediatest.Peer
@@ -157,12 +170,18 @@ func (m *mediaProcess) dialCalls(t testing.TB, calls int, round string) (hangUp 
 		var peers []*mediatest.Peer
 		for j, who := range []string{"user:%s%d", "visit:%s%d"} {
 			id := fmt.Sprintf(who, round, i)
-			p := mediatest.DialWith(t, url, m.tokens.Mint(id, "", time.Minute), id, byte('a'+j), handoffLoad)
+			p := mediatest.DialWith(t, url, m.tokens.Mint(id, "", time.Minute), id, byte('a'+j), m.load)
 			require.NoError(t, m.control.Attach(ctx, call, id))
 			p.Join(m.tokens.Mint(id, call, time.Minute))
 			peers = append(peers, p)
 		}
 		require.Eventually(t, func() bool { return peers[0].Total('b') > 0 && peers[1].Total('a') > 0 }, 30*time.Second, 10*time.Millisecond)
+		if m.load.Simulcast {
+			// A subscriber starts on the lowest layer; the allocator's
+			// probes move it up to the full one, which the window counts.
+			require.Eventually(t, func() bool { return peers[0].Layer('b') == 'f' && peers[1].Layer('a') == 'f' }, 30*time.Second, 50*time.Millisecond,
+				"the node never sends the full layer on loopback")
+		}
 		all = append(all, peers...)
 	}
 	return func() {

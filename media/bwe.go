@@ -94,9 +94,10 @@ func (e *estimators) take(id string) cc.BandwidthEstimator {
 	return est
 }
 
-// downlink is one subscriber's estimate and probing state.
+// downlink is one subscriber's estimate, probing state and pacer.
 type downlink struct {
-	est cc.BandwidthEstimator
+	est  cc.BandwidthEstimator
+	pace *pacer
 
 	mu       sync.Mutex
 	last     int       // the estimator's last target
@@ -122,8 +123,8 @@ type downlink struct {
 	nextProbe     time.Time
 }
 
-func newDownlink(est cc.BandwidthEstimator) *downlink {
-	dl := &downlink{est: est, last: initialEstimate, probeWait: probeFirstWait, nextProbe: time.Now().Add(time.Second)}
+func newDownlink(est cc.BandwidthEstimator, pace *pacer) *downlink {
+	dl := &downlink{est: est, pace: pace, last: initialEstimate, probeWait: probeFirstWait, nextProbe: time.Now().Add(time.Second)}
 	if est != nil {
 		est.OnTargetBitrateChange(dl.targetChanged)
 	}
@@ -342,6 +343,11 @@ func (s *SFU) allocateLocked(sess *session, now time.Time) {
 	dl.settleProbe(now, &s.Metrics)
 	available := dl.available()
 	budget := available
+	if dl.pace != nil {
+		// Never slower than what the subscriber's layers send now (a link
+		// not yet measured is sent what it is sent) or a probe pads to.
+		dl.pace.setRate(int(pacingFactor * float64(max(available, dl.probing(now), sendingLocked(sess)))))
+	}
 	var videos []*downTrack
 	for t, out := range sess.senders {
 		if t.kind == webrtc.RTPCodecTypeAudio {
@@ -557,6 +563,19 @@ func nextStep(videos []*downTrack, choice []int, fits bool) int {
 	return total + cheapest
 }
 
+// sendingLocked is what a subscriber's streams carry now: each one's
+// current layer at its measured rate, paused video aside. Callers hold s.mu.
+func sendingLocked(sess *session) int {
+	sending := 0
+	for t, out := range sess.senders {
+		cur, _ := out.down.layers()
+		if l := t.layer(max(cur, 0)); l != nil && !(t.kind == webrtc.RTPCodecTypeVideo && out.down.paused.Load()) {
+			sending += int(l.rate.Load())
+		}
+	}
+	return sending
+}
+
 // padInterval is how often a probing subscriber's padding goes out.
 const padInterval = 20 * time.Millisecond
 
@@ -578,18 +597,13 @@ func (s *SFU) padProbes(now time.Time) {
 		if rate == 0 {
 			continue
 		}
-		sending := 0
 		var pads []*downTrack
 		for t, out := range sess.senders {
-			cur, _ := out.down.layers()
-			if l := t.layer(max(cur, 0)); l != nil && !(t.kind == webrtc.RTPCodecTypeVideo && out.down.paused.Load()) {
-				sending += int(l.rate.Load())
-			}
 			if t.kind == webrtc.RTPCodecTypeVideo {
 				pads = append(pads, out.down)
 			}
 		}
-		short := (rate - sending) / 8 * int(padInterval) / int(time.Second)
+		short := (rate - sendingLocked(sess)) / 8 * int(padInterval) / int(time.Second)
 		if short > 0 && len(pads) > 0 {
 			jobs = append(jobs, job{pads: pads, packets: (short + len(paddingPayload) - 1) / len(paddingPayload)})
 		}

@@ -32,9 +32,10 @@ type SFU struct {
 	calls    map[string]*call
 	sessions map[string]*session
 
-	// estimators carries each new PeerConnection's downlink estimator to
-	// its session; done stops the allocator.
+	// estimators and pacers carry each new PeerConnection's downlink
+	// estimator and pacer to its session; done stops the allocator.
 	estimators *estimators
+	pacers     *pacers
 	done       chan struct{}
 	closeOnce  sync.Once
 
@@ -67,8 +68,8 @@ func NewSFUWith(secret string, opts Options) (*SFU, error) {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
-	est := &estimators{}
-	if err := registerInterceptors(me, ir, est); err != nil {
+	est, pace := &estimators{}, &pacers{}
+	if err := registerInterceptors(me, ir, est, pace); err != nil {
 		return nil, err
 	}
 	var se webrtc.SettingEngine
@@ -87,6 +88,7 @@ func NewSFUWith(secret string, opts Options) (*SFU, error) {
 		calls:      map[string]*call{},
 		sessions:   map[string]*session{},
 		estimators: est,
+		pacers:     pace,
 		done:       make(chan struct{}),
 	}
 	s.Metrics.quality = s.downQuality
@@ -416,10 +418,12 @@ const nackHistory = 256
 //
 // The estimator paces nothing itself (gcc.NoOpPacer): pion's leaky-bucket
 // pacer queues every packet in one FIFO without bound, audio behind video,
-// and copies each packet into the queue. The node keeps what it sends
-// under the estimate by choosing layers and pausing video instead, and
-// spreads its probes' padding over 20 ms ticks.
-func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry, est *estimators) error {
+// and copies each packet into the queue. Handoff's own pacer (pacer.go)
+// comes last, so it is the first a packet meets on its way out: video
+// waits there, audio passes, and a packet gets its transport-wide
+// sequence number and its send time in the estimator when it really
+// leaves.
+func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry, est *estimators, pace *pacers) error {
 	// The order is pion's: the estimator first, then the transport-wide
 	// sequence numbers, then the NACK responder. On the way out a packet
 	// passes them backwards: the responder keeps it before it has a
@@ -449,7 +453,11 @@ func registerInterceptors(me *webrtc.MediaEngine, ir *interceptor.Registry, est 
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
 		return err
 	}
-	return webrtc.ConfigureTWCCSender(me, ir)
+	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
+		return err
+	}
+	ir.Add(pace)
+	return nil
 }
 
 func webrtcSRTPProfiles() []dtls.SRTPProtectionProfile {

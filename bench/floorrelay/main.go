@@ -10,6 +10,12 @@
 //
 // The first party of a call gets slot 0, the second slot 1; a third is
 // refused. GET /metrics replies with the forwarded-packets counter.
+//
+// A party may send its camera as several video tracks (simulcast, each
+// layer on its own m-line, the full layer first, as Handoff's pages do):
+// the relay reads them all and forwards the first, the least a simulcast
+// forwarder does (Handoff's node also reads every layer and sends each
+// subscriber one).
 package main
 
 import (
@@ -116,7 +122,11 @@ func answer(c *call, slot int, offer string) (string, error) {
 		}
 		go drainRTCP(sender)
 	}
-	pc.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+		if remote.Kind() == webrtc.RTPCodecTypeVideo && !firstVideo(pc, receiver) {
+			discard(remote)
+			return
+		}
 		forward(remote, c.out[1-slot][remote.Kind()])
 	})
 	// A party that hung up fails ICE in time; its read loops end on Close.
@@ -155,6 +165,27 @@ func forward(remote *webrtc.TrackRemote, local *webrtc.TrackLocalStaticRTP) {
 			continue
 		}
 		forwarded.Add(1)
+	}
+}
+
+// firstVideo tells whether receiver's m-line is the party's first video one
+// (a simulcast camera's full layer).
+func firstVideo(pc *webrtc.PeerConnection, receiver *webrtc.RTPReceiver) bool {
+	for _, t := range pc.GetTransceivers() {
+		if t.Kind() == webrtc.RTPCodecTypeVideo {
+			return t.Receiver() == receiver
+		}
+	}
+	return false
+}
+
+// discard reads a layer that is not forwarded.
+func discard(remote *webrtc.TrackRemote) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := remote.Read(buf); err != nil {
+			return
+		}
 	}
 }
 
