@@ -1,7 +1,7 @@
 # Handoff's two everyday commands are `make dev` and `make test`.
 GO ?= go
 
-.PHONY: dev test go-test e2e build build-production vet bench bench-short fuzz chaos
+.PHONY: dev test go-test e2e build delayline build-production vet bench bench-short fuzz chaos
 
 ## dev: run all of Handoff in one process (embedded Temporal + UI, API, worker, media, demo data)
 dev:
@@ -20,8 +20,13 @@ go-test:
 	$(GO) test -p 1 -count=1 -timeout 45m ./...
 
 ## e2e: the pages in headless Chromium against a real `handoff dev`; screenshots in artifacts/browser
-e2e: build web/e2e/node_modules/.installed
-	cd web/e2e && HANDOFF_BIN=$(CURDIR)/bin/handoff npm test
+e2e: build delayline web/e2e/node_modules/.installed
+	cd web/e2e && HANDOFF_BIN=$(CURDIR)/bin/handoff HANDOFF_DELAYLINE=$(CURDIR)/bin/delayline npm test
+
+# delayline: the browser tests' delay line (a weak link's 80 ms: the kernel
+# here has no netem)
+delayline:
+	$(GO) build -o bin/delayline ./internal/testkit/netlab/cmd/delayline
 
 web/e2e/node_modules/.installed: web/e2e/package.json web/e2e/package-lock.json
 	cd web/e2e && npm ci --no-audit --no-fund

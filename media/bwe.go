@@ -56,6 +56,9 @@ const (
 	// than this (where GCC itself starts to back off) failed, even if the
 	// estimate did not drop (an estimate at its floor cannot drop).
 	probeMaxLoss = 0.1
+	// probeMaxStep: a probe pads up to at most this percentage of the rate
+	// the link carries now.
+	probeMaxStep = 150
 	// probeAftermath: loss reported this long after a failed probe settled
 	// is still the probe's (its last packets' feedback, GCC's average).
 	probeAftermath = 2 * time.Second
@@ -421,17 +424,23 @@ func (s *SFU) allocateLocked(sess *session, now time.Time) {
 	}
 	if traceOn {
 		var cur, tgt []int
+		var rates []int64 // each camera's layers, lowest first
 		for _, d := range cameras {
 			c, t := d.layers()
 			cur, tgt = append(cur, c), append(tgt, t)
+			for i := range maxLayers {
+				if l := d.source.layer(i); l != nil {
+					rates = append(rates, l.rate.Load())
+				}
+			}
 		}
 		est := 0
 		if dl.est != nil {
 			est = dl.est.GetTargetBitrate()
 		}
 		dl.mu.Lock()
-		trace("alloc est=%d carried=%d probed=%d avail=%d budget=%d choice=%v fits=%v cur=%v tgt=%v steady=%v paused=%v probe=%d loss=%.3f",
-			est, dl.carried, dl.probed, available, budget, choice, fits, cur, tgt, steady, sess.videoPaused, dl.probeRate, dl.probeLoss)
+		trace("alloc est=%d carried=%d probed=%d avail=%d budget=%d choice=%v fits=%v cur=%v tgt=%v steady=%v paused=%v probe=%d loss=%.3f rates=%v screens=%d spend=%d",
+			est, dl.carried, dl.probed, available, budget, choice, fits, cur, tgt, steady, sess.videoPaused, dl.probeRate, dl.probeLoss, rates, screenCost, spend)
 		dl.mu.Unlock()
 	}
 	s.tellLinkLocked(sess, cameras)
@@ -445,7 +454,18 @@ func (s *SFU) allocateLocked(sess *session, now time.Time) {
 		if sess.videoPaused {
 			next = next * 11 / 10 // what resuming needs (see spend)
 		}
-		if dl.startProbe(now, next+audio+next/10, audio+spending(sess, cameras, choice, fits, screenCost, screensFit)) {
+		// A probe for a bigger layer asks at most half again what the link
+		// carries now: a step bigger than that (the quarter size to the full
+		// one) is climbed in two probes, and a link that cannot take it is
+		// overloaded by a half, not twice over (in Chromium a 300 kbit/s
+		// link lost half of a probe for the full size, and the sound with
+		// it). The probe to resume paused video asks for all it needs: it is
+		// small, and the picture is what the patient is missing.
+		rate := next + audio + next/10
+		if !sess.videoPaused {
+			rate = min(rate, available*probeMaxStep/100)
+		}
+		if dl.startProbe(now, rate, audio+spending(sess, cameras, choice, fits, screenCost, screensFit)) {
 			s.Metrics.Probes.Add(1)
 		}
 	}

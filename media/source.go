@@ -185,19 +185,29 @@ func (l *layer) forward(m *Metrics) {
 		if err != nil {
 			return
 		}
-		l.bytes.Add(int64(n))
+		if pkt.Unmarshal(buf[:n]) != nil {
+			continue
+		}
+		// The layer's rate is what a subscriber would be sent: the
+		// publisher's padding (its browser probing its own uplink, often on
+		// the lowest layer) is not forwarded, and counted it made a small
+		// layer look as costly as a large one.
+		if len(pkt.Payload) > 0 {
+			l.bytes.Add(int64(n - int(pkt.Header.PaddingSize)))
+		}
 		if l.source.idle.Load() && l.source.idle.CompareAndSwap(true, false) {
 			go l.source.owner.sfu.reconcile() // shared again: the others get it again
 		}
 		if l.source.live.Load() {
-			forwardPacket(buf[:n], &pkt, l.source.downs.Load(), l.index, m)
+			forwardParsed(&pkt, n, l.source.downs.Load(), l.index, m)
 		}
 	}
 }
 
-// forwardPacket sends one received packet of a layer to each down-track.
-func forwardPacket(raw []byte, pkt *rtp.Packet, downs *[]*downTrack, layer int, m *Metrics) {
-	if downs == nil || pkt.Unmarshal(raw) != nil {
+// forwardParsed sends one parsed packet (size bytes as received) to each
+// down-track.
+func forwardParsed(pkt *rtp.Packet, size int, downs *[]*downTrack, layer int, m *Metrics) {
+	if downs == nil {
 		return
 	}
 	// Header extension ids are negotiated per PeerConnection.
@@ -212,6 +222,6 @@ func forwardPacket(raw []byte, pkt *rtp.Packet, downs *[]*downTrack, layer int, 
 		return
 	}
 	for _, d := range *downs {
-		d.write(pkt, len(raw), layer, m)
+		d.write(pkt, size, layer, m)
 	}
 }

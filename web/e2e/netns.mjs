@@ -3,7 +3,7 @@
 // cabled to it by veth pairs, each host on its own 198.18.x.0/24 with the
 // router at .254. Every address is one the lab made. remove() deletes it
 // all (the process's exit does too, if the test dies first).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 
 function sh(...args) {
@@ -23,6 +23,8 @@ export function lab() {
   const made = [];
   let links = 0;
   const routerSide = new Map(); // host namespace → the router's interface toward it
+  const subnets = new Map(); // host namespace → its subnet
+  const lines = []; // delay-line processes
   const inNs = (ns, ...args) => sh('ip', 'netns', 'exec', ns, ...args);
   const namespace = (name) => {
     const ns = `${prefix}-${name}`;
@@ -33,6 +35,7 @@ export function lab() {
     return ns;
   };
   const remove = () => {
+    for (const p of lines.splice(0)) p.kill('SIGKILL');
     for (const ns of made.splice(0).reverse()) {
       try { for (const pid of sh('ip', 'netns', 'pids', ns).split(/\s+/).filter(Boolean)) process.kill(Number(pid), 'SIGKILL'); } catch (_) { /* gone */ }
       try { sh('ip', 'netns', 'del', ns); } catch (_) { /* gone */ }
@@ -57,6 +60,7 @@ export function lab() {
       inNs(router, 'ip', 'addr', 'add', `${subnet}.254/24`, 'dev', routerIf);
       inNs(router, 'ip', 'link', 'set', routerIf, 'up');
       routerSide.set(ns, routerIf);
+      subnets.set(ns, subnet);
       return ns;
     },
     // hostBehindNAT: a host on a private subnet behind the router's NAT
@@ -93,6 +97,33 @@ export function lab() {
     limitDownlink(ns, kbit) {
       const burst = Math.max(Math.floor((kbit * 1000) / 8 / 50), 1600);
       inNs(router, 'tc', 'qdisc', 'replace', 'dev', routerSide.get(ns), 'root', 'tbf', 'rate', `${kbit}kbit`, 'burst', String(burst), 'latency', '100ms');
+    },
+    // delayDownlink makes everything the router sends on to ns wait ms
+    // first (a long mobile path). The kernel here has no netem: the router
+    // routes ns's traffic into a TUN device whose delay line
+    // (internal/testkit/netlab/cmd/delayline, HANDOFF_DELAYLINE) holds each
+    // packet, and what comes out goes on to ns's cable, where
+    // limitDownlink's token bucket still applies.
+    async delayDownlink(ns, ms) {
+      const bin = process.env.HANDOFF_DELAYLINE || new URL('../../bin/delayline', import.meta.url).pathname;
+      links++;
+      const dev = `${prefix}d${links}`;
+      const proc = spawn(bin, ['-netns', router, '-dev', dev, '-delay', `${ms}ms`], { stdio: ['pipe', 'pipe', 'inherit'] });
+      lines.push(proc);
+      const ready = new Promise((resolve, reject) => {
+        proc.stdout.on('data', (d) => { if (String(d).includes('ready')) resolve(); });
+        proc.once('exit', (code) => reject(new Error(`netns: delayline exited (${code}) before it was ready: is ${bin} built (make delayline)?`)));
+      });
+      const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('netns: delayline not ready in 10 s')), 10000).unref());
+      await Promise.race([ready, timeout]);
+      const cidr = `${subnets.get(ns)}.0/24`;
+      inNs(router, 'ip', 'link', 'set', dev, 'up');
+      inNs(router, 'sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=0', `net.ipv4.conf.${dev}.rp_filter=0`);
+      // Out of the TUN: on to the host's cable. Into it: whatever is for the host.
+      inNs(router, 'ip', 'route', 'add', cidr, 'dev', routerSide.get(ns), 'table', String(100 + links));
+      inNs(router, 'ip', 'rule', 'add', 'pref', String(1000 + 2 * links), 'iif', dev, 'lookup', String(100 + links));
+      inNs(router, 'ip', 'route', 'add', cidr, 'dev', dev, 'table', String(200 + links));
+      inNs(router, 'ip', 'rule', 'add', 'pref', String(1001 + 2 * links), 'to', cidr, 'lookup', String(200 + links));
     },
     unlimitDownlink(ns) {
       inNs(router, 'tc', 'qdisc', 'del', 'dev', routerSide.get(ns), 'root');

@@ -30,12 +30,14 @@ const LAYERS = [
 ];
 
 // receivingVideoMids lists, in order, the mids of the video m-lines an
-// offer from the media node receives on (a=recvonly): where the camera's
-// layers go.
+// offer from the media node receives on: where the camera's layers and a
+// shared screen go. The node also sends the others' video on the first of
+// them once they are in the call (a=sendrecv then, not a=recvonly), so both
+// count: missing those sent the quarter size on the screen's m-line.
 function receivingVideoMids(sdp) {
   const mids = [];
   for (const section of sdp.split(/\r?\nm=/).slice(1)) {
-    if (!section.startsWith('video') || !/\na=recvonly/.test(section)) continue;
+    if (!section.startsWith('video') || !/\na=(recvonly|sendrecv)/.test(section)) continue;
     const mid = /\na=mid:(\S+)/.exec(section);
     if (mid) mids.push(mid[1]);
   }

@@ -29,16 +29,13 @@ func (l *Lab) DelayDownlink(ns string, ms int) {
 		l.t.Fatalf("netlab: %s has no cable to the router", ns)
 	}
 	dev := fmt.Sprintf("%sd%d", l.prefix, n)
-	tun, err := openTUN(l.Router, dev)
+	line, err := StartDelayLine(l.Router, dev, time.Duration(ms)*time.Millisecond)
 	if err != nil {
 		l.t.Fatalf("netlab: a TUN device in the router: %v", err)
 	}
-	line := &delayLine{tun: tun, delay: time.Duration(ms) * time.Millisecond, queue: make(chan delayed, delayQueue)}
 	l.mu.Lock()
 	l.delays = append(l.delays, line)
 	l.mu.Unlock()
-	go line.read()
-	go line.write()
 
 	table := fmt.Sprint(100 + n)
 	cidr := subnet + ".0/24"
@@ -61,15 +58,30 @@ type delayed struct {
 	pkt []byte
 }
 
-// delayLine holds each packet read from its TUN device for delay, then
+// StartDelayLine makes a TUN device dev in namespace ns and holds each
+// packet routed into it for delay before writing it back out, in the order
+// they came. What is routed where is the caller's (DelayDownlink's rules;
+// the browser tests' lab runs it as cmd/delayline). Close ends it.
+func StartDelayLine(ns, dev string, delay time.Duration) (*DelayLine, error) {
+	tun, err := openTUN(ns, dev)
+	if err != nil {
+		return nil, err
+	}
+	line := &DelayLine{tun: tun, delay: delay, queue: make(chan delayed, delayQueue)}
+	go line.read()
+	go line.write()
+	return line, nil
+}
+
+// DelayLine holds each packet read from its TUN device for delay, then
 // writes it back, in the order they came.
-type delayLine struct {
+type DelayLine struct {
 	tun   *os.File
 	delay time.Duration
 	queue chan delayed
 }
 
-func (d *delayLine) read() {
+func (d *DelayLine) read() {
 	for {
 		buf := make([]byte, 2048)
 		n, err := d.tun.Read(buf)
@@ -84,7 +96,7 @@ func (d *delayLine) read() {
 	}
 }
 
-func (d *delayLine) write() {
+func (d *DelayLine) write() {
 	for p := range d.queue {
 		time.Sleep(time.Until(p.due))
 		if _, err := d.tun.Write(p.pkt); err != nil {
@@ -93,8 +105,9 @@ func (d *delayLine) write() {
 	}
 }
 
-// close ends the line: the read fails, and the writer drains and stops.
-func (d *delayLine) close() { _ = d.tun.Close() }
+// Close ends the line (and its device): the read fails, and the writer
+// drains and stops.
+func (d *DelayLine) Close() { _ = d.tun.Close() }
 
 // InNamespace runs fn on a thread inside namespace ns: what fn creates
 // there (a socket, a device) belongs to ns and stays usable from any

@@ -37,7 +37,7 @@ type Lab struct {
 	// sends there is the host's downlink.
 	routerSide map[string]string
 	subnets    map[string]string // each host's subnet ("198.18.1")
-	delays     []*delayLine
+	delays     []*DelayLine
 }
 
 // New makes a lab with its router, or fails the test saying what is missing.
@@ -283,7 +283,7 @@ func (l *Lab) cleanup() {
 		p.Stop()
 	}
 	for _, d := range delays {
-		d.close() // its TUN device goes with its last descriptor
+		d.Close() // its TUN device goes with its last descriptor
 	}
 	for i := len(nets) - 1; i >= 0; i-- {
 		// Processes a command left behind in the namespace die with it.
