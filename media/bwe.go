@@ -72,30 +72,33 @@ const (
 	dropFactor = 0.9
 )
 
-// estimators hands each new PeerConnection's estimator to its session: the
-// interceptor is built inside NewPeerConnection, keyed by the
-// PeerConnection's id.
-type estimators struct {
+// byConnection hands what an interceptor builds for a new PeerConnection
+// (its estimator, its pacer) to the PeerConnection's session: interceptors
+// are built inside NewPeerConnection, keyed by the PeerConnection's id.
+type byConnection[T any] struct {
 	mu      sync.Mutex
-	pending map[string]cc.BandwidthEstimator
+	pending map[string]T
 }
 
-func (e *estimators) add(id string, est cc.BandwidthEstimator) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.pending == nil {
-		e.pending = map[string]cc.BandwidthEstimator{}
+func (b *byConnection[T]) add(id string, v T) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.pending == nil {
+		b.pending = map[string]T{}
 	}
-	e.pending[id] = est
+	b.pending[id] = v
 }
 
-func (e *estimators) take(id string) cc.BandwidthEstimator {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	est := e.pending[id]
-	delete(e.pending, id)
-	return est
+func (b *byConnection[T]) take(id string) T {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	v := b.pending[id]
+	delete(b.pending, id)
+	return v
 }
+
+// estimators carries each new PeerConnection's downlink estimator.
+type estimators = byConnection[cc.BandwidthEstimator]
 
 // downlink is one subscriber's estimate, probing state and pacer.
 type downlink struct {

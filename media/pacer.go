@@ -37,32 +37,15 @@ const (
 	pacingMinBurst = 2 * 1500
 )
 
-// pacers hands each new PeerConnection's pacer to its session, as
-// estimators does the estimator: the interceptor is built inside
-// NewPeerConnection, keyed by the PeerConnection's id.
-type pacers struct {
-	mu      sync.Mutex
-	pending map[string]*pacer
-}
+// pacers makes each new PeerConnection's pacer and carries it to the
+// session.
+type pacers struct{ byConnection[*pacer] }
 
 // NewInterceptor makes the pacer of one PeerConnection.
 func (f *pacers) NewInterceptor(id string) (interceptor.Interceptor, error) {
 	p := newPacer(int(pacingFactor * initialEstimate))
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.pending == nil {
-		f.pending = map[string]*pacer{}
-	}
-	f.pending[id] = p
+	f.add(id, p)
 	return p, nil
-}
-
-func (f *pacers) take(id string) *pacer {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	p := f.pending[id]
-	delete(f.pending, id)
-	return p
 }
 
 // pacer is one subscriber's: one budget for all the video it receives.
