@@ -471,6 +471,26 @@ var migrations = []migration{
 				BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: DELETE refused'); END`,
 		},
 	},
+	{
+		version: 12,
+		name:    "media node registry",
+		both: []string{
+			// Each media node writes its own row every few seconds: where it is
+			// reached, what it takes, what it has, whether it is draining. A
+			// row whose heartbeat is old is a node that is gone.
+			`CREATE TABLE media_nodes (
+				id VARCHAR(64) PRIMARY KEY,
+				public_url VARCHAR(500) NOT NULL,
+				control_url VARCHAR(500) NOT NULL,
+				capacity INTEGER NOT NULL CHECK (capacity > 0),
+				participants INTEGER NOT NULL DEFAULT 0 CHECK (participants >= 0),
+				draining BOOLEAN NOT NULL DEFAULT FALSE,
+				started_at {{ts}} NOT NULL,
+				heartbeat_at {{ts}} NOT NULL
+			)`,
+			`CREATE INDEX calls_open_by_clinic_node ON calls (clinic_id, media_node) WHERE ended_at IS NULL`,
+		},
+	},
 }
 
 // LatestVersion is the schema version this build expects.

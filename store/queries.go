@@ -36,6 +36,7 @@ type Queries struct {
 	MFA         MFA
 	Messages    Messages
 	Guests      Guests
+	MediaNodes  MediaNodes
 }
 
 // conn is what every group of queries runs on: the pool or a transaction.
@@ -51,7 +52,7 @@ type txState struct {
 }
 
 func (db *DB) queries(c conn) Queries {
-	return Queries{Clinics{c}, Users{c}, Rooms{c}, Visits{c}, Calls{c}, Apps{c}, Sessions{c}, Presences{c}, Outbox{c}, Audit{c}, Transfers{c}, Invitations{c}, Resets{c}, MFA{c}, Messages{c}, Guests{c}}
+	return Queries{Clinics{c}, Users{c}, Rooms{c}, Visits{c}, Calls{c}, Apps{c}, Sessions{c}, Presences{c}, Outbox{c}, Audit{c}, Transfers{c}, Invitations{c}, Resets{c}, MFA{c}, Messages{c}, Guests{c}, MediaNodes{c}}
 }
 
 // With gives the queries on the connection pool, each statement on its own.

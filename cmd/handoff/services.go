@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/handoff-telehealth/handoff/httpx"
 	"github.com/handoff-telehealth/handoff/mailer"
 	"github.com/handoff-telehealth/handoff/media"
+	"github.com/handoff-telehealth/handoff/medianodes"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -162,8 +164,18 @@ func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	registerTLS(fs, &tlsFiles)
 	var netw nodeNetwork
 	netw.register(fs, nodeDefaults{udp: 7882, tcp: 7881, turn: 3478})
+	// The registry: with --db the node registers itself in the app database
+	// and heartbeats, for placement across several nodes.
+	dsn := fs.String("db", "", "app database to register this node in (postgres://…; empty: a single node, not registered)")
+	nodeID := fs.String("node-id", "", "this node's name in the registry (default: the host name)")
+	publicURL := fs.String("public-url", "", "with --db: the signaling WebSocket pages reach this node at (wss://…/ws)")
+	controlURL := fs.String("control-url", "", "with --db: the control API the workers reach this node at (http://…:8083)")
+	capacity := fs.Int("capacity", 500, "with --db: the participants this node takes before placement sends new calls elsewhere")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *dsn != "" && (*publicURL == "" || *controlURL == "" || *capacity <= 0) {
+		return errors.New("--db (the node registry) needs --public-url, --control-url and a positive --capacity")
 	}
 	if *secret == "" || *controlToken == "" {
 		return errors.New("set --media-secret and --media-control-token (HANDOFF_MEDIA_SECRET, HANDOFF_MEDIA_CONTROL_TOKEN)")
@@ -199,10 +211,31 @@ func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	defer turnSrv.Close()
 	logger.Info("media listening", "addr", l.Addr().String(), "internal", internalL.Addr().String(), "ice_udp_port", netw.udpPort, "ice_tcp_port", netw.tcpPort, "turn", turnSrv != nil)
 	defer srv.SFU.Shutdown()
-	return runAll(ctx,
+	services := []func(context.Context) error{
 		func(ctx context.Context) error { return httpx.ServeTLS(ctx, l, srv.PublicHandler(), tlsConf) },
 		func(ctx context.Context) error { return httpx.Serve(ctx, internalL, srv.InternalHandler()) },
-	)
+	}
+	if *dsn != "" {
+		db, err := store.Open(ctx, *dsn)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if err := requireSchema(ctx, db); err != nil {
+			return err
+		}
+		id := *nodeID
+		if id == "" {
+			if id, err = os.Hostname(); err != nil {
+				return fmt.Errorf("--node-id: %w", err)
+			}
+		}
+		reg := &medianodes.Registrar{DB: db, Participants: func() int { return int(srv.SFU.Metrics.Participants.Load()) },
+			Node: store.MediaNode{ID: id, PublicURL: *publicURL, ControlURL: *controlURL, Capacity: *capacity}}
+		logger.Info("media node registering", "node", id)
+		services = append(services, reg.Run)
+	}
+	return runAll(ctx, services...)
 }
 
 // checkMediaSecret checks each secret of the media secret setting (one, or
