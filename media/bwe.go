@@ -385,13 +385,19 @@ func (s *SFU) allocateLocked(sess *session, now time.Time) {
 			cameras = append(cameras, d)
 		}
 	}
-	// Paused video resumes only with a tenth to spare: at the edge, a
-	// layer's measured rate alone would pause and resume it every tick.
+	// Paused video resumes only with a tenth to spare, and playing video
+	// pauses only when the cheapest layers are over the budget by more than
+	// a tenth: a layer's measured rate moves that much from tick to tick,
+	// and at the edge it would pause and resume the video every tick (and a
+	// link that carries the lowest layer would lose its picture to noise).
 	spend := budget
 	if sess.videoPaused {
 		spend = budget * 10 / 11
 	}
 	choice, fits := chooseLayers(cameras, spend-screenCost)
+	if !fits && !sess.videoPaused {
+		_, fits = chooseLayers(cameras, budget*11/10-screenCost) // the lowest layers, kept
+	}
 	screensFit := screenCost <= spend
 	steady := !dl.recentlyDropped(now)
 	// Video pauses only on evidence: a link that has shown congestion. The

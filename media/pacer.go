@@ -59,9 +59,6 @@ type pacer struct {
 	queue  []pacedPacket
 	timer  *time.Timer
 	closed bool
-
-	// now is the clock (tests replace it).
-	now func() time.Time
 }
 
 type pacedPacket struct {
@@ -74,7 +71,7 @@ type pacedPacket struct {
 var pacedBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1500); return &b }}
 
 func newPacer(rate int) *pacer {
-	return &pacer{rate: rate, tokens: float64(pacingMinBurst), now: time.Now}
+	return &pacer{rate: rate, tokens: float64(pacingMinBurst)}
 }
 
 // setRate sets the rate video may leave at (the allocator's, times
@@ -82,7 +79,7 @@ func newPacer(rate int) *pacer {
 func (p *pacer) setRate(bps int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.fillLocked(p.now())
+	p.fillLocked(time.Now())
 	p.rate = max(bps, minEstimate)
 }
 
@@ -120,7 +117,7 @@ func (p *pacer) write(h *rtp.Header, payload []byte, w interceptor.RTPWriter) (i
 	if p.closed {
 		return 0, errPacerClosed
 	}
-	now := p.now()
+	now := time.Now()
 	p.fillLocked(now)
 	size := h.MarshalSize() + len(payload)
 	if len(p.queue) == 0 && p.tokens >= 0 {
@@ -158,7 +155,7 @@ func (p *pacer) scheduleLocked() {
 	if p.tokens < 0 {
 		wait = max(wait, time.Duration(math.Ceil(-p.tokens/(float64(p.rate)/8)*float64(time.Second))))
 	}
-	if late := p.queue[0].at.Add(pacingMaxDelay).Sub(p.now()); late < wait {
+	if late := p.queue[0].at.Add(pacingMaxDelay).Sub(time.Now()); late < wait {
 		wait = max(late, 0)
 	}
 	p.timer = time.AfterFunc(wait, p.drain)
@@ -173,7 +170,7 @@ func (p *pacer) drain() {
 	if p.closed {
 		return
 	}
-	now := p.now()
+	now := time.Now()
 	p.fillLocked(now)
 	sent := 0
 	for sent < len(p.queue) {

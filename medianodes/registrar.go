@@ -2,6 +2,7 @@ package medianodes
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,10 +20,9 @@ type Registrar struct {
 	Participants func() int
 	// Interval is HeartbeatInterval unless set.
 	Interval time.Duration
-	// Now is the clock (time.Now unless set).
-	Now func() time.Time
 
 	draining atomic.Bool
+	kickOnce sync.Once
 	kick     chan struct{}
 }
 
@@ -37,9 +37,7 @@ func (r *Registrar) Drain() {
 }
 
 func (r *Registrar) kicked() chan struct{} {
-	if r.kick == nil {
-		r.kick = make(chan struct{}, 1)
-	}
+	r.kickOnce.Do(func() { r.kick = make(chan struct{}, 1) })
 	return r.kick
 }
 
@@ -52,13 +50,9 @@ func (r *Registrar) Run(ctx context.Context) error {
 	if interval <= 0 {
 		interval = HeartbeatInterval
 	}
-	now := r.Now
-	if now == nil {
-		now = time.Now
-	}
 	kick := r.kicked()
-	r.Node.StartedAt = now().UTC()
-	if err := r.beat(ctx, now); err != nil {
+	r.Node.StartedAt = time.Now().UTC()
+	if err := r.beat(ctx); err != nil {
 		return err
 	}
 	tick := time.NewTicker(interval)
@@ -73,13 +67,13 @@ func (r *Registrar) Run(ctx context.Context) error {
 		case <-tick.C:
 		case <-kick:
 		}
-		_ = r.beat(ctx, now)
+		_ = r.beat(ctx)
 	}
 }
 
-func (r *Registrar) beat(ctx context.Context, now func() time.Time) error {
+func (r *Registrar) beat(ctx context.Context) error {
 	n := r.Node
-	n.HeartbeatAt, n.Draining = now().UTC(), r.draining.Load()
+	n.HeartbeatAt, n.Draining = time.Now().UTC(), r.draining.Load()
 	if r.Participants != nil {
 		n.Participants = r.Participants()
 	}
