@@ -119,6 +119,7 @@ type downlink struct {
 	probeEnd   time.Time
 	probeRate  int
 	preProbe   int       // what the allocator spent when the probe started
+	probeFrom  int       // the estimate when the probe started
 	probeDrop  bool      // the estimate dropped while the probe was in flight or settling
 	probeLoss  float64   // the worst loss reported since the probe started
 	probeQuiet time.Time // loss reported before this is a failed probe's
@@ -141,21 +142,25 @@ func (dl *downlink) targetChanged(bitrate int) {
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
 	trace("target %d (was %d)", bitrate, dl.last)
-	if float64(bitrate) < dropFactor*float64(dl.last) {
+	if dl.probeRate != 0 {
+		// A probe is judged by where the estimate stands against where it
+		// stood when the probe began: one report's dip of a tenth is GCC's
+		// noise (on an open link, with no loss, it failed resume probes
+		// one after another), an overloaded link's fall goes further.
+		if float64(bitrate) < dropFactor*float64(dl.probeFrom) {
+			dl.congestedOnce, dl.probeDrop = true, true
+		}
+	} else if float64(bitrate) < dropFactor*float64(dl.last) {
 		dl.droppedLocked(time.Now())
 	}
 	dl.last = bitrate
 }
 
-// droppedLocked notes congestion: during a probe (or while its feedback
-// settles) it is the probe's, and fails it; otherwise the link has become
-// worse, and neither a probe's rate nor a failed probe's carried rate holds.
+// droppedLocked notes congestion outside a probe (targetChanged judges a
+// drop during one): the link has become worse, and neither a probe's rate
+// nor a failed probe's carried rate holds.
 func (dl *downlink) droppedLocked(now time.Time) {
 	dl.congestedOnce = true
-	if dl.probeRate != 0 {
-		dl.probeDrop = true
-		return
-	}
 	dl.lastDrop = now
 	dl.probed, dl.carried = 0, 0
 }
@@ -244,7 +249,7 @@ func (dl *downlink) startProbe(now time.Time, rate, spending int) bool {
 		return false
 	}
 	trace("probe start %d", rate)
-	dl.probeEnd, dl.probeRate, dl.probeLoss, dl.probeDrop = now.Add(probeLength), rate, 0, false
+	dl.probeEnd, dl.probeRate, dl.probeLoss, dl.probeDrop, dl.probeFrom = now.Add(probeLength), rate, 0, false, dl.last
 	dl.preProbe = spending
 	return true
 }
