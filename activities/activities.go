@@ -27,14 +27,71 @@ type Media interface {
 	EndCall(ctx context.Context, callID string) error
 }
 
+// MediaNodes says on which media node a call lives and reaches each
+// node's control API: the registry's nodes (medianodes.Registry), or one
+// node (OneNode).
+type MediaNodes interface {
+	// ForNewCall is the node a clinic's new call goes on.
+	ForNewCall(q store.Queries, clinicID string) (store.MediaNode, error)
+	// ForCall is the node call lives on, the call moved to a live node
+	// first when its own is gone.
+	ForCall(q store.Queries, call store.Call) (store.MediaNode, error)
+	// Control is a node's control API.
+	Control(n store.MediaNode) Media
+}
+
+// OneNode is a single media node, not registered (`handoff dev`, a
+// deployment with one node): every call lives on it, whatever node its row
+// names.
+type OneNode struct {
+	Node  store.MediaNode // ID and PublicURL
+	Media Media
+}
+
+// ForNewCall implements MediaNodes.
+func (o OneNode) ForNewCall(store.Queries, string) (store.MediaNode, error) { return o.Node, nil }
+
+// ForCall implements MediaNodes.
+func (o OneNode) ForCall(store.Queries, store.Call) (store.MediaNode, error) { return o.Node, nil }
+
+// Control implements MediaNodes.
+func (o OneNode) Control(store.MediaNode) Media { return o.Media }
+
+// LocalNode is the id a single node's calls record.
+const LocalNode = "local"
+
 // Activities are the visit's activities with what they depend on.
 type Activities struct {
-	DB    *store.DB
+	DB *store.DB
+	// Nodes are the media nodes calls are placed on; nil: every call on
+	// Media, the one node.
+	Nodes MediaNodes
 	Media Media
 	// Metrics counts transfer outcomes; nil counts nothing.
 	Metrics *metrics.Registry
 	// Now is the clock; tests may set it.
 	Now func() time.Time
+}
+
+func (a *Activities) nodes() MediaNodes {
+	if a.Nodes != nil {
+		return a.Nodes
+	}
+	return OneNode{Node: store.MediaNode{ID: LocalNode}, Media: a.Media}
+}
+
+// callMedia is the control API of the node call lives on.
+func (a *Activities) callMedia(ctx context.Context, callID string) (Media, error) {
+	q := a.DB.With(ctx)
+	call, err := q.Calls.Get(callID)
+	if err != nil {
+		return nil, err
+	}
+	n, err := a.nodes().ForCall(q, call)
+	if err != nil {
+		return nil, err
+	}
+	return a.nodes().Control(n), nil
 }
 
 func (a *Activities) now() time.Time {
@@ -109,7 +166,11 @@ func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, err
 		now := a.now()
 		var call store.Call
 		if p.CallID == "" {
-			call = store.Call{ID: uuid.NewString(), ClinicID: v.ClinicID, RoomID: v.RoomID, Kind: store.CallOneToOne, MediaNode: "local", StartedAt: now}
+			node, err := a.nodes().ForNewCall(q, v.ClinicID)
+			if err != nil {
+				return err
+			}
+			call = store.Call{ID: uuid.NewString(), ClinicID: v.ClinicID, RoomID: v.RoomID, Kind: store.CallOneToOne, MediaNode: node.ID, StartedAt: now}
 			if err := q.Calls.Create(call); err != nil {
 				return err
 			}
@@ -153,13 +214,17 @@ func (a *Activities) Admit(ctx context.Context, p AdmitParams) (AdmitResult, err
 	// Media after the commit: the call exists in the database before anyone
 	// can be bound into it. Every step is idempotent, and the call is
 	// (re)created each time: a media node that restarted has forgotten it.
-	if err := a.Media.CreateCall(ctx, res.CallID); err != nil {
+	m, err := a.callMedia(ctx, res.CallID)
+	if err != nil {
 		return AdmitResult{}, err
 	}
-	if err := a.Media.Attach(ctx, res.CallID, clinic.ProviderParticipant(p.ActorID)); err != nil {
+	if err := m.CreateCall(ctx, res.CallID); err != nil {
 		return AdmitResult{}, err
 	}
-	if err := a.Media.Attach(ctx, res.CallID, clinic.PatientParticipant(p.VisitID)); err != nil {
+	if err := m.Attach(ctx, res.CallID, clinic.ProviderParticipant(p.ActorID)); err != nil {
+		return AdmitResult{}, err
+	}
+	if err := m.Attach(ctx, res.CallID, clinic.PatientParticipant(p.VisitID)); err != nil {
 		return AdmitResult{}, err
 	}
 	return res, nil
@@ -216,10 +281,16 @@ func (a *Activities) RejoinCall(ctx context.Context, p RejoinParams) error {
 	if err != nil {
 		return err
 	}
-	if err := a.Media.CreateCall(ctx, p.CallID); err != nil {
+	// The call's node, or, when that node is gone, the one it moves to now:
+	// this rejoin is how a call's participants come back on another node.
+	m, err := a.callMedia(ctx, p.CallID)
+	if err != nil {
 		return err
 	}
-	return a.Media.Attach(ctx, p.CallID, participant)
+	if err := m.CreateCall(ctx, p.CallID); err != nil {
+		return err
+	}
+	return m.Attach(ctx, p.CallID, participant)
 }
 
 // joinCall adds a provider of the room to a call they are not in, in the
@@ -391,16 +462,20 @@ func (a *Activities) DetachMedia(ctx context.Context, p TransferParams) (DetachR
 	if err != nil {
 		return DetachResult{}, err
 	}
-	if err := a.Media.Detach(ctx, p.CallID, clinic.PatientParticipant(p.VisitID)); err != nil {
+	m, err := a.callMedia(ctx, p.CallID)
+	if err != nil {
 		return DetachResult{}, err
 	}
-	guests, err := detachGuests(ctx, a.Media, a.DB.With(ctx), p.VisitID, p.CallID)
+	if err := m.Detach(ctx, p.CallID, clinic.PatientParticipant(p.VisitID)); err != nil {
+		return DetachResult{}, err
+	}
+	guests, err := detachGuests(ctx, m, a.DB.With(ctx), p.VisitID, p.CallID)
 	if err != nil {
 		return DetachResult{}, err
 	}
 	oneToOne := call.Kind == store.CallOneToOne
 	if oneToOne {
-		if err := a.Media.EndCall(ctx, p.CallID); err != nil {
+		if err := m.EndCall(ctx, p.CallID); err != nil {
 			return DetachResult{}, err
 		}
 	}

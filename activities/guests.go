@@ -92,10 +92,14 @@ func (a *Activities) AdmitGuest(ctx context.Context, p GuestParams) error {
 	}
 	// Media after the commit, as for a patient: the node (re)learns the
 	// call, then binds the guest into it.
-	if err := a.Media.CreateCall(ctx, callID); err != nil {
+	m, err := a.callMedia(ctx, callID)
+	if err != nil {
 		return err
 	}
-	return a.Media.Attach(ctx, callID, clinic.GuestParticipant(p.GuestID))
+	if err := m.CreateCall(ctx, callID); err != nil {
+		return err
+	}
+	return m.Attach(ctx, callID, clinic.GuestParticipant(p.GuestID))
 }
 
 // RemoveGuest ends a guest's place in the visit: a provider removed them,
@@ -110,7 +114,11 @@ func (a *Activities) RemoveGuest(ctx context.Context, p GuestParams) error {
 		return nil
 	}
 	if g.State == clinic.GuestInCall && g.CallID != nil {
-		if err := a.Media.Detach(ctx, *g.CallID, clinic.GuestParticipant(g.ID)); err != nil {
+		m, err := a.callMedia(ctx, *g.CallID)
+		if err != nil {
+			return err
+		}
+		if err := m.Detach(ctx, *g.CallID, clinic.GuestParticipant(g.ID)); err != nil {
 			return err
 		}
 	}

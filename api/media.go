@@ -1,13 +1,16 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/handoff-telehealth/handoff/activities"
 	"github.com/handoff-telehealth/handoff/clinic"
 	"github.com/handoff-telehealth/handoff/media"
+	"github.com/handoff-telehealth/handoff/medianodes"
 	"github.com/handoff-telehealth/handoff/store"
 	"github.com/handoff-telehealth/handoff/workflows"
 )
@@ -27,7 +30,8 @@ func (h *handlers) mediaSession(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, h.mediaTokens(subject, callID))
+	body, err := h.mediaTokens(c, subject, callID)
+	reply(c, http.StatusOK, body, err)
 }
 
 // rejoinMedia is what a page calls when its media session was lost (the media
@@ -60,7 +64,7 @@ func (h *handlers) rejoin(c *gin.Context, callID string) (gin.H, error) {
 			return nil, err
 		}
 	}
-	return h.mediaTokens(subject, callID), nil
+	return h.mediaTokens(c, subject, callID)
 }
 
 // mediaCall names the caller's media participant and the call it may join
@@ -143,11 +147,20 @@ func (h *handlers) joinCallAs(c *gin.Context, callID string) (gin.H, error) {
 	if _, err := workflows.Rejoin(c, h.Temporal, visitID, idempotencyKey(c), rq); err != nil {
 		return nil, err
 	}
-	return h.mediaTokens(subject, callID), nil
+	return h.mediaTokens(c, subject, callID)
 }
 
-func (h *handlers) mediaTokens(subject, callID string) gin.H {
-	out := gin.H{"url": h.MediaURL, "participant": subject, "sessionToken": h.MediaTokens.Mint(subject, "", sessionTokenTTL),
+// mediaTokens is what a participant needs to reach the media node of its
+// call (callID), or, outside a call, the node a new call of its clinic
+// would go on: the node's signaling URL and tokens.
+func (h *handlers) mediaTokens(c *gin.Context, subject, callID string) (gin.H, error) {
+	node, err := h.mediaNode(c, callID)
+	if errors.Is(err, medianodes.ErrNoNode) {
+		return nil, newError(http.StatusServiceUnavailable, "unavailable", "no media node can take a call now; try again in a moment")
+	} else if err != nil {
+		return nil, err
+	}
+	out := gin.H{"url": node.PublicURL, "participant": subject, "sessionToken": h.MediaTokens.Mint(subject, "", sessionTokenTTL),
 		"iceServers": []media.ICEServer{}}
 	if h.ICEServers != nil {
 		out["iceServers"] = h.ICEServers.For(subject)
@@ -156,5 +169,41 @@ func (h *handlers) mediaTokens(subject, callID string) gin.H {
 		out["callId"] = callID
 		out["joinToken"] = h.MediaTokens.Mint(subject, callID, joinTokenTTL)
 	}
-	return out
+	return out, nil
+}
+
+// mediaNode is the node of callID (moved to a live node first when its
+// own is gone: how a dead node's participants are offered another), or for
+// "" the node the caller's clinic's next call goes on.
+func (h *handlers) mediaNode(c *gin.Context, callID string) (store.MediaNode, error) {
+	q := h.DB.With(c)
+	if callID != "" {
+		call, err := q.Calls.Get(callID)
+		if err != nil {
+			return store.MediaNode{}, err
+		}
+		return h.nodes().ForCall(q, call)
+	}
+	clinicID := ""
+	switch cl := callerOf(c); {
+	case cl.Clinic != nil:
+		clinicID = cl.Clinic.ID
+	case cl.Visit != nil:
+		clinicID = cl.Visit.ClinicID
+	case cl.Guest != nil:
+		v, err := q.Visits.Get(cl.Guest.VisitID)
+		if err != nil {
+			return store.MediaNode{}, err
+		}
+		clinicID = v.ClinicID
+	}
+	return h.nodes().ForNewCall(q, clinicID)
+}
+
+// nodes are the media nodes: the registry's, or the one at MediaURL.
+func (h *handlers) nodes() activities.MediaNodes {
+	if h.MediaNodes != nil {
+		return h.MediaNodes
+	}
+	return activities.OneNode{Node: store.MediaNode{ID: activities.LocalNode, PublicURL: h.MediaURL}}
 }

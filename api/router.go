@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/sdk/client"
 
+	"github.com/handoff-telehealth/handoff/activities"
 	"github.com/handoff-telehealth/handoff/clinic"
 	"github.com/handoff-telehealth/handoff/mailer"
 	"github.com/handoff-telehealth/handoff/media"
@@ -38,6 +39,13 @@ type Deps struct {
 	// signaling WebSocket clients connect to.
 	MediaTokens *media.Tokens
 	MediaURL    string
+	// MediaNodes, when set, are the registry's media nodes: each
+	// participant is sent to its call's node, a waiting patient to the node
+	// placement chooses; MediaURL is then unused.
+	MediaNodes activities.MediaNodes
+	// MediaOrigins, with MediaNodes, lists the nodes' signaling origins
+	// (ws[s]://host) for the pages' Content-Security-Policy.
+	MediaOrigins func() []string
 	// ICEServers are the STUN/TURN servers pages are given, with TURN
 	// credentials minted per participant (nil: none).
 	ICEServers *media.ICEServers
@@ -196,7 +204,7 @@ func NewRouter(d Deps) *gin.Engine {
 	// Web pages: the provider dashboard at /, the patient page at each
 	// room's link /c/<slug>. Unknown API paths answer in the API's own shape.
 	pages := http.FileServer(http.FS(web.Files()))
-	pageHeaders := pageHeaders(d.MediaURL)
+	pageHeaders := pageHeaders(d.MediaURL, d.MediaOrigins)
 	r.GET("/c/:slug", pageHeaders, h.patientPage)
 	r.GET("/g", pageHeaders, func(c *gin.Context) { c.FileFromFS("guest.html", http.FS(web.Files())) })
 	r.GET("/i18n/index.json", pageHeaders, languageList)
@@ -261,13 +269,22 @@ func strictTransport(c *gin.Context) {
 // pageHeaders keep pages to their own origin's scripts and out of caches
 // (patient pages show patient data). Pages may open WebSockets to their own
 // origin and to the media node's signaling URL, nowhere else.
-func pageHeaders(mediaURL string) gin.HandlerFunc {
-	connect := "'self'"
-	if u, err := url.Parse(mediaURL); err == nil && (u.Scheme == "ws" || u.Scheme == "wss") && u.Host != "" {
-		connect += " " + u.Scheme + "://" + u.Host
+func pageHeaders(mediaURL string, mediaOrigins func() []string) gin.HandlerFunc {
+	policy := func(urls []string) string {
+		connect := "'self'"
+		for _, m := range urls {
+			if u, err := url.Parse(m); err == nil && (u.Scheme == "ws" || u.Scheme == "wss") && u.Host != "" {
+				connect += " " + u.Scheme + "://" + u.Host
+			}
+		}
+		return "default-src 'self'; connect-src " + connect + "; media-src 'self' blob: mediastream:; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 	}
-	csp := "default-src 'self'; connect-src " + connect + "; media-src 'self' blob: mediastream:; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+	fixed := policy([]string{mediaURL})
 	return func(c *gin.Context) {
+		csp := fixed
+		if mediaOrigins != nil {
+			csp = policy(mediaOrigins()) // the nodes registered now
+		}
 		c.Header("Content-Security-Policy", csp)
 		c.Header("X-Content-Type-Options", "nosniff")
 		c.Header("Referrer-Policy", "no-referrer")

@@ -230,7 +230,9 @@ func (h *handlers) admitPatient(c *gin.Context, req admitRequest) (gin.H, error)
 	}
 	body := gin.H{"call": gin.H{"id": res.CallID, "kind": res.Kind}}
 	if h.MediaTokens != nil {
-		body["media"] = h.mediaTokens(clinic.ProviderParticipant(user.ID), res.CallID)
+		if body["media"], err = h.mediaTokens(c, clinic.ProviderParticipant(user.ID), res.CallID); err != nil {
+			return nil, err
+		}
 	}
 	return body, nil
 }

@@ -123,6 +123,18 @@ func (s *SFU) bound(p string) string {
 // closes their sessions: clients reconnect to the node that replaces it,
 // and a re-admit recreates their call there.
 func (s *SFU) Shutdown() {
+	s.closeAll(message{Type: "media_restarting", Message: "the media server is restarting; reconnect"})
+}
+
+// MoveAway is the end of a drain: every participant is told this node is
+// leaving and its session closed; pages ask the API where their call lives
+// now (another node, once this one has left the registry) and reconnect
+// there. It returns how many sessions it closed.
+func (s *SFU) MoveAway() int {
+	return s.closeAll(message{Type: "media_moving", Message: "this media node is leaving; reconnect where the API says"})
+}
+
+func (s *SFU) closeAll(m message) int {
 	s.mu.Lock()
 	sessions := make([]*session, 0, len(s.sessions))
 	for _, sess := range s.sessions {
@@ -130,9 +142,24 @@ func (s *SFU) Shutdown() {
 	}
 	s.mu.Unlock()
 	for _, sess := range sessions {
-		sess.send(message{Type: "media_restarting", Message: "the media server is restarting; reconnect"})
+		sess.send(m)
 		sess.close()
 	}
+	return len(sessions)
+}
+
+// OpenCalls counts the calls that still have members: what a draining node
+// waits for.
+func (s *SFU) OpenCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.calls {
+		if len(c.members) > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // bindingOf is the call a participant's media belongs to ("" for none).

@@ -63,3 +63,13 @@ func (q Calls) OpenCallsByNode(clinicID string) (map[string]int, error) {
 	}
 	return out, nil
 }
+
+// MovedToNode records that a call now lives on node `to`, if it still lived
+// on `from` (the node found gone): of two callers that move the same call
+// at once, the first one's choice stands and the other reads it back.
+func (q Calls) MovedToNode(callID, from, to string) (Call, error) {
+	if err := q.c.g.Model(&Call{}).Where("id = ? AND media_node = ?", callID, from).Update("media_node", to).Error; err != nil {
+		return Call{}, err
+	}
+	return q.Get(callID)
+}

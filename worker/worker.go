@@ -19,7 +19,9 @@ import (
 
 // Deps are what the activities need.
 type Deps struct {
-	DB      *store.DB
+	DB *store.DB
+	// Nodes are the media nodes calls go on; nil: Media, the one node.
+	Nodes   activities.MediaNodes
 	Media   activities.Media
 	Logger  *slog.Logger
 	Metrics *metrics.Registry
@@ -50,7 +52,7 @@ func New(c client.Client, d Deps) sdkworker.Worker {
 		MaxConcurrentWorkflowTaskPollers: workflowTaskPollers,
 	})
 	w.RegisterWorkflow(workflows.Visit)
-	w.RegisterActivity(&activities.Activities{DB: d.DB, Media: d.Media, Metrics: d.Metrics})
+	w.RegisterActivity(&activities.Activities{DB: d.DB, Nodes: d.Nodes, Media: d.Media, Metrics: d.Metrics})
 	return w
 }
 

@@ -182,7 +182,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	if err != nil {
 		return err
 	}
-	b.media = node.control
+	b.nodes = activities.OneNode{Node: store.MediaNode{ID: activities.LocalNode, PublicURL: node.publicURL}, Media: node.control}
 	printDevBanner(stdout, s, dataDir, apiURL, temporal, time.Since(started))
 	services := []func(context.Context) error{
 		func(ctx context.Context) error {

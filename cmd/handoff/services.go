@@ -50,7 +50,8 @@ func runAPI(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	var retain store.Retention
 	registerRetention(fs, &retain)
 	fs.StringVar(&opts.mediaSecret, "media-secret", "", "secret that signs media tokens; the media node needs the same")
-	mediaURL := fs.String("media-public-url", "ws://127.0.0.1:8081/ws", "signaling WebSocket URL given to browsers")
+	mediaURL := fs.String("media-public-url", "ws://127.0.0.1:8081/ws", "signaling WebSocket URL given to browsers (one media node; see --media-registry)")
+	opts.registerMediaRegistry(fs)
 	var ice iceServerSettings
 	ice.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -115,6 +116,7 @@ func runWorker(ctx context.Context, args []string, stdout io.Writer, logger *slo
 	opts.registerTemporal(fs)
 	fs.StringVar(&opts.mediaControlURL, "media-url", "http://127.0.0.1:8083", "the media node's control API (its --internal-listen)")
 	fs.StringVar(&opts.mediaControlToken, "media-control-token", "", "service token of the media node's control API")
+	opts.registerMediaRegistry(fs)
 	listen := fs.String("listen", "0.0.0.0:8082", "address of the worker's /healthz, /readyz and /metrics")
 	cache := registerWorkflowCache(fs)
 	if err := fs.Parse(args); err != nil {
@@ -171,6 +173,7 @@ func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	publicURL := fs.String("public-url", "", "with --db: the signaling WebSocket pages reach this node at (wss://…/ws)")
 	controlURL := fs.String("control-url", "", "with --db: the control API the workers reach this node at (http://…:8083)")
 	capacity := fs.Int("capacity", 500, "with --db: the participants this node takes before placement sends new calls elsewhere")
+	drainTimeout := fs.Duration("drain-timeout", time.Minute, "with --db: on SIGTERM, how long calls may go on here (no new ones come) before their participants are moved to another node")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -233,9 +236,48 @@ func runMedia(ctx context.Context, args []string, stdout io.Writer, logger *slog
 		reg := &medianodes.Registrar{DB: db, Participants: func() int { return int(srv.SFU.Metrics.Participants.Load()) },
 			Node: store.MediaNode{ID: id, PublicURL: *publicURL, ControlURL: *controlURL, Capacity: *capacity}}
 		logger.Info("media node registering", "node", id)
-		services = append(services, reg.Run)
+		return runDraining(ctx, reg, srv.SFU, *drainTimeout, logger, services)
 	}
 	return runAll(ctx, services...)
+}
+
+// runDraining runs a registered node's services and, when ctx ends (SIGTERM),
+// drains it: no new calls come (the registry says draining), the calls here
+// go on until they end or timeout passes, then the node leaves the registry
+// (its calls are placed elsewhere from then on), tells its participants to
+// move, and stops.
+func runDraining(ctx context.Context, reg *medianodes.Registrar, sfu *media.SFU, timeout time.Duration, logger *slog.Logger, services []func(context.Context) error) error {
+	serving, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
+	registered, unregister := context.WithCancel(context.WithoutCancel(ctx))
+	defer unregister()
+	regDone, served := make(chan error, 1), make(chan error, 1)
+	go func() { regDone <- reg.Run(registered) }()
+	go func() { served <- runAll(serving, services...) }()
+	select {
+	case err := <-served: // a listener failed
+		unregister()
+		<-regDone
+		return err
+	case err := <-regDone: // could not register
+		stopServing()
+		<-served
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("media node draining", "open_calls", sfu.OpenCalls(), "timeout", timeout)
+	reg.Drain()
+	deadline := time.Now().Add(timeout)
+	for sfu.OpenCalls() > 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	unregister()
+	if err := <-regDone; err != nil {
+		logger.Warn("media node: leaving the registry failed; its row goes stale instead", "err", err)
+	}
+	logger.Info("media node drained", "calls_left", sfu.OpenCalls(), "sessions_moved", sfu.MoveAway())
+	stopServing()
+	return <-served
 }
 
 // checkMediaSecret checks each secret of the media secret setting (one, or

@@ -12,6 +12,7 @@ import (
 	"github.com/handoff-telehealth/handoff/codec"
 	"github.com/handoff-telehealth/handoff/config"
 	"github.com/handoff-telehealth/handoff/media"
+	"github.com/handoff-telehealth/handoff/medianodes"
 	"github.com/handoff-telehealth/handoff/metrics"
 	"github.com/handoff-telehealth/handoff/namespace"
 	"github.com/handoff-telehealth/handoff/store"
@@ -63,6 +64,14 @@ type backendOptions struct {
 	// browsers into that node's calls.
 	mediaControlURL, mediaControlToken string
 	mediaSecret                        string
+	// mediaRegistry: the media nodes are those registered in the app
+	// database (handoff media --db), not the one mediaControlURL.
+	mediaRegistry bool
+}
+
+// registerMediaRegistry adds --media-registry.
+func (o *backendOptions) registerMediaRegistry(fs *config.FlagSet) {
+	fs.BoolVar(&o.mediaRegistry, "media-registry", false, "place calls on the media nodes registered in the app database (handoff media --db) instead of the one media node flag")
 }
 
 // registerDatabase adds --db, with the production default, to a command's
@@ -91,7 +100,8 @@ type backends struct {
 	// searchAttributesAdded are the search attributes registered now.
 	searchAttributesAdded []string
 	metrics               *metrics.Registry
-	media                 activities.Media
+	nodes                 activities.MediaNodes
+	registry              *medianodes.Registry // with mediaRegistry
 	mediaTokens           *media.Tokens
 	closers               []func()
 }
@@ -119,8 +129,12 @@ func connect(ctx context.Context, o backendOptions, logger *slog.Logger) (_ *bac
 			return nil, err
 		}
 	}
-	if o.mediaControlURL != "" {
-		b.media = media.NewControlClient(o.mediaControlURL, o.mediaControlToken)
+	if o.mediaRegistry {
+		b.registry = &medianodes.Registry{ControlToken: o.mediaControlToken,
+			NewControl: func(url, token string) activities.Media { return media.NewControlClient(url, token) }}
+		b.nodes = b.registry
+	} else if o.mediaControlURL != "" {
+		b.nodes = activities.OneNode{Node: store.MediaNode{ID: activities.LocalNode}, Media: media.NewControlClient(o.mediaControlURL, o.mediaControlToken)}
 	}
 	if o.mediaSecret != "" {
 		tokens := media.NewTokens(o.mediaSecret)
@@ -228,12 +242,15 @@ func requireSchema(ctx context.Context, d *store.DB) error {
 // servers and codec server.
 func (b *backends) apiDeps(sess apiSettings) api.Deps {
 	deps := api.Deps{DB: b.db, Temporal: b.temporal, Logger: b.logger, Metrics: b.metrics, MediaTokens: b.mediaTokens}
+	if b.registry != nil {
+		deps.MediaNodes, deps.MediaOrigins = b.registry, b.registry.Origins(b.db)
+	}
 	sess.apply(&deps)
 	return deps
 }
 
 // runWorker polls the visit task queue until ctx ends; its activities drive
-// calls through b.media.
+// calls through b.nodes.
 func (b *backends) runWorker(ctx context.Context, cache int) error {
-	return worker.Run(ctx, b.temporal, worker.Deps{DB: b.db, Media: b.media, Metrics: b.metrics, Logger: b.logger, WorkflowCache: cache})
+	return worker.Run(ctx, b.temporal, worker.Deps{DB: b.db, Nodes: b.nodes, Metrics: b.metrics, Logger: b.logger, WorkflowCache: cache})
 }

@@ -322,7 +322,7 @@ async function admit(v, callId) {
       deviceNotice($('device-status'), state.media);
       state.peerState = callControls($('call-controls'), state.media, { share: true, nameOf: patientOf });
     }
-    state.media.join(r.media.joinToken);
+    await state.media.enter(r.media);
     await refresh();
   } catch (err) {
     flash(v.roomId, err.message);

@@ -101,7 +101,7 @@ async function render() {
   if (g.state === 'in_call') {
     if (state.joinedCall !== g.callId) { // let in (again): join this call
       const s = await api('GET', '/media/session', state.token);
-      if (s.joinToken) state.media.join(s.joinToken);
+      await state.media.enter(s);
       state.joinedCall = g.callId;
     }
     show('incall');

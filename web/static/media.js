@@ -128,6 +128,7 @@ export class HandoffMedia {
       if (msg.type === 'welcome') { this.resumeID = msg.token; return; }
       if (msg.type === 'error' && resume) { this.resumeID = null; ws.close(); return; } // that session is over
       if (msg.type === 'media_restarting') this.resumeID = null; // nothing to resume on a new node
+      if (msg.type === 'media_moving') { this.resumeID = null; this.last = null; } // this node is draining: ask where to go
       this.handle(pc, msg);
     };
     return this.ready;
@@ -168,6 +169,46 @@ export class HandoffMedia {
   send(msg) { if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg)); }
 
   async join(token) { await this.ready; this.send({ type: 'join', token }); }
+
+  // enter joins the call a session from GET /media/session?callId= names.
+  // A call on this session's media node is joined on this session; a call
+  // on another node (a transfer's receiving call placed elsewhere) through a
+  // new session there, the camera and the page kept.
+  async enter(session) {
+    if (!session || !session.joinToken) return;
+    if (!this.pc || !this.last || !session.url || session.url === this.last.url) return this.join(session.joinToken);
+    return this.moveTo(session);
+  }
+
+  // moveTo opens a session on session's node and joins its call there; the
+  // old session closes only once the new one carries the call's media (or
+  // after 10 s, when the reconnect logic takes over the new one).
+  async moveTo(session) {
+    const old = { pc: this.pc, ws: this.ws, streams: this.streams };
+    this.streams = new Map();
+    this.senders = new Map();
+    this.layerSenders = [];
+    this.screenSender = null;
+    this.inCall = false;
+    this.moves = (this.moves || 0) + 1;
+    try {
+      await this.connect(session);
+      const pc = this.pc;
+      for (let i = 0; i < 100 && !(this.inCall && pc.connectionState === 'connected') && pc === this.pc; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } catch (err) {
+      console.warn('media: the other node is not reachable yet', err.message);
+      this.lost();
+    } finally {
+      if (old.ws) { old.ws.onclose = null; old.ws.close(); }
+      if (old.pc) old.pc.close();
+      for (const stream of old.streams.values()) {
+        for (const t of stream.getTracks()) t.stop();
+        this.onRemote(stream);
+      }
+    }
+  }
 
   // restartIce asks the server for an ICE restart on this session (at most
   // every 5 s): the call and the session stay.
@@ -386,11 +427,13 @@ export class HandoffMedia {
       await new Promise((r) => setTimeout(r, BACKOFF_FIRST / 2 + Math.random() * Math.min(BACKOFF_FIRST * 2 ** attempt, BACKOFF_CEILING)));
       this.attempts++;
       try {
-        const session = fresh(this.last) ? this.last : await this.session();
+        // The same node again at first (it restarted); after that, ask:
+        // the call may have moved to another node (its own died or drained).
+        const session = attempt === 0 && this.last && fresh(this.last) ? this.last : await this.session();
         await this.connect({ ...session, joinToken: undefined });
         if (wasInCall || session.callId) {
-          const renewed = await this.renew(); // back into the call on this node
-          if (renewed.joinToken) this.join(renewed.joinToken);
+          const renewed = await this.renew(); // back into the call, on its node now
+          await this.enter(renewed);
         }
         this.reconnecting = false;
         this.reconnects++;

@@ -309,7 +309,7 @@ async function onEvent(type, data) {
   } else if (type === 'visit.admitted') {
     $('confirmation').classList.add('hidden');
     const session = await api('GET', `/media/session?callId=${encodeURIComponent(data.callId)}`, state.token);
-    if (state.media) state.media.join(session.joinToken);
+    if (state.media) await state.media.enter(session); // on another media node: a session there, no reload
     await reload();
   } else if (type === 'visit.held') {
     $('remote').replaceChildren(); // the call's media stopped both ways

@@ -85,7 +85,13 @@ func (e *Env) StartWorker(m activities.Media) (stop func()) {
 	if m == nil {
 		m = e.Calls
 	}
-	w := worker.New(e.Client, worker.Deps{DB: e.DB, Media: m})
+	return e.StartWorkerWith(worker.Deps{Media: m})
+}
+
+// StartWorkerWith runs a worker with d (its DB the env's).
+func (e *Env) StartWorkerWith(d worker.Deps) (stop func()) {
+	d.DB = e.DB
+	w := worker.New(e.Client, d)
 	require.NoError(e.t, w.Start())
 	stopped := false
 	stop = func() {
