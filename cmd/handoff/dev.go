@@ -30,6 +30,7 @@ import (
 	"github.com/handoff-telehealth/handoff/devserver"
 	"github.com/handoff-telehealth/handoff/httpx"
 	"github.com/handoff-telehealth/handoff/media"
+	"github.com/handoff-telehealth/handoff/medianodes"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -46,6 +47,9 @@ type devSettings struct {
 	// to work on media, or to restart it on its own. mediaPublicURL is its
 	// signaling WebSocket (default: beside the control API).
 	mediaURL, mediaPublicURL, mediaSecret, mediaControlToken string
+	// mediaRegistry: no built-in node; calls go on the nodes registered in
+	// the app database (`handoff media --db`), as in a cluster.
+	mediaRegistry bool
 	// The built-in node's network: none of it is needed on one machine.
 	network nodeNetwork
 }
@@ -64,8 +68,9 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	fs.StringVar(&s.namespace, "temporal-namespace", "default", "Temporal namespace of the visits")
 	fs.StringVar(&s.mediaURL, "media-url", "", "control API of an external media node (handoff media); empty runs one in this process on --media-port")
 	fs.StringVar(&s.mediaPublicURL, "media-public-url", "", "with --media-url: that node's signaling WebSocket (default: ws://<--media-url host>/ws)")
-	fs.StringVar(&s.mediaSecret, "media-secret", "", "with --media-url: the secret that signs media tokens, as given to that node")
-	fs.StringVar(&s.mediaControlToken, "media-control-token", "", "with --media-url: that node's control token")
+	fs.StringVar(&s.mediaSecret, "media-secret", "", "with --media-url or --media-registry: the secret that signs media tokens, as given to the nodes")
+	fs.StringVar(&s.mediaControlToken, "media-control-token", "", "with --media-url or --media-registry: the nodes' control token")
+	fs.BoolVar(&s.mediaRegistry, "media-registry", false, "no built-in media node: place calls on the nodes registered in the app database (handoff media --db, with the same --media-secret and --media-control-token)")
 	fs.StringVar(&s.pprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty: off")
 	fs.StringVar(&s.codecKeys, "codec-keys", "", "payload encryption keys (id:base64[,…]); default: a key made once and kept in the data directory")
 	s.db.Register(fs, "")
@@ -182,7 +187,13 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	if err != nil {
 		return err
 	}
-	b.nodes = activities.OneNode{Node: store.MediaNode{ID: activities.LocalNode, PublicURL: node.publicURL}, Media: node.control}
+	if s.mediaRegistry {
+		b.registry = &medianodes.Registry{ControlToken: s.mediaControlToken,
+			NewControl: func(url, token string) activities.Media { return media.NewControlClient(url, token) }}
+		b.nodes = b.registry
+	} else {
+		b.nodes = activities.OneNode{Node: store.MediaNode{ID: activities.LocalNode, PublicURL: node.publicURL}, Media: node.control}
+	}
 	printDevBanner(stdout, s, dataDir, apiURL, temporal, time.Since(started))
 	services := []func(context.Context) error{
 		func(ctx context.Context) error {
@@ -233,6 +244,15 @@ type devMedia struct {
 }
 
 func (s devSettings) checkMediaURL() error {
+	if s.mediaRegistry {
+		if s.mediaURL != "" {
+			return errors.New("--media-registry and --media-url exclude each other: the registry names the nodes")
+		}
+		if s.mediaSecret == "" || s.mediaControlToken == "" {
+			return errors.New("--media-registry needs --media-secret and --media-control-token (HANDOFF_MEDIA_SECRET, HANDOFF_MEDIA_CONTROL_TOKEN) of the nodes")
+		}
+		return nil
+	}
 	if s.mediaURL == "" {
 		return nil
 	}
@@ -246,6 +266,9 @@ func (s devSettings) checkMediaURL() error {
 }
 
 func (s devSettings) mediaNode(dataDir string) (devMedia, error) {
+	if s.mediaRegistry {
+		return devMedia{tokens: media.NewTokens(s.mediaSecret)}, nil
+	}
 	if s.mediaURL != "" {
 		u, _ := url.Parse(s.mediaURL) // checked by checkMediaURL
 		ws := *u
@@ -342,9 +365,12 @@ func printDevBanner(w io.Writer, s devSettings, dataDir, apiURL string, t *devse
 	internalURL := "http://" + hostPort(s.host, s.internalPort)
 	fmt.Fprintf(tw, "  Health\t%s/healthz  %s/readyz\n", apiURL, apiURL)
 	fmt.Fprintf(tw, "  Metrics\t%s/metrics  %s/media/metrics (internal: not for browsers)\n", internalURL, internalURL)
-	if s.mediaURL != "" {
+	switch {
+	case s.mediaRegistry:
+		fmt.Fprintf(tw, "  Media servers\tthose registered in the app database (handoff media --db)\n")
+	case s.mediaURL != "":
 		fmt.Fprintf(tw, "  Media server\t%s (external)\n", s.mediaURL)
-	} else {
+	default:
 		fmt.Fprintf(tw, "  Media server\thttp://%s\n", hostPort(s.host, s.mediaPort))
 	}
 	fmt.Fprintf(tw, "  Temporal UI\t%s\n", t.UIURL())

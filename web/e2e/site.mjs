@@ -1,6 +1,6 @@
 // Starts a real `handoff dev` on free ports and Debian's Chromium with a
 // fake camera and microphone, and gives each test person their own window.
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, existsSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,9 @@ async function freePort() {
 
 // mediaNode runs `handoff media` as its own process, which the test can
 // stop (SIGTERM: it tells participants; SIGKILL: it just dies) and start again.
-async function mediaNode(bin, port) {
+// With registry { db, id, capacity, drainTimeout } it registers itself in
+// that app database (handoff media --db), as in a cluster.
+async function mediaNode(bin, port, registry = null) {
   const internal = await freePort();
   const env = { ...process.env, HANDOFF_MEDIA_SECRET: 'e2e-media-secret-0123456789abcdef01', HANDOFF_MEDIA_CONTROL_TOKEN: 'e2e-control-token-0123456789abcdef0' };
   const node = {
@@ -24,7 +26,12 @@ async function mediaNode(bin, port) {
     publicURL: `ws://127.0.0.1:${port}/ws`,
     env,
     async start() {
-      node.proc = spawn(bin, ['media', '--listen', `127.0.0.1:${port}`, '--internal-listen', `127.0.0.1:${internal}`], { env, stdio: ['ignore', 'ignore', process.env.HANDOFF_E2E_LOG ? 'inherit' : 'ignore'] });
+      const args = ['media', '--listen', `127.0.0.1:${port}`, '--internal-listen', `127.0.0.1:${internal}`];
+      if (registry) {
+        args.push('--db', registry.db, '--node-id', registry.id, '--public-url', node.publicURL, '--control-url', node.url,
+          '--capacity', `${registry.capacity || 100}`, '--drain-timeout', registry.drainTimeout || '60s', '--ice-udp-port', '0', '--ice-tcp-port', '0');
+      }
+      node.proc = spawn(bin, args, { env, stdio: ['ignore', 'ignore', process.env.HANDOFF_E2E_LOG ? 'inherit' : 'ignore'] });
       const deadline = Date.now() + 30000;
       while (Date.now() < deadline) {
         try { if ((await fetch(`${node.url}/readyz`)).ok) return; } catch (_) { /* not up yet */ }
@@ -42,9 +49,25 @@ async function mediaNode(bin, port) {
   return node;
 }
 
+// postgresDB makes an empty PostgreSQL database for one site (psql, on the
+// server the Go tests use) and returns its URL and a function that drops it.
+function postgresDB() {
+  const admin = process.env.HANDOFF_E2E_POSTGRES || 'postgres://postgres@127.0.0.1:5432/postgres';
+  const name = `handoff_e2e_${process.pid}_${Date.now()}`;
+  const psql = (sql) => execFileSync('psql', [admin, '-v', 'ON_ERROR_STOP=1', '-qc', sql], { stdio: ['ignore', 'ignore', 'inherit'] });
+  psql(`CREATE DATABASE ${name}`);
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  url.searchParams.set('sslmode', 'disable');
+  return { dsn: url.toString(), drop: () => { try { psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`); } catch (_) { /* gone with the server */ } } };
+}
+
 // startSite runs `handoff dev` (with devArgs); netns { ns, host } runs it in
-// that network namespace, bound to host.
-export async function startSite({ externalMedia = false, netns = null, devArgs = [] } = {}) {
+// that network namespace, bound to host. nodes [{ id, capacity,
+// drainTimeout }] runs no built-in media node: dev keeps its app database
+// in PostgreSQL and places calls on these `handoff media --db` processes
+// (site.nodes[id]), as a cluster does.
+export async function startSite({ externalMedia = false, netns = null, devArgs = [], nodes = null } = {}) {
   const bin = process.env.HANDOFF_BIN || new URL('../../bin/handoff', import.meta.url).pathname;
   if (!existsSync(bin)) throw new Error(`no handoff binary at ${bin}: run make build`);
   const [api, media, temporal, ui, internal] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
@@ -52,6 +75,11 @@ export async function startSite({ externalMedia = false, netns = null, devArgs =
   const env = { ...process.env, HANDOFF_API_PORT: `${api}`, HANDOFF_MEDIA_PORT: `${media}`, HANDOFF_TEMPORAL_PORT: `${temporal}`, HANDOFF_UI_PORT: `${ui}`, HANDOFF_INTERNAL_PORT: `${internal}` };
   if (node) Object.assign(env, node.env, { HANDOFF_MEDIA_URL: node.url, HANDOFF_MEDIA_PUBLIC_URL: node.publicURL });
   const devCmd = [bin, 'dev', '--data-dir', mkdtempSync(join(tmpdir(), 'handoff-e2e-')), ...devArgs];
+  const db = nodes ? postgresDB() : null;
+  if (db) {
+    devCmd.push('--db', db.dsn, '--media-registry');
+    Object.assign(env, { HANDOFF_MEDIA_SECRET: 'e2e-media-secret-0123456789abcdef01', HANDOFF_MEDIA_CONTROL_TOKEN: 'e2e-control-token-0123456789abcdef0' });
+  }
   if (netns) devCmd.push('--host', netns.host);
   const [cmd, ...cmdArgs] = netns ? ['ip', 'netns', 'exec', netns.ns, ...devCmd] : devCmd;
   const proc = spawn(cmd, cmdArgs, {
@@ -64,6 +92,8 @@ export async function startSite({ externalMedia = false, netns = null, devArgs =
     proc.stdout.on('data', (d) => { out += d; if (out.includes('Press Ctrl-C')) { clearTimeout(timer); resolve(); } });
     proc.on('exit', (code) => reject(new Error(`handoff dev exited (${code})`)));
   });
+  const registered = {};
+  for (const n of nodes || []) registered[n.id] = await mediaNode(bin, await freePort(), { db: db.dsn, ...n });
   const executablePath = process.env.HANDOFF_CHROMIUM || ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find(existsSync);
   if (!executablePath) throw new Error('the browser tests need Chromium: apt-get install chromium (or set HANDOFF_CHROMIUM)');
   const baseArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -92,6 +122,7 @@ export async function startSite({ externalMedia = false, netns = null, devArgs =
     base,
     mediaPort: media,
     media: node,
+    nodes: registered,
     // person opens a window for name; options.browserArgs gives it its own
     // browser with those flags, options.permissions what it grants.
     async person(name, { browserArgs, permissions = ['camera', 'microphone'], netns: ns, locale } = {}) {
@@ -113,7 +144,14 @@ export async function startSite({ externalMedia = false, netns = null, devArgs =
     },
     // closeAll ends everyone's windows: a participant has one media session.
     async closeAll() { await Promise.all(open.splice(0).map((c) => c.close())); },
-    async stop() { for (const b of browsers) await b.close(); proc.kill('SIGINT'); if (node) await node.stop(); },
+    async stop() {
+      for (const b of browsers) await b.close();
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGINT');
+      if (node) await node.stop();
+      for (const n of Object.values(registered)) if (n.proc.exitCode === null && n.proc.signalCode === null) await n.stop('SIGKILL');
+      if (db) { await exited; db.drop(); }
+    },
   };
 }
 
