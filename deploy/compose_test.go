@@ -38,11 +38,11 @@ func readCompose(t *testing.T) composeFile {
 
 func TestComposeHasTheWholeTopology(t *testing.T) {
 	c := readCompose(t)
-	for _, name := range []string{"postgres", "temporal", "temporal-ui", "temporal-setup", "migrate", "api", "worker", "media"} {
+	for _, name := range []string{"postgres", "temporal", "temporal-ui", "temporal-setup", "migrate", "api", "worker", "media", "media-2"} {
 		require.Contains(t, c.Services, name)
 	}
 	require.Contains(t, c.Services["temporal"].Environment["DB"], "postgres", "Temporal persists to PostgreSQL")
-	for _, name := range []string{"api", "worker", "media", "migrate", "temporal-setup"} {
+	for _, name := range []string{"api", "worker", "media", "media-2", "migrate", "temporal-setup"} {
 		require.NotNil(t, c.Services[name].Build, "%s is built from the Dockerfile", name)
 	}
 }
@@ -52,7 +52,7 @@ func TestComposePublishesTheREADMEPorts(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	require.NoError(t, err)
 	// The README's table of the real-cluster topology: | service | host port | …
-	row := regexp.MustCompile(`(?m)^\|\s*` + "`" + `([a-z-]+)` + "`" + `\s*\|\s*(\d+)\s*\|`)
+	row := regexp.MustCompile(`(?m)^\|\s*` + "`" + `([a-z0-9-]+)` + "`" + `\s*\|\s*(\d+)\s*\|`)
 	readmePorts := map[string]string{}
 	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
 		readmePorts[m[1]] = m[2]
@@ -72,6 +72,9 @@ func TestComposePublishesTheREADMEPorts(t *testing.T) {
 	// Media needs more than signaling: its ICE ports and TURN, UDP and TCP.
 	for _, p := range []string{"7882:7882/udp", "7881:7881/tcp", "3478:3478/udp", "3478:3478/tcp"} {
 		require.Contains(t, all["media"], p, "the media node publishes %s", p)
+	}
+	for _, p := range []string{"7892:7892/udp", "7891:7891/tcp", "3479:3479/udp", "3479:3479/tcp"} {
+		require.Contains(t, all["media-2"], p, "the second media node publishes %s", p)
 	}
 }
 
@@ -140,5 +143,34 @@ func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
 				require.Contains(t, sources.String(), `"`+base+`"`, "panel %q charts %s, which Handoff does not export", p.Title, m)
 			}
 		}
+	}
+}
+
+// Every media node registers itself under its own id, at the signaling port
+// it publishes and the control URL of its own service name; api and worker
+// place calls from the registry.
+func TestComposeMediaNodesRegisterThemselves(t *testing.T) {
+	c := readCompose(t)
+	ids := map[string]bool{}
+	nodes := 0
+	for name, s := range c.Services {
+		if len(s.Command) != 1 || s.Command[0] != "media" {
+			continue
+		}
+		nodes++
+		env := func(k string) string { v, _ := s.Environment[k].(string); return v }
+		id := env("HANDOFF_NODE_ID")
+		require.NotEmpty(t, id, name)
+		require.False(t, ids[id], "%s: node id %s used twice", name, id)
+		ids[id] = true
+		require.NotEmpty(t, env("HANDOFF_DB"), "%s registers in the app database", name)
+		require.Equal(t, "http://"+name+":8083", env("HANDOFF_CONTROL_URL"), name)
+		_, listenPort, _ := strings.Cut(env("HANDOFF_LISTEN"), ":")
+		require.Contains(t, env("HANDOFF_PUBLIC_URL"), ":"+listenPort+"/ws", "%s: pages reach the port it listens on", name)
+		require.Contains(t, s.Ports, listenPort+":"+listenPort, "%s publishes its signaling port", name)
+	}
+	require.GreaterOrEqual(t, nodes, 2, "more than one media node")
+	for _, name := range []string{"api", "worker"} {
+		require.Equal(t, "true", c.Services[name].Environment["HANDOFF_MEDIA_REGISTRY"], "%s places calls from the registry", name)
 	}
 }
