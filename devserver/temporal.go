@@ -47,6 +47,10 @@ type Options struct {
 	Namespace string
 	// CodecEndpoint, when set, is offered to the UI to decode payloads.
 	CodecEndpoint string
+	// Postgres, when set, is where the server persists instead of
+	// DataDir's SQLite file: a Temporal server as a cluster runs it, in a
+	// process of its own (`handoff temporal-server`).
+	Postgres *Postgres
 }
 
 // Server is a running embedded Temporal with its UI.
@@ -88,6 +92,9 @@ func (s *Server) UIURL() string {
 // Start boots the server and, when asked, the UI. It returns once the
 // frontend accepts connections.
 func Start(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Postgres != nil {
+		return startOnPostgres(ctx, opts)
+	}
 	dbPath := filepath.Join(opts.DataDir, "temporal.db")
 	sqlCfg := sqliteConfig(dbPath)
 	if _, err := os.Stat(dbPath); errors.Is(err, os.ErrNotExist) {
@@ -112,10 +119,20 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("creating namespace %q: %w", opts.Namespace, err)
 	}
 
-	cfg, err := serverConfig(opts, sqlCfg)
+	cfg, err := serverConfig(opts, config.Persistence{
+		DefaultStore:     sqliteplugin.PluginName,
+		VisibilityStore:  sqliteplugin.PluginName,
+		NumHistoryShards: 1,
+		DataStores:       map[string]config.DataStore{sqliteplugin.PluginName: {SQL: sqlCfg}},
+	})
 	if err != nil {
 		return nil, err
 	}
+	return start(ctx, opts, cfg, dc, forceRefresh)
+}
+
+// start runs the configured server and, when asked, the UI.
+func start(ctx context.Context, opts Options, cfg *config.Config, dc *dynamicconfig.MemoryClient, forceRefresh func()) (*Server, error) {
 	logFile := filepath.Join(opts.DataDir, "temporal.log")
 	logger := log.NewZapLogger(log.BuildZapLogger(log.Config{Level: "warn", OutputFile: logFile, Format: "json"}))
 	authorizer, err := authorization.GetAuthorizerFromConfig(&cfg.Global.Authorization)
@@ -254,7 +271,7 @@ func taskPartitions(dbPath string) (int, error) {
 	return 1, nil
 }
 
-func serverConfig(opts Options, sqlCfg *config.SQL) (*config.Config, error) {
+func serverConfig(opts Options, persistence config.Persistence) (*config.Config, error) {
 	// The frontend gets the asked-for port; history, matching and the
 	// internal worker, and every membership port, take free ones.
 	ports, err := FreePorts(opts.Host, 9)
@@ -272,12 +289,7 @@ func serverConfig(opts Options, sqlCfg *config.SQL) (*config.Config, error) {
 				ListenAddress: net.JoinHostPort(opts.Host, strconv.Itoa(ports[0])), HandlerPath: "/metrics",
 			}},
 		},
-		Persistence: config.Persistence{
-			DefaultStore:     sqliteplugin.PluginName,
-			VisibilityStore:  sqliteplugin.PluginName,
-			NumHistoryShards: 1,
-			DataStores:       map[string]config.DataStore{sqliteplugin.PluginName: {SQL: sqlCfg}},
-		},
+		Persistence: persistence,
 		ClusterMetadata: &cluster.Config{
 			EnableGlobalNamespace:    false,
 			FailoverVersionIncrement: 10,

@@ -29,6 +29,7 @@ var commands = []command{
 	{"media", mediaSummary, runMedia},
 	{"migrate", migrateSummary, runMigrate},
 	{"temporal-setup", temporalSetupSummary, runTemporalSetup},
+	{"temporal-server", temporalServerSummary, runTemporalServer},
 	{"replay", replaySummary, runReplay},
 	{"visits", visitsSummary, runVisits},
 	{"reset", resetSummary, runReset},
