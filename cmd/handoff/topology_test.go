@@ -237,7 +237,9 @@ func TestTheProductionTopology(t *testing.T) {
 	c.dumpOnFailure()
 
 	temporal := c.start("temporal", binary, "temporal-server", "--db", admin.String(), "--port", strconv.Itoa(ports[0]), "--log-dir", t.TempDir())
-	require.Eventually(t, func() bool { return strings.Contains(temporal.output(), "Temporal server ready") || !temporal.running() },
+	require.Eventually(t, func() bool {
+		return strings.Contains(temporal.output(), "Temporal server ready") || !temporal.running()
+	},
 		3*time.Minute, 200*time.Millisecond)
 	require.True(t, temporal.running(), temporal.output())
 	c.run(prod, "migrate", "--seed-demo")
