@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/handoff-telehealth/handoff/devserver"
 	"github.com/handoff-telehealth/handoff/internal/testkit/mediatest"
 	"github.com/handoff-telehealth/handoff/internal/testkit/testdb"
 	"github.com/handoff-telehealth/handoff/internal/testkit/testenv"
@@ -61,7 +62,7 @@ func (p *process) running() bool {
 // cluster starts each process of the production topology and reports the
 // output of all of them when the test fails.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	env   []string
 	procs []*process
 }
@@ -106,7 +107,7 @@ func (c *cluster) dumpOnFailure() {
 }
 
 // ready waits for url to answer 200.
-func ready(t *testing.T, p *process, url string, limit time.Duration) {
+func ready(t testing.TB, p *process, url string, limit time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
@@ -126,7 +127,7 @@ func ready(t *testing.T, p *process, url string, limit time.Duration) {
 
 // apiClient speaks to the api processes as the pages do.
 type apiClient struct {
-	t    *testing.T
+	t    testing.TB
 	urls []string
 }
 
@@ -195,7 +196,7 @@ func (a apiClient) session(api int, token, callID string) reply {
 	return a.ok(api, "GET", path, token, nil)
 }
 
-func dialSession(t *testing.T, r reply, tag byte) *mediatest.Peer {
+func dialSession(t testing.TB, r reply, tag byte) *mediatest.Peer {
 	p := mediatest.Dial(t, r.str("url"), r.str("sessionToken"), r.str("participant"), tag)
 	if j := r.str("joinToken"); j != "" {
 		p.Join(j)
@@ -203,13 +204,29 @@ func dialSession(t *testing.T, r reply, tag byte) *mediatest.Peer {
 	return p
 }
 
-// The production topology as separate processes: a Temporal server on
-// PostgreSQL, PostgreSQL, two api, two worker and two media processes of
-// the production build. Check-in, admit, a transfer whose receiving call
-// is on another node, one on the same node, a drain of a media node under
-// two live calls, and the kill of one api and one worker: every visit ends
-// where it should, in one room, with its audit rows.
-func TestTheProductionTopology(t *testing.T) {
+// node is a media node of the topology.
+type node struct {
+	id     string
+	proc   *process
+	public string
+}
+
+// topology is the production topology running: a Temporal server on
+// PostgreSQL (the embedded server, its own process), the app database, and
+// api, worker and media processes of the production build.
+type topology struct {
+	cluster       *cluster
+	temporal      *process
+	apis, workers []*process
+	nodes         []node
+	client        apiClient
+	db            *store.DB
+}
+
+// startTopology starts nAPI api and nWorkers worker processes and up to two
+// media nodes, one per capacity (ids topo-a, topo-b).
+func startTopology(t testing.TB, nAPI, nWorkers int, capacities []int) *topology {
+	require.LessOrEqual(t, len(capacities), 2)
 	prod := filepath.Join(t.TempDir(), "handoff-production")
 	build := exec.Command("go", "build", "-tags", "production", "-o", prod, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -227,7 +244,8 @@ func TestTheProductionTopology(t *testing.T) {
 		}
 	})
 
-	ports := freePorts(t, 13)
+	ports, err := devserver.FreePorts("127.0.0.1", 7+2*nAPI+nWorkers)
+	require.NoError(t, err)
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	c := &cluster{t: t, env: []string{
 		"HANDOFF_DB=" + appDSN, "HANDOFF_TEMPORAL_ADDRESS=" + addr(0), "HANDOFF_TEMPORAL_NAMESPACE=default",
@@ -246,11 +264,6 @@ func TestTheProductionTopology(t *testing.T) {
 	c.run(prod, "temporal-setup")
 
 	// Media node A takes 4 participants before placement prefers B.
-	type node struct {
-		id     string
-		proc   *process
-		public string
-	}
 	startNode := func(id string, capacity, listen, internal, udp int) node {
 		public := "ws://" + addr(listen) + "/ws"
 		p := c.start(id, prod, "media", "--listen", addr(listen), "--internal-listen", addr(internal), "--db", appDSN, "--node-id", id,
@@ -259,25 +272,43 @@ func TestTheProductionTopology(t *testing.T) {
 		ready(t, p, "http://"+addr(internal)+"/readyz", 30*time.Second)
 		return node{id: id, proc: p, public: public}
 	}
-	nodeA, nodeB := startNode("topo-a", 4, 1, 2, 3), startNode("topo-b", 100, 4, 5, 6)
-	var workers, apis []*process
-	for i, port := range []int{7, 8} {
+	top := &topology{cluster: c, temporal: temporal, client: apiClient{t: t}}
+	for i, capacity := range capacities {
+		top.nodes = append(top.nodes, startNode(fmt.Sprintf("topo-%c", 'a'+i), capacity, 1+3*i, 2+3*i, 3+3*i))
+	}
+	next := 7
+	for i := range nWorkers {
+		port := next + i
 		w := c.start(fmt.Sprintf("worker-%d", i), prod, "worker", "--listen", addr(port), "--media-registry")
 		ready(t, w, "http://"+addr(port)+"/readyz", 30*time.Second)
-		workers = append(workers, w)
+		top.workers = append(top.workers, w)
 	}
-	client := apiClient{t: t}
-	for i, port := range [][2]int{{9, 10}, {11, 12}} {
+	next += nWorkers
+	for i := range nAPI {
+		port := [2]int{next + 2*i, next + 2*i + 1}
 		a := c.start(fmt.Sprintf("api-%d", i), prod, "api", "--listen", addr(port[0]), "--internal-listen", addr(port[1]), "--media-registry",
-			"--checkin-rate", "100", "--login-rate", "100")
+			"--checkin-rate", "10000", "--login-rate", "100")
 		ready(t, a, "http://"+addr(port[1])+"/readyz", 30*time.Second)
-		apis = append(apis, a)
-		client.urls = append(client.urls, "http://"+addr(port[0]))
+		top.apis = append(top.apis, a)
+		top.client.urls = append(top.client.urls, "http://"+addr(port[0]))
 	}
-
-	db, err := store.Open(context.Background(), appDSN)
+	top.db, err = store.Open(context.Background(), appDSN)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
+	t.Cleanup(func() { _ = top.db.Close() })
+	return top
+}
+
+
+// The production topology as separate processes: a Temporal server on
+// PostgreSQL, PostgreSQL, two api, two worker and two media processes of
+// the production build. Check-in, admit, a transfer whose receiving call
+// is on another node, one on the same node, a drain of a media node under
+// two live calls, and the kill of one api and one worker: every visit ends
+// where it should, in one room, with its audit rows.
+func TestTheProductionTopology(t *testing.T) {
+	top := startTopology(t, 2, 2, []int{4, 100})
+	client, apis, workers, temporal, db := top.client, top.apis, top.workers, top.temporal, top.db
+	nodeA, nodeB := top.nodes[0], top.nodes[1]
 	q := db.With(context.Background())
 	callNode := func(callID string) string {
 		call, err := q.Calls.Get(callID)

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff-telehealth/handoff/store"
+)
+
+// cpuSeconds is the CPU time (user + system) process pid has used.
+func cpuSeconds(pid int) float64 {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command's closing parenthesis: utime is the 12th, stime the 13th.
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // clock ticks (USER_HZ 100)
+}
+
+// postgresCPU sums the CPU time of every PostgreSQL process (the server is
+// the machine's; nothing else uses it during a run).
+func postgresCPU() float64 {
+	out, _ := exec.Command("pgrep", "-x", "postgres").Output()
+	total := 0.0
+	for _, f := range strings.Fields(string(out)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			total += cpuSeconds(pid)
+		}
+	}
+	return total
+}
+
+// cpuByRole reads the CPU time of the topology's processes by role.
+func (top *topology) cpuByRole() map[string]float64 {
+	sum := func(ps []*process) float64 {
+		total := 0.0
+		for _, p := range ps {
+			if p.running() {
+				total += cpuSeconds(p.cmd.Process.Pid)
+			}
+		}
+		return total
+	}
+	return map[string]float64{"api": sum(top.apis), "worker": sum(top.workers), "temporal": sum([]*process{top.temporal}), "postgres": postgresCPU()}
+}
+
+// loadRun is one closed-loop run: its operations done, latencies and the
+// CPU each role spent on them.
+type loadRun struct {
+	done      int
+	seconds   float64
+	latencies []time.Duration
+	cpu       map[string]float64
+}
+
+func (r loadRun) rate() float64 { return float64(r.done) / r.seconds }
+
+func (r loadRun) pct(p float64) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	s := slices.Clone(r.latencies)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+// cpuPer is the CPU milliseconds role spent per operation.
+func (r loadRun) cpuPer(role string) float64 { return 1000 * r.cpu[role] / float64(max(r.done, 1)) }
+
+// closedLoop runs op from workers goroutines for d, round-robin over the
+// apis, and measures.
+func (top *topology) closedLoop(workers int, d time.Duration, op func(api, worker, i int) bool) loadRun {
+	before := top.cpuByRole()
+	var mu sync.Mutex
+	var lat []time.Duration
+	var done atomic.Int64
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline) && i < 100_000; i++ {
+				t0 := time.Now()
+				if op((w+i)%len(top.apis), w, i) {
+					done.Add(1)
+					mu.Lock()
+					lat = append(lat, time.Since(t0))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	run := loadRun{done: int(done.Load()), seconds: time.Since(start).Seconds(), latencies: lat, cpu: map[string]float64{}}
+	for role, v := range top.cpuByRole() {
+		run.cpu[role] = v - before[role]
+	}
+	return run
+}
+
+// BenchmarkTopologyScaling measures check-ins and waiting-room transfers
+// per second, closed loop with 8 clients for 10 s each, and the CPU each
+// process of the production topology spends per operation, with one api
+// and one worker and then with two of each on the same machine.
+func BenchmarkTopologyScaling(b *testing.B) {
+	const clients, window = 8, 10 * time.Second
+	results := map[int][2]loadRun{}
+	for _, n := range []int{1, 2} {
+		top := startTopology(b, n, n, []int{100})
+		c := top.client
+		var leeRoom, patelRoom store.Room
+		require.NoError(b, top.db.Gorm().Take(&leeRoom, "slug = ?", "dr-lee").Error)
+		require.NoError(b, top.db.Gorm().Take(&patelRoom, "slug = ?", "dr-patel").Error)
+		lee, patel := c.login(0, "dr.lee@riverside.example"), c.login(0, "dr.patel@riverside.example")
+		for i := range 20 { // warm every process up
+			c.checkIn(i%n, "dr-lee", "Warm Up")
+		}
+		visits := make([][]string, clients)
+		checkIns := top.closedLoop(clients, window, func(api, w, i int) bool {
+			r := c.do(api, "POST", "/checkin/dr-lee", "", map[string]any{"name": fmt.Sprintf("Load %d-%d", w, i), "consent": true})
+			if r.status != http.StatusCreated {
+				return false
+			}
+			visits[w] = append(visits[w], r.str("visit", "id"))
+			return true
+		})
+		// Each client moves its own patients between the two rooms.
+		where := make([]map[string]bool, clients) // visit → in Dr. Patel's room
+		for w := range where {
+			where[w] = map[string]bool{}
+		}
+		transfers := top.closedLoop(clients, window, func(api, w, i int) bool {
+			if len(visits[w]) == 0 {
+				return false
+			}
+			v := visits[w][i%len(visits[w])]
+			token, target := lee, patelRoom.ID
+			if where[w][v] {
+				token, target = patel, leeRoom.ID
+			}
+			r := c.do(api, "POST", "/visits/"+v+"/transfer", token, map[string]string{"targetRoomId": target})
+			if r.status != http.StatusOK {
+				return false
+			}
+			where[w][v] = !where[w][v]
+			return true
+		})
+		results[n] = [2]loadRun{checkIns, transfers}
+		for i, r := range results[n] {
+			op := []string{"check-ins", "transfers"}[i]
+			b.Logf("%d api + %d worker, %s: %.1f/s (%d in %.1f s), p50 %.1f ms, p99 %.1f ms; CPU ms per op: api %.2f, worker %.2f, api+worker %.2f, temporal %.2f, postgres %.2f",
+				n, n, op, r.rate(), r.done, r.seconds, ms(r.pct(0.5)), ms(r.pct(0.99)),
+				r.cpuPer("api"), r.cpuPer("worker"), r.cpuPer("api")+r.cpuPer("worker"), r.cpuPer("temporal"), r.cpuPer("postgres"))
+		}
+		for _, p := range top.cluster.procs { // the next topology gets the machine
+			if p.running() {
+				_ = p.cmd.Process.Kill()
+				<-p.done
+			}
+		}
+	}
+	one, two := results[1], results[2]
+	b.ReportMetric(one[0].rate(), "checkins/s-1x1")
+	b.ReportMetric(two[0].rate(), "checkins/s-2x2")
+	b.ReportMetric(one[1].rate(), "transfers/s-1x1")
+	b.ReportMetric(two[1].rate(), "transfers/s-2x2")
+	b.ReportMetric(one[0].cpuPer("api")+one[0].cpuPer("worker"), "api+worker-cpu-ms/checkin")
+	b.Logf("scaling, 2+2 ÷ 1+1: check-ins ×%.2f, transfers ×%.2f", two[0].rate()/one[0].rate(), two[1].rate()/one[1].rate())
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
