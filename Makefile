@@ -44,16 +44,18 @@ build:
 build-production:
 	CGO_ENABLED=0 $(GO) build -tags production -trimpath -o bin/handoff-production ./cmd/handoff
 
-## bench: every figure of BENCHMARKS.md, each beside its floor (about 25 minutes; profiles in artifacts/bench)
+## bench: every figure of BENCHMARKS.md, each beside its floor (about 30 minutes; profiles in artifacts/bench)
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 120m -v ./bench/
 	$(GO) test -run '^$$' -bench 'BenchmarkConnectTime|BenchmarkTimeToAdapt' -benchtime 1x -v ./media/
+	$(GO) test -run '^$$' -bench 'BenchmarkTopologyScaling|BenchmarkCrossNodeTransfer' -benchtime 1x -v ./cmd/handoff/
 	$(MAKE) build web/e2e/node_modules/.installed && cd web/e2e && HANDOFF_BIN=$(CURDIR)/bin/handoff node connect-time.bench.mjs
 
 ## bench-short: the same figures from fewer samples, heavier ones on SQLite only (under 10 minutes)
 bench-short:
 	HANDOFF_BENCH=short $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m -v ./bench/
 	$(GO) test -run '^$$' -bench 'BenchmarkConnectTime|BenchmarkTimeToAdapt' -benchtime 1x -v ./media/
+	$(GO) test -run '^$$' -bench 'BenchmarkTopologyScaling|BenchmarkCrossNodeTransfer' -benchtime 1x -v ./cmd/handoff/
 	$(MAKE) build web/e2e/node_modules/.installed && cd web/e2e && HANDOFF_BIN=$(CURDIR)/bin/handoff HANDOFF_BENCH=short node connect-time.bench.mjs
 
 ## fuzz: each fuzz target for a while (make test runs only their seed corpora)

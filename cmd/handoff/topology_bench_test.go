@@ -185,3 +185,79 @@ func BenchmarkTopologyScaling(b *testing.B) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// BenchmarkCrossNodeTransfer times a transfer into a call, from the sending
+// provider's POST to the receiving provider's first keyframe of the patient
+// (the transfer, the receiving provider's admit into the call, the
+// patient's page joining), in the production topology: 50 where the
+// patient's session is on the call's node, 50 where it is on the other
+// node and the page opens a session there.
+func BenchmarkCrossNodeTransfer(b *testing.B) {
+	const runs = 50
+	top := startTopology(b, 1, 1, []int{1, 100})
+	c := top.client
+	nodeA, nodeB := top.nodes[0], top.nodes[1]
+	var patelRoom store.Room
+	require.NoError(b, top.db.Gorm().Take(&patelRoom, "slug = ?", "dr-patel").Error)
+	lee, patel := c.login(0, "dr.lee@riverside.example"), c.login(0, "dr.patel@riverside.example")
+
+	// A session on A fills it (capacity 1): Dr. Patel's call goes on B.
+	_, fillTok := c.checkIn(0, "dr-lee", "Fills Node A")
+	fill := c.session(0, fillTok, "")
+	fill.body["url"] = nodeA.public
+	dialSession(b, fill, 'F')
+	require.Eventually(b, func() bool {
+		n, err := top.db.With(b.Context()).MediaNodes.Get(nodeA.id)
+		return err == nil && n.Participants == 1
+	}, 10*time.Second, 100*time.Millisecond)
+	quinn, quinnTok := c.checkIn(0, "dr-patel", "Quinn Standing")
+	ad := c.ok(0, "POST", "/visits/"+quinn+"/admit", patel, nil)
+	call := ad.str("call", "id")
+	patelPeer := dialSession(b, reply{body: ad.body["media"].(map[string]any)}, 'T')
+	s := c.session(0, quinnTok, call)
+	require.Equal(b, nodeB.public, s.str("url"))
+	dialSession(b, s, 'Q')
+	require.Eventually(b, func() bool { return patelPeer.Count('Q', "video") > 2 }, 10*time.Second, 20*time.Millisecond)
+
+	took := map[bool][]time.Duration{}
+	for i := range 2 * runs {
+		cross := i%2 == 0
+		tag := byte(100 + i)
+		visit, tok := c.checkIn(0, "dr-lee", fmt.Sprintf("Patient %d", i))
+		waiting := c.session(0, tok, "")
+		waiting.body["url"] = map[bool]string{true: nodeA.public, false: nodeB.public}[cross]
+		peer := dialSession(b, waiting, tag)
+		time.Sleep(300 * time.Millisecond) // connected, waiting
+
+		t0 := time.Now()
+		c.ok(0, "POST", "/visits/"+visit+"/transfer", lee, map[string]string{"targetRoomId": patelRoom.ID})
+		tTransfer := time.Since(t0)
+		c.ok(0, "POST", "/visits/"+visit+"/admit", patel, map[string]string{"callId": call})
+		tAdmit := time.Since(t0)
+		s := c.session(0, tok, call)
+		moved := peer
+		if s.str("url") != waiting.str("url") {
+			moved = dialSession(b, s, tag)
+		} else {
+			peer.Join(s.str("joinToken"))
+		}
+		require.Equal(b, cross, moved != peer, "run %d: a session on the other node exactly when it was on A", i)
+		require.Eventually(b, func() bool { return len(patelPeer.KeyframesFrom(tag)) > 0 }, 10*time.Second, 5*time.Millisecond)
+		d := patelPeer.KeyframesFrom(tag)[0].Sub(t0)
+		took[cross] = append(took[cross], d)
+		if d > time.Second {
+			b.Logf("run %d (across nodes %v) took %.0f ms: transfer answered at %.0f, admit at %.0f, the first video packet at %.0f", i, cross,
+				ms(d), ms(tTransfer), ms(tAdmit), ms(patelPeer.FirstFrom(tag, "video").Sub(t0)))
+		}
+		c.ok(0, "POST", "/visits/"+visit+"/end", patel, nil)
+		peer.Close()
+		moved.Close()
+	}
+	for _, cross := range []bool{false, true} {
+		r := loadRun{latencies: took[cross]}
+		name := map[bool]string{false: "same node", true: "across nodes"}[cross]
+		b.Logf("%s, %d runs: p50 %.1f ms, p99 %.1f ms, max %.1f ms", name, len(took[cross]), ms(r.pct(0.5)), ms(r.pct(0.99)), ms(r.pct(1)))
+		b.ReportMetric(ms(r.pct(0.5)), strings.ReplaceAll(name, " ", "-")+"-p50-ms")
+		b.ReportMetric(ms(r.pct(0.99)), strings.ReplaceAll(name, " ", "-")+"-p99-ms")
+	}
+}
