@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 
 	"github.com/handoff-telehealth/handoff/store"
@@ -219,7 +220,7 @@ func BenchmarkCrossNodeTransfer(b *testing.B) {
 	dialSession(b, s, 'Q')
 	require.Eventually(b, func() bool { return patelPeer.Count('Q', "video") > 2 }, 10*time.Second, 20*time.Millisecond)
 
-	took := map[bool][]time.Duration{}
+	took, connect := map[bool][]time.Duration{}, map[bool][]time.Duration{}
 	for i := range 2 * runs {
 		cross := i%2 == 0
 		tag := byte(100 + i)
@@ -227,7 +228,9 @@ func BenchmarkCrossNodeTransfer(b *testing.B) {
 		waiting := c.session(0, tok, "")
 		waiting.body["url"] = map[bool]string{true: nodeA.public, false: nodeB.public}[cross]
 		peer := dialSession(b, waiting, tag)
-		time.Sleep(300 * time.Millisecond) // connected, waiting
+		dialed := time.Now()
+		require.Eventually(b, func() bool { return peer.PC.ConnectionState() == webrtc.PeerConnectionStateConnected }, 15*time.Second, 5*time.Millisecond)
+		connect[cross] = append(connect[cross], time.Since(dialed))
 
 		t0 := time.Now()
 		c.ok(0, "POST", "/visits/"+visit+"/transfer", lee, map[string]string{"targetRoomId": patelRoom.ID})
@@ -242,12 +245,24 @@ func BenchmarkCrossNodeTransfer(b *testing.B) {
 			peer.Join(s.str("joinToken"))
 		}
 		require.Equal(b, cross, moved != peer, "run %d: a session on the other node exactly when it was on A", i)
+		joinedAt := time.Duration(-1)
+		for deadline := time.After(10 * time.Second); joinedAt < 0; {
+			select {
+			case m := <-moved.Events:
+				if m.Type == "joined" {
+					joinedAt = time.Since(t0)
+				}
+			case <-deadline:
+				joinedAt = 0
+			}
+		}
 		require.Eventually(b, func() bool { return len(patelPeer.KeyframesFrom(tag)) > 0 }, 10*time.Second, 5*time.Millisecond)
 		d := patelPeer.KeyframesFrom(tag)[0].Sub(t0)
 		took[cross] = append(took[cross], d)
 		if d > time.Second {
 			b.Logf("run %d (across nodes %v) took %.0f ms: transfer answered at %.0f, admit at %.0f, the first video packet at %.0f", i, cross,
 				ms(d), ms(tTransfer), ms(tAdmit), ms(patelPeer.FirstFrom(tag, "video").Sub(t0)))
+			b.Logf("  joined at %.0f, the patient's first video from Dr. Patel at %.0f, Dr. Patel's PLIs so far %d", ms(joinedAt), ms(moved.FirstFrom('T', "video").Sub(t0)), moved.PLIs.Load())
 		}
 		c.ok(0, "POST", "/visits/"+visit+"/end", patel, nil)
 		peer.Close()
@@ -257,6 +272,8 @@ func BenchmarkCrossNodeTransfer(b *testing.B) {
 		r := loadRun{latencies: took[cross]}
 		name := map[bool]string{false: "same node", true: "across nodes"}[cross]
 		b.Logf("%s, %d runs: p50 %.1f ms, p99 %.1f ms, max %.1f ms", name, len(took[cross]), ms(r.pct(0.5)), ms(r.pct(0.99)), ms(r.pct(1)))
+		cr := loadRun{latencies: connect[cross]}
+		b.Logf("  (the waiting patient's session connecting before: p50 %.1f ms, max %.1f ms)", ms(cr.pct(0.5)), ms(cr.pct(1)))
 		b.ReportMetric(ms(r.pct(0.5)), strings.ReplaceAll(name, " ", "-")+"-p50-ms")
 		b.ReportMetric(ms(r.pct(0.99)), strings.ReplaceAll(name, " ", "-")+"-p99-ms")
 	}
