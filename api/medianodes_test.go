@@ -79,6 +79,20 @@ func (s *service) callNode(callID string) string {
 	return call.MediaNode
 }
 
+// callOnA has Dr. Lee admit the visit into a 1:1 call, placed on node A,
+// and both join it.
+func (s *service) callOnA(t *testing.T, visit, leeTok, patientTok string, patient, leeMedia *mediatest.Peer) string {
+	ad := s.do("POST", "/visits/"+visit+"/admit", leeTok, nil)
+	require.Equal(t, http.StatusOK, ad.Status, ad.Raw)
+	callID := ad.str("call", "id")
+	require.Equal(t, "node-a", s.callNode(callID))
+	leeMedia.Join(ad.Body["media"].(map[string]any)["joinToken"].(string))
+	s.joinMedia(t, patient, patientTok, callID)
+	patient.ReceivesFrom(t, leeMedia)
+	leeMedia.ReceivesFrom(t, patient)
+	return callID
+}
+
 // A transfer whose receiving call lives on another node: the patient's
 // page opens a session on that node beside its old one (no reload), the
 // old call's media stops reaching the patient at the detach, and the
@@ -92,13 +106,7 @@ func TestATransferAcrossNodes(t *testing.T) {
 	patient := s.dialMedia(t, patientTok, 'P', "")
 	leeMedia := s.dialMedia(t, leeTok, 'L', "")
 	require.Equal(t, a.url(), s.do("GET", "/media/session", patientTok, nil).str("url"))
-	ad := s.do("POST", "/visits/"+visit+"/admit", leeTok, nil)
-	require.Equal(t, http.StatusOK, ad.Status, ad.Raw)
-	callID := ad.str("call", "id")
-	require.Equal(t, "node-a", s.callNode(callID))
-	leeMedia.Join(ad.Body["media"].(map[string]any)["joinToken"].(string))
-	s.joinMedia(t, patient, patientTok, callID)
-	patient.ReceivesFrom(t, leeMedia)
+	s.callOnA(t, visit, leeTok, patientTok, patient, leeMedia)
 
 	// Now A is the busier one: Dr. Patel's session goes to B.
 	a.busy.Store(80)
@@ -112,7 +120,7 @@ func TestATransferAcrossNodes(t *testing.T) {
 	require.Equal(t, http.StatusOK, tr.Status, tr.Raw)
 	time.Sleep(150 * time.Millisecond)
 	heard := patient.Total('L')
-	ad = s.do("POST", "/visits/"+visit+"/admit", patelTok, nil)
+	ad := s.do("POST", "/visits/"+visit+"/admit", patelTok, nil)
 	require.Equal(t, http.StatusOK, ad.Status, ad.Raw)
 	newCall := ad.str("call", "id")
 	require.Equal(t, "node-b", s.callNode(newCall), "the clinic's only call ended with the transfer: the new one goes on the least loaded node")
@@ -149,13 +157,7 @@ func TestADeadNodesCallMovesToAnotherNode(t *testing.T) {
 	visit, patientTok := s.checkIn("dr-lee", "Pat Survivor")
 	patient := s.dialMedia(t, patientTok, 'P', "")
 	leeMedia := s.dialMedia(t, leeTok, 'L', "")
-	ad := s.do("POST", "/visits/"+visit+"/admit", leeTok, nil)
-	require.Equal(t, http.StatusOK, ad.Status, ad.Raw)
-	callID := ad.str("call", "id")
-	require.Equal(t, "node-a", s.callNode(callID))
-	leeMedia.Join(ad.Body["media"].(map[string]any)["joinToken"].(string))
-	s.joinMedia(t, patient, patientTok, callID)
-	leeMedia.ReceivesFrom(t, patient)
+	callID := s.callOnA(t, visit, leeTok, patientTok, patient, leeMedia)
 
 	a.kill()
 	// Within the stale window the call is still A's; after it, B's.

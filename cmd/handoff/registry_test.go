@@ -56,10 +56,7 @@ func TestADrainingNodeMovesItsCallsAfterTheTimeout(t *testing.T) {
 	dsn := testdb.PostgresDSN(t)
 	db := testdb.Open(t, dsn)
 	cmd, publicURL, controlURL := startRegisteredNode(t, dsn, "media-drain-1", "--drain-timeout", "3s")
-	require.Eventually(t, func() bool {
-		_, err := db.With(t.Context()).MediaNodes.Get("media-drain-1")
-		return err == nil
-	}, 20*time.Second, 100*time.Millisecond)
+	waitRegistered(t, db, "media-drain-1")
 	control, tokens := media.NewControlClient(controlURL, registryControlToken), media.NewTokens(registrySecret)
 	require.NoError(t, control.CreateCall(t.Context(), "call-1"))
 	require.NoError(t, control.Attach(t.Context(), "call-1", "user:one"))
@@ -86,10 +83,7 @@ func TestADrainEndsWhenTheLastCallDoes(t *testing.T) {
 	dsn := testdb.PostgresDSN(t)
 	db := testdb.Open(t, dsn)
 	cmd, _, controlURL := startRegisteredNode(t, dsn, "media-drain-2", "--drain-timeout", "60s")
-	require.Eventually(t, func() bool {
-		_, err := db.With(t.Context()).MediaNodes.Get("media-drain-2")
-		return err == nil
-	}, 20*time.Second, 100*time.Millisecond)
+	waitRegistered(t, db, "media-drain-2")
 	control := media.NewControlClient(controlURL, registryControlToken)
 	require.NoError(t, control.CreateCall(t.Context(), "call-1"))
 	require.NoError(t, control.Attach(t.Context(), "call-1", "user:one"))
@@ -99,6 +93,14 @@ func TestADrainEndsWhenTheLastCallDoes(t *testing.T) {
 	require.NoError(t, control.EndCall(t.Context(), "call-1"))
 	took := exited(t, cmd, 10*time.Second)
 	require.Less(t, took, 5*time.Second)
+}
+
+// waitRegistered waits for node id's first heartbeat.
+func waitRegistered(t *testing.T, db *store.DB, id string) {
+	require.Eventually(t, func() bool {
+		_, err := db.With(t.Context()).MediaNodes.Get(id)
+		return err == nil
+	}, 20*time.Second, 100*time.Millisecond, "%s registers itself", id)
 }
 
 // waitEvent waits for a signaling message of type typ.

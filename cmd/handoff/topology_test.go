@@ -298,7 +298,6 @@ func startTopology(t testing.TB, nAPI, nWorkers int, capacities []int) *topology
 	return top
 }
 
-
 // The production topology as separate processes: a Temporal server on
 // PostgreSQL, PostgreSQL, two api, two worker and two media processes of
 // the production build. Check-in, admit, a transfer whose receiving call
