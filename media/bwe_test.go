@@ -185,7 +185,11 @@ func TestRandomLossKeepsSoundAndVideo(t *testing.T) {
 	st, seen := watch(t, patient, 20*time.Second)
 	require.LessOrEqual(t, st.MaxAudioGapMs["D"], 200.0, "no audio gap over 200 ms: %+v", st)
 	video := st.Received["D/video"] - before.Received["D/video"]
-	require.Greater(t, video, 20*50, "video keeps arriving (%d packets in 20 s): %+v", video, st)
+	// Every layer sends at least 50 video packets a second (the half and
+	// quarter one each, the full two): with 5 % lost, a lower layer brings
+	// ≈950 in 20 s. A fifth below the lowest layer's rate is video that
+	// stopped or stalled, not loss.
+	require.Greater(t, video, 20*50*8/10, "video keeps arriving (%d packets in 20 s): %+v", video, st)
 	require.False(t, st.VideoPaused, "5 %% loss does not pause the video: %+v", st)
 	t.Logf("5 %% loss: layers seen %v, longest audio gap %.0f ms, %d video packets in 20 s", seen, st.MaxAudioGapMs["D"], video)
 }
