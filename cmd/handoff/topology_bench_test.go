@@ -262,6 +262,7 @@ func BenchmarkCrossNodeTransfer(b *testing.B) {
 		if d > time.Second {
 			b.Logf("run %d (across nodes %v) took %.0f ms: transfer answered at %.0f, admit at %.0f, the first video packet at %.0f", i, cross,
 				ms(d), ms(tTransfer), ms(tAdmit), ms(patelPeer.FirstFrom(tag, "video").Sub(t0)))
+			b.Logf("  the patient's first audio at Dr. Patel at %.0f", ms(patelPeer.FirstFrom(tag, "audio").Sub(t0)))
 			b.Logf("  joined at %.0f, the patient's first video from Dr. Patel at %.0f, Dr. Patel's PLIs so far %d", ms(joinedAt), ms(moved.FirstFrom('T', "video").Sub(t0)), moved.PLIs.Load())
 		}
 		c.ok(0, "POST", "/visits/"+visit+"/end", patel, nil)

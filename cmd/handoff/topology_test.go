@@ -93,6 +93,11 @@ func (c *cluster) run(bin string, args ...string) string {
 
 func (c *cluster) dumpOnFailure() {
 	c.t.Cleanup(func() {
+		if dir := os.Getenv("HANDOFF_TOPOLOGY_LOGS"); dir != "" { // every process's output, to read a run
+			for _, p := range c.procs {
+				_ = os.WriteFile(filepath.Join(dir, p.name+".log"), []byte(p.output()), 0o644)
+			}
+		}
 		if !c.t.Failed() {
 			return
 		}
