@@ -82,12 +82,16 @@ func (a *Activities) nodes() MediaNodes {
 
 // callMedia is the control API of the node call lives on.
 func (a *Activities) callMedia(ctx context.Context, callID string) (Media, error) {
-	q := a.DB.With(ctx)
-	call, err := q.Calls.Get(callID)
+	call, err := a.DB.With(ctx).Calls.Get(callID)
 	if err != nil {
 		return nil, err
 	}
-	n, err := a.nodes().ForCall(q, call)
+	return a.mediaOf(ctx, call)
+}
+
+// mediaOf is callMedia for a call already read.
+func (a *Activities) mediaOf(ctx context.Context, call store.Call) (Media, error) {
+	n, err := a.nodes().ForCall(a.DB.With(ctx), call)
 	if err != nil {
 		return nil, err
 	}
@@ -462,7 +466,7 @@ func (a *Activities) DetachMedia(ctx context.Context, p TransferParams) (DetachR
 	if err != nil {
 		return DetachResult{}, err
 	}
-	m, err := a.callMedia(ctx, p.CallID)
+	m, err := a.mediaOf(ctx, call)
 	if err != nil {
 		return DetachResult{}, err
 	}

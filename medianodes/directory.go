@@ -65,6 +65,12 @@ func (p Placement) ForCall(q store.Queries, call store.Call, now time.Time) (sto
 	return q.MediaNodes.Get(moved.MediaNode) // another caller moved it first
 }
 
+// NewRegistry is the registry whose nodes' control APIs take token,
+// reached through newControl (media.NewControlClient).
+func NewRegistry(token string, newControl func(url, token string) activities.Media) *Registry {
+	return &Registry{ControlToken: token, NewControl: newControl}
+}
+
 // Registry is the set of media nodes registered in the app database:
 // calls are placed on them, and each is reached at its own control URL.
 type Registry struct {

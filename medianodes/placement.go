@@ -35,11 +35,7 @@ type Placement struct {
 // Healthy tells whether n takes new calls at now: heartbeating, not
 // draining, below its capacity.
 func (p Placement) Healthy(n store.MediaNode, now time.Time) bool {
-	stale := p.StaleAfter
-	if stale <= 0 {
-		stale = StaleAfter
-	}
-	return !n.Draining && now.Sub(n.HeartbeatAt) <= stale && n.Participants < n.Capacity
+	return !n.Draining && p.Alive(n, now) && n.Participants < n.Capacity
 }
 
 // Choose picks the node for a clinic's new call (or a waiting patient's

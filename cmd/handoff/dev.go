@@ -30,7 +30,6 @@ import (
 	"github.com/handoff-telehealth/handoff/devserver"
 	"github.com/handoff-telehealth/handoff/httpx"
 	"github.com/handoff-telehealth/handoff/media"
-	"github.com/handoff-telehealth/handoff/medianodes"
 	"github.com/handoff-telehealth/handoff/store"
 )
 
@@ -188,9 +187,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return err
 	}
 	if s.mediaRegistry {
-		b.registry = &medianodes.Registry{ControlToken: s.mediaControlToken,
-			NewControl: func(url, token string) activities.Media { return media.NewControlClient(url, token) }}
-		b.nodes = b.registry
+		b.useRegistry(s.mediaControlToken)
 	} else {
 		b.nodes = activities.OneNode{Node: store.MediaNode{ID: activities.LocalNode, PublicURL: node.publicURL}, Media: node.control}
 	}

@@ -130,9 +130,7 @@ func connect(ctx context.Context, o backendOptions, logger *slog.Logger) (_ *bac
 		}
 	}
 	if o.mediaRegistry {
-		b.registry = &medianodes.Registry{ControlToken: o.mediaControlToken,
-			NewControl: func(url, token string) activities.Media { return media.NewControlClient(url, token) }}
-		b.nodes = b.registry
+		b.useRegistry(o.mediaControlToken)
 	} else if o.mediaControlURL != "" {
 		b.nodes = activities.OneNode{Node: store.MediaNode{ID: activities.LocalNode}, Media: media.NewControlClient(o.mediaControlURL, o.mediaControlToken)}
 	}
@@ -236,6 +234,13 @@ func requireSchema(ctx context.Context, d *store.DB) error {
 		return fmt.Errorf("database schema is at version %d, this build needs %d: run `handoff migrate` first", v, store.LatestVersion())
 	}
 	return nil
+}
+
+// useRegistry places calls on the registered media nodes, each reached at
+// its control URL with token.
+func (b *backends) useRegistry(token string) {
+	b.registry = medianodes.NewRegistry(token, func(url, token string) activities.Media { return media.NewControlClient(url, token) })
+	b.nodes = b.registry
 }
 
 // apiDeps are what the API serves with; the command adds its media URL, ICE
