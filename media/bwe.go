@@ -40,6 +40,9 @@ const (
 	// probeLength is how long a probe pads; the estimator reacts to a
 	// queue within a few feedback reports (each 50–100 ms).
 	probeLength = 800 * time.Millisecond
+	// probeRamp: a probe climbs to its rate over this much of probeLength
+	// (see probing).
+	probeRamp = 600 * time.Millisecond
 	// probeSettle: a drop of the estimate this long after a probe still
 	// counts against it (feedback of the probe's last packets).
 	probeSettle = 300 * time.Millisecond
@@ -139,10 +142,25 @@ func newDownlink(est cc.BandwidthEstimator, pace *pacer) *downlink {
 }
 
 func (dl *downlink) targetChanged(bitrate int) {
+	// pion calls this on a goroutine of its own: the estimator's lock is
+	// free, and its stats are those of the update that set bitrate.
+	backsOff := true
+	if dl.est != nil {
+		st := dl.est.GetStats()
+		backsOff = backingOff(st)
+		trace("target %d: loss %.3f usage %v state %v", bitrate, st["averageLoss"], st["usage"], st["state"])
+	}
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
 	trace("target %d (was %d)", bitrate, dl.last)
-	if dl.probeRate != 0 {
+	switch {
+	case !backsOff:
+		// GCC also lowers its target while it increases: never above 1.5×
+		// what arrives. When a probe ends, or video resumes and waits for
+		// its keyframe, what arrives falls to the sound alone and the
+		// target with it; that says nothing about the link (counted as a
+		// drop, it paused video that had just resumed on an open link).
+	case dl.probeRate != 0:
 		// A probe is judged by where the estimate stands against where it
 		// stood when the probe began: one report's dip of a tenth is GCC's
 		// noise (on an open link, with no loss, it failed resume probes
@@ -150,10 +168,20 @@ func (dl *downlink) targetChanged(bitrate int) {
 		if float64(bitrate) < dropFactor*float64(dl.probeFrom) {
 			dl.congestedOnce, dl.probeDrop = true, true
 		}
-	} else if float64(bitrate) < dropFactor*float64(dl.last) {
+	case float64(bitrate) < dropFactor*float64(dl.last):
 		dl.droppedLocked(time.Now())
 	}
 	dl.last = bitrate
+}
+
+// backingOff: the estimator's last update lowered its target for
+// congestion: its delay detector is in the decrease state (the link's
+// queue grew), or the loss it averages is where its loss controller backs
+// off.
+func backingOff(st map[string]any) bool {
+	state, _ := st["state"].(string)
+	loss, _ := st["averageLoss"].(float64)
+	return state == "decrease" || loss > probeMaxLoss
 }
 
 // droppedLocked notes congestion outside a probe (targetChanged judges a
@@ -180,14 +208,25 @@ func (dl *downlink) available() int {
 	return rate
 }
 
-// probing reports the rate a probe in flight pads up to (0: none).
+// probing reports the rate a probe in flight pads up to now (0: none). A
+// probe ramps from what the allocator spent to its rate over its first
+// probeRamp, then holds: on a link that cannot carry the rate, the queue
+// starts growing where the ramp crosses the link's rate and grows slowly
+// at first, so the estimator's delay detector sees it (and the probe is cut
+// short) before the queue overflows and drops the sound with the padding.
+// A probe that jumped to its rate on a 60 kbit/s link overflowed it within
+// 200 ms, before any feedback could tell.
 func (dl *downlink) probing(now time.Time) int {
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
-	if now.Before(dl.probeEnd) {
+	if !now.Before(dl.probeEnd) {
+		return 0
+	}
+	elapsed := now.Sub(dl.probeEnd.Add(-probeLength))
+	if elapsed >= probeRamp || dl.probeRate <= dl.preProbe {
 		return dl.probeRate
 	}
-	return 0
+	return dl.preProbe + int(float64(dl.probeRate-dl.preProbe)*float64(elapsed)/float64(probeRamp))
 }
 
 // settleProbe ends a probe whose time is up: it succeeded if the estimate
@@ -237,6 +276,32 @@ func (dl *downlink) observeLoss(now time.Time) {
 		dl.probed, dl.carried = 0, 0
 		dl.congestedOnce = true
 	}
+}
+
+// cutShortIfOverloaded ends a probe in flight the moment the estimator
+// sees the link's queue grow (its delay detector's overuse), rather than
+// at probeLength: a probe that overloads a starved link drops what shares
+// the link with it, the sound included, for as long as it pads (a resume
+// probe on a 60 kbit/s link lost two packets in three for 800 ms and left
+// 210 ms holes in the sound). The probe fails as if its estimate had
+// dropped. Reports whether it did.
+func (dl *downlink) cutShortIfOverloaded(now time.Time) bool {
+	if dl.est == nil {
+		return false
+	}
+	usage, _ := dl.est.GetStats()["usage"].(string)
+	if usage != "overuse" {
+		return false
+	}
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	if dl.probeRate == 0 || !now.Before(dl.probeEnd) {
+		return false
+	}
+	trace("probe %d cut short: overuse", dl.probeRate)
+	dl.probeDrop, dl.congestedOnce = true, true
+	dl.probeEnd = now
+	return true
 }
 
 // startProbe pads the subscriber's streams up to rate for probeLength, if
@@ -628,7 +693,7 @@ func (s *SFU) padProbes(now time.Time) {
 			continue
 		}
 		rate := sess.downlink.probing(now)
-		if rate == 0 {
+		if rate == 0 || sess.downlink.cutShortIfOverloaded(now) {
 			continue
 		}
 		var pads []*downTrack

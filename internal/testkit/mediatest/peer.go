@@ -7,6 +7,7 @@ package mediatest
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,11 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 )
+
+// traceGaps: with HANDOFF_MEDIA_TRACE set, each new longest audio gap
+// over 100 ms is printed with the time it ended, to line it up with the
+// media node's trace.
+var traceGaps = os.Getenv("HANDOFF_MEDIA_TRACE") != ""
 
 // Message is a signaling message (the media node's protocol).
 type Message struct {
@@ -237,6 +243,9 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 			if remote.Kind() == webrtc.RTPCodecTypeAudio {
 				if last, ok := p.lastAudioAt[tag]; ok && now.Sub(last) > p.maxAudioGap[tag] {
 					p.maxAudioGap[tag] = now.Sub(last)
+					if traceGaps && now.Sub(last) > 100*time.Millisecond {
+						fmt.Fprintf(os.Stderr, "%s audio gap %v\n", now.Format("15:04:05.000"), now.Sub(last).Round(time.Millisecond))
+					}
 				}
 				p.lastAudioAt[tag] = now
 			}
