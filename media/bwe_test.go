@@ -253,16 +253,18 @@ func TestAShortLinkKeepsTheSharedScreenBeforeTheCamera(t *testing.T) {
 	st, ok := patient.Until(t, 10*time.Second, func(st labnode.Stats) bool { return st.Received["D/screen"] > 50 })
 	require.True(t, ok, "the patient receives the doctor's screen: %+v", st)
 
-	// 260 kbit/s: the sound (≈26 kbit/s on the wire) and the screen (≈124)
-	// fit, the camera's lowest layer (≈124) beside them does not.
-	lab.LimitDownlink(patientNS, 260, 100)
+	// 240 kbit/s: the sound (≈26 kbit/s on the wire) and the screen (≈124)
+	// fit, the camera's lowest layer (≈124) beside them does not, by a
+	// seventh (at 260 kbit/s it was over by a twentieth, inside the
+	// allocator's tenth of hysteresis, and the camera came and went).
+	lab.LimitDownlink(patientNS, 240, 100)
 	patient.Send("resetgaps")
 	time.Sleep(8 * time.Second) // the estimate settles
 	before := patient.Latest(t, time.Second)
 	st, _ = watch(t, patient, 10*time.Second)
 	screen := st.Received["D/screen"] - before.Received["D/screen"]
 	camera := st.Received["D/video"] - before.Received["D/video"]
-	t.Logf("on 260 kbit/s over 10 s: %d screen packets, %d camera packets, longest audio gap %.0f ms", screen, camera, st.MaxAudioGapMs["D"])
+	t.Logf("on 240 kbit/s over 10 s: %d screen packets, %d camera packets, longest audio gap %.0f ms", screen, camera, st.MaxAudioGapMs["D"])
 	// (The estimate swings on a link this full, and with it the screen: it
 	// arrives 50–90 % of the time here. The camera gets nothing.)
 	require.Greater(t, screen, 150, "the screen keeps coming (50 packets a second sent)")
