@@ -297,30 +297,39 @@ func (dl *downlink) observeLoss(now time.Time) {
 	}
 }
 
-// cutShortIfOverloaded ends a probe in flight the moment the estimator
-// sees the link's queue grow (its delay detector's overuse), rather than
-// at probeLength: a probe that overloads a starved link drops what shares
-// the link with it, the sound included, for as long as it pads (a resume
-// probe on a 60 kbit/s link lost two packets in three for 800 ms and left
-// 210 ms holes in the sound). The probe fails as if its estimate had
-// dropped. Reports whether it did.
+// cutShortIfOverloaded fails a probe, in flight or settling, the moment
+// the estimator sees the link's queue grow (its delay detector's
+// overuse), and ends one in flight then rather than at probeLength: a
+// probe that overloads a starved link drops what shares the link with it,
+// the sound included, for as long as it pads (a resume probe on a 60
+// kbit/s link lost two packets in three for 800 ms and left 210 ms holes
+// in the sound). A ramped probe can end before the estimate falls, so the
+// overuse itself is the verdict. Reports whether it ended one in flight.
 func (dl *downlink) cutShortIfOverloaded(now time.Time) bool {
 	if dl.est == nil {
 		return false
 	}
-	usage, _ := dl.est.GetStats()["usage"].(string)
-	if usage != "overuse" {
+	dl.mu.Lock()
+	watching := dl.probeRate != 0 && !dl.probeDrop
+	dl.mu.Unlock()
+	if !watching {
+		return false
+	}
+	if usage, _ := dl.est.GetStats()["usage"].(string); usage != "overuse" {
 		return false
 	}
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
-	if dl.probeRate == 0 || !now.Before(dl.probeEnd) {
+	if dl.probeRate == 0 {
 		return false
 	}
-	trace("probe %d cut short: overuse", dl.probeRate)
+	trace("probe %d failed early: overuse", dl.probeRate)
 	dl.probeDrop, dl.congestedOnce = true, true
-	dl.probeEnd = now
-	return true
+	if now.Before(dl.probeEnd) {
+		dl.probeEnd = now
+		return true
+	}
+	return false
 }
 
 // startProbe pads the subscriber's streams up to rate for probeLength, if
@@ -721,8 +730,11 @@ func (s *SFU) padProbes(now time.Time) {
 		if sess.downlink == nil {
 			continue
 		}
+		if sess.downlink.cutShortIfOverloaded(now) {
+			continue
+		}
 		rate := sess.downlink.probing(now)
-		if rate == 0 || sess.downlink.cutShortIfOverloaded(now) {
+		if rate == 0 {
 			continue
 		}
 		var pads []*downTrack
