@@ -175,9 +175,9 @@ func (dl *downlink) targetChanged(bitrate int) {
 		}
 	case float64(bitrate) < dropFactor*float64(dl.last) && 2*dl.spent < dl.last && !lossy:
 		// A trickle (sound and a tiny video, far under the estimate)
-		// that GCC saw overuse on, without loss: GCC falls to 0.85× what arrives, often
-		// its floor, under the sound's own budget, and the video would
-		// pause. One such report on a link that carried far more says
+		// that GCC saw overuse on, without loss: GCC falls to 0.85× what
+		// arrives, often its floor, under the sound's own budget, and the
+		// video would pause. One such report on a link that carried far more says
 		// little about it (a transfer's receiving provider waited ≈4 s
 		// for the patient's picture, 5–25 runs in 100). What was spent
 		// got through: twice it (a keyframe's room, still under the
