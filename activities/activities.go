@@ -130,6 +130,11 @@ func (a *Activities) RecordCheckIn(ctx context.Context, p CheckInParams) error {
 		if err != nil || !created {
 			return err // not created: an earlier attempt did it all
 		}
+		if p.ArrivalRecorded {
+			if err := q.Visits.ExpectArrival(p.VisitID); err != nil {
+				return err
+			}
+		}
 		v, err := q.Visits.Get(p.VisitID)
 		if err != nil {
 			return err
@@ -140,6 +145,12 @@ func (a *Activities) RecordCheckIn(ctx context.Context, p CheckInParams) error {
 			w.audit(clinic.ActorPatient, p.VisitID, clinic.EventCheckedIn, &p.RoomID, nil, ""),
 		)
 	})
+}
+
+// PatientArrived says whether the patient's page has opened since check-in,
+// as the API recorded it in the visit's row.
+func (a *Activities) PatientArrived(ctx context.Context, visitID string) (bool, error) {
+	return a.DB.With(ctx).Visits.Arrived(visitID)
 }
 
 // Admit puts a waiting patient into a call: a new 1:1 call with the actor, or

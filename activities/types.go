@@ -13,6 +13,10 @@ type CheckInParams struct {
 	PatientName               string
 	TokenHash                 string
 	CheckedInAt               time.Time
+	// ArrivalRecorded: the API records the patient's first page in the
+	// visit's row instead of signalling it, and the visit reads it there
+	// when it would otherwise abandon the patient.
+	ArrivalRecorded bool `json:",omitempty"`
 }
 
 // AdmitParams bring a waiting patient into a call: a new 1:1 call, or the

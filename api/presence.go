@@ -50,8 +50,9 @@ func (p *patientStreams) with(visitID string, fn func(v *visitStreams)) {
 }
 
 // patientArrived records a patient's page opening; the first open page
-// tells the visit. A visit counts its patient away until then, so a
-// check-in whose page never opens is abandoned (workflows.awaitArrival).
+// tells the visit, or the visit's row. A visit counts its patient away
+// until then, so a check-in whose page never opens is abandoned
+// (workflows.awaitArrival).
 func (h *handlers) patientArrived(visitID string) {
 	h.patients.with(visitID, func(v *visitStreams) {
 		v.open++
@@ -60,9 +61,15 @@ func (h *handlers) patientArrived(visitID string) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		// Unknown departures (err) signal as a first arrival: the visit
-		// ignores an arrival it knows.
-		departures, _ := h.DB.With(ctx).Visits.Departures(visitID)
+		// A visit that reads its patient's first arrival from its row is
+		// not signalled for it (workflows.revisionArrivalRecorded). Unknown
+		// departures (err) signal as a first arrival: the visit ignores an
+		// arrival it knows.
+		q := h.DB.With(ctx).Visits
+		departures, recorded, err := q.Arrival(visitID)
+		if err == nil && recorded && departures == 0 && q.RecordArrival(visitID) == nil {
+			return
+		}
 		h.signalPresence(ctx, visitID, workflows.PresenceSignal{Connected: true, Seq: departures})
 	})
 }

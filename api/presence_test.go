@@ -37,27 +37,34 @@ func (s *service) presenceSignals(visit string) int {
 	return n
 }
 
-// The first page a patient opens tells the visit they are here (it counts
-// them away until then); a second tab, and a tab closed while another stays
+// The first page a patient opens is recorded in the visit's row, which the
+// visit reads only if it would abandon the patient (no signal, no workflow
+// task per check-in); a second tab, and a tab closed while another stays
 // open, tell it nothing; closing the last page is a departure, and coming
-// back an arrival after it.
+// back an arrival after it, both signalled.
 func TestPatientPagesTellTheVisitOfArrivalsDeparturesAndReturns(t *testing.T) {
 	s := newService(t)
 	visit, token := s.checkIn("dr-lee", "Pat Pages")
-	require.False(t, s.presence(visit).PatientConnected, "away until the page opens")
+	visits := s.db.With(context.Background()).Visits
+	arrived := func() bool {
+		ok, err := visits.Arrived(visit)
+		require.NoError(t, err)
+		return ok
+	}
+	require.False(t, arrived(), "away until the page opens")
 
 	first := s.stream(token, "")
-	require.Eventually(t, func() bool { return s.presence(visit).PatientConnected }, 10*time.Second, 50*time.Millisecond,
-		"the first page is an arrival")
+	require.Eventually(t, arrived, 10*time.Second, 50*time.Millisecond, "the first page is recorded as an arrival")
 	second := s.stream(token, "")
 	first.cancel()
 	time.Sleep(500 * time.Millisecond) // the server notices the first page is gone
-	require.True(t, s.presence(visit).PatientConnected, "one page is still open")
+	require.Zero(t, s.presenceSignals(visit), "one page is still open, and the first arrival was not signalled")
 
 	second.cancel()
-	require.Eventually(t, func() bool { return !s.presence(visit).PatientConnected }, 10*time.Second, 50*time.Millisecond,
+	require.Eventually(t, func() bool { return s.presence(visit).PresenceSeq == 1 }, 10*time.Second, 50*time.Millisecond,
 		"closing the last page is a departure")
-	departures, err := s.db.With(context.Background()).Visits.Departures(visit)
+	require.False(t, s.presence(visit).PatientConnected)
+	departures, err := visits.Departures(visit)
 	require.NoError(t, err)
 	require.Equal(t, 1, departures)
 
@@ -66,7 +73,7 @@ func TestPatientPagesTellTheVisitOfArrivalsDeparturesAndReturns(t *testing.T) {
 		"coming back is an arrival")
 	st := s.presence(visit)
 	require.Equal(t, 1, st.PresenceSeq, "the arrival is ordered after the one departure")
-	require.Equal(t, 3, s.presenceSignals(visit), "the first arrival, one departure and one return: nothing for the second tab or the closed tab")
+	require.Equal(t, 2, s.presenceSignals(visit), "one departure and one return: nothing for the first page, the second tab or the closed tab")
 }
 
 // A check-in whose page never opens is abandoned after the abandon window,

@@ -200,3 +200,58 @@ func pss(pid int, rss int64) int64 {
 	}
 	return rss
 }
+
+// Runtime is what the Go runtime of the process holds, read after a
+// collection: the live heap and the goroutines with their stacks.
+type Runtime struct {
+	HeapAlloc  int64 // bytes in live objects
+	StackInuse int64 // bytes of goroutine stacks
+	Goroutines int
+}
+
+// Runtime forces a collection in the process and reads its runtime figures
+// from the pprof endpoints.
+func (s *Site) Runtime(ctx context.Context) (Runtime, error) {
+	var r Runtime
+	heap, err := s.get(ctx, "heap?gc=1&debug=1")
+	if err != nil {
+		return r, err
+	}
+	for _, line := range strings.Split(heap, "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			r.HeapAlloc, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+		if v, ok := strings.CutPrefix(line, "# Stack = "); ok {
+			r.StackInuse, _ = strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+		}
+	}
+	goroutines, err := s.get(ctx, "goroutine?debug=1")
+	if err != nil {
+		return r, err
+	}
+	first, _, _ := strings.Cut(goroutines, "\n")
+	if _, err := fmt.Sscanf(first, "goroutine profile: total %d", &r.Goroutines); err != nil {
+		return r, fmt.Errorf("goroutine profile: %q: %w", first, err)
+	}
+	return r, nil
+}
+
+func (s *Site) get(ctx context.Context, what string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", s.PprofURL+what, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: %s", what, resp.Status)
+	}
+	return string(body), nil
+}

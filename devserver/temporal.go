@@ -106,6 +106,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := forgetPreviousMembers(dbPath); err != nil {
 		return nil, err
 	}
+	if err := trimVisibilityIndexes(dbPath); err != nil {
+		return nil, err
+	}
 	partitions, err := taskPartitions(dbPath)
 	if err != nil {
 		return nil, err
@@ -244,6 +247,45 @@ func forgetPreviousMembers(dbPath string) error {
 	defer db.Close()
 	if _, err := db.Exec(`DELETE FROM cluster_membership`); err != nil {
 		return fmt.Errorf("clearing stale cluster membership in %s: %w", dbPath, err)
+	}
+	return nil
+}
+
+// unusedVisibilityIndexes are the visibility table's indexes on attributes
+// no visit sets and the UI's list does not sort by. Temporal's SQLite schema
+// indexes every predefined and pre-allocated attribute (58 indexes), and
+// every visibility write updated them all and prepared a statement that
+// maintains them: with them gone a visibility write costs about half the
+// CPU (BENCHMARKS.md). Kept: the UI's list (default_idx, execution time,
+// workflow id and type, status), schedules (namespace division), and the
+// keyword and int slots Handoff's search attributes are mapped to. A query
+// on a dropped attribute still answers, by a scan.
+var unusedVisibilityIndexes = []string{
+	"by_history_length", "by_history_size_bytes", "by_execution_duration", "by_state_transition_count", "by_task_queue",
+	"by_parent_workflow_id", "by_parent_run_id", "by_root_workflow_id", "by_root_run_id",
+	"by_batcher_user", "by_temporal_scheduled_start_time", "by_temporal_scheduled_by_id", "by_temporal_schedule_paused",
+	"by_temporal_pause_info", "by_temporal_worker_deployment_version", "by_temporal_workflow_versioning_behavior",
+	"by_temporal_worker_deployment",
+	"by_bool_01", "by_bool_02", "by_bool_03", "by_datetime_01", "by_datetime_02", "by_datetime_03",
+	"by_double_01", "by_double_02", "by_double_03",
+	"by_temporal_bool_01", "by_temporal_bool_02", "by_temporal_datetime_01", "by_temporal_datetime_02",
+	"by_temporal_double_01", "by_temporal_double_02", "by_temporal_int_01", "by_temporal_int_02",
+	"by_temporal_keyword_01", "by_temporal_keyword_02", "by_temporal_keyword_03", "by_temporal_keyword_04",
+	"by_temporal_low_cardinality_keyword_01",
+}
+
+// trimVisibilityIndexes drops unusedVisibilityIndexes; at every start, so a
+// data directory from before loses them too.
+func trimVisibilityIndexes(dbPath string) error {
+	db, err := sql.Open("sqlite", "file:"+dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, name := range unusedVisibilityIndexes {
+		if _, err := db.Exec(`DROP INDEX IF EXISTS ` + name); err != nil {
+			return fmt.Errorf("dropping visibility index %s in %s: %w", name, dbPath, err)
+		}
 	}
 	return nil
 }

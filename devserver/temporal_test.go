@@ -67,3 +67,43 @@ func TestFreePortsAreDistinctFreeAndOutsideTheEphemeralRange(t *testing.T) {
 		_ = l.Close()
 	}
 }
+
+// The dev server's visibility table keeps the indexes the UI's list and
+// Handoff's search attributes (keywords, an int) are found by, and loses
+// those of attributes no visit sets; trimming again, as every start of an
+// existing data directory does, changes nothing.
+func TestVisibilityKeepsOnlyTheIndexesVisitsAreFoundBy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "temporal.db")
+	require.NoError(t, sqliteschema.SetupSchema(sqliteConfig(path)))
+	indexes := func() map[string]bool {
+		db, err := sql.Open("sqlite", "file:"+path)
+		require.NoError(t, err)
+		defer db.Close()
+		rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'executions_visibility' AND sql IS NOT NULL`)
+		require.NoError(t, err)
+		defer rows.Close()
+		names := map[string]bool{}
+		for rows.Next() {
+			var n string
+			require.NoError(t, rows.Scan(&n))
+			names[n] = true
+		}
+		return names
+	}
+	before := indexes()
+	for _, name := range unusedVisibilityIndexes {
+		require.True(t, before[name], "the schema has %s", name)
+	}
+	for range 2 {
+		require.NoError(t, trimVisibilityIndexes(path))
+		after := indexes()
+		for _, name := range unusedVisibilityIndexes {
+			require.False(t, after[name], "%s is dropped", name)
+		}
+		for _, name := range []string{"default_idx", "by_execution_time", "by_workflow_id", "by_workflow_type", "by_status",
+			"by_temporal_namespace_division", "by_keyword_01", "by_keyword_10", "by_int_01", "by_int_03"} {
+			require.True(t, after[name], "%s is kept", name)
+		}
+		require.Len(t, after, len(before)-len(unusedVisibilityIndexes))
+	}
+}

@@ -143,6 +143,34 @@ func TestTransferFromTheWaitingRoom(t *testing.T) {
 	record(t, e, id, "waiting-room-transfer")
 }
 
+// A check-in is one workflow task that writes nothing to visibility: the
+// search attributes ops filter on are set when the visit starts, and the
+// task neither upserts them nor records a GetVersion marker, each of which
+// was a visibility write of its own (BENCHMARKS.md).
+func TestACheckInIsFoundWithoutAnUpsert(t *testing.T) {
+	e := testenv.Start(t)
+	e.StartWorker(nil)
+	id := checkIn(t, e, "dr-lee", "Pat Found")
+	room := e.Room("dr-lee")
+	query := fmt.Sprintf(`HandoffClinicID = '%s' AND HandoffRoomID = '%s' AND HandoffVisitState = 'waiting' AND HandoffTransfers = 0`,
+		room.ClinicID, room.ID)
+	require.Eventually(t, func() bool {
+		n, err := e.Client.CountWorkflow(ctxT(t), &workflowservice.CountWorkflowExecutionsRequest{Query: query})
+		return err == nil && n.GetCount() == 1
+	}, 10*time.Second, 200*time.Millisecond, "visible to `%s`", query)
+	tasks := 0
+	for _, ev := range history(t, e, id).GetEvents() {
+		require.Nil(t, ev.GetUpsertWorkflowSearchAttributesEventAttributes(), "event %d upserts search attributes", ev.GetEventId())
+		if m := ev.GetMarkerRecordedEventAttributes(); m != nil {
+			require.NotEqual(t, "Version", m.GetMarkerName(), "event %d is a GetVersion marker", ev.GetEventId())
+		}
+		if ev.GetWorkflowTaskCompletedEventAttributes() != nil {
+			tasks++
+		}
+	}
+	require.Equal(t, 1, tasks, "one workflow task")
+}
+
 func TestTransferDuringAOneToOneCall(t *testing.T) {
 	e := testenv.Start(t)
 	e.StartWorker(nil)

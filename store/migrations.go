@@ -491,6 +491,14 @@ var migrations = []migration{
 			`CREATE INDEX calls_open_by_clinic_node ON calls (clinic_id, media_node) WHERE ended_at IS NULL`,
 		},
 	},
+	{
+		version: 13,
+		name:    "patient arrival recorded per visit",
+		// 0: the visit hears of its patient's first page by a signal (visits
+		// from before); 1: the API records it here instead and the visit
+		// reads it when it would abandon the patient; 2: recorded.
+		both: []string{`ALTER TABLE visits ADD COLUMN patient_arrival SMALLINT NOT NULL DEFAULT 0`},
+	},
 }
 
 // LatestVersion is the schema version this build expects.

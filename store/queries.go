@@ -310,6 +310,38 @@ func (q Visits) Departures(id string) (int, error) {
 	return n, err
 }
 
+// Arrival is what the API needs when a patient's first page opens: the
+// departures counted, and whether the visit reads the arrival from its row
+// (migration 13) rather than hearing it by a signal.
+func (q Visits) Arrival(id string) (departures int, recorded bool, err error) {
+	var row struct {
+		PatientDepartures int
+		PatientArrival    int
+	}
+	err = q.c.g.Raw(`SELECT patient_departures, patient_arrival FROM visits WHERE id = ?`, id).Scan(&row).Error
+	return row.PatientDepartures, row.PatientArrival > 0, err
+}
+
+// ExpectArrival makes the visit one whose patient's first page is recorded
+// in its row.
+func (q Visits) ExpectArrival(id string) error {
+	return q.c.g.Exec(`UPDATE visits SET patient_arrival = 1 WHERE id = ? AND patient_arrival = 0`, id).Error
+}
+
+// RecordArrival records that the patient's page has opened, for a visit that
+// reads it from its row.
+func (q Visits) RecordArrival(id string) error {
+	return q.c.g.Exec(`UPDATE visits SET patient_arrival = 2 WHERE id = ? AND patient_arrival = 1`, id).Error
+}
+
+// Arrived says whether the patient's page has opened, for a visit that
+// reads it from its row.
+func (q Visits) Arrived(id string) (bool, error) {
+	var n int
+	err := q.c.g.Raw(`SELECT patient_arrival FROM visits WHERE id = ?`, id).Scan(&n).Error
+	return n == 2, err
+}
+
 // CountDeparture records that the patient's last open page closed and
 // returns the new count. The column is outside the Visit model so the
 // workflow's writes of the visit never touch it.

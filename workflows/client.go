@@ -18,6 +18,7 @@ import (
 // patient in, in one round trip (Update-with-Start). Calling it again for the
 // same visit resumes that visit instead of creating another.
 func CheckIn(ctx context.Context, c client.Client, in VisitInput) (VisitState, error) {
+	in.Revision = CurrentRevision
 	start := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 		ID:                       VisitWorkflowID(in.VisitID),
 		TaskQueue:                TaskQueue,

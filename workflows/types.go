@@ -21,6 +21,10 @@ type VisitInput struct {
 	AbandonAfter time.Duration
 	// Resume carries the state across continue-as-new.
 	Resume *VisitState
+	// Revision is the revision of the visit's code it started on (see
+	// CurrentRevision); it is kept across continue-as-new. Zero: a visit
+	// started before revisions, which chose with GetVersion markers.
+	Revision int `json:",omitempty"`
 }
 
 // VisitState is everything the workflow knows of its visit.

@@ -40,7 +40,7 @@ func (v *visit) setup(ctx workflow.Context) error {
 	} else {
 		v.st = VisitState{VisitID: v.in.VisitID, ClinicID: v.in.ClinicID, RoomID: v.in.RoomID,
 			State: clinic.VisitWaiting, PatientConnected: true}
-		if workflow.GetVersion(ctx, arrivalChange, workflow.DefaultVersion, awaitArrival) >= awaitArrival {
+		if v.in.Revision >= revisionWithoutMarkers || workflow.GetVersion(ctx, arrivalChange, workflow.DefaultVersion, awaitArrival) >= awaitArrival {
 			// The patient counts as away until their page says they are
 			// here: a check-in whose page never opens is abandoned like a
 			// patient who left.
@@ -82,6 +82,9 @@ func (v *visit) setup(ctx workflow.Context) error {
 			v.setPresence(ctx, s)
 		}
 	})
+	if v.in.Revision >= revisionWithoutMarkers && v.in.Resume == nil {
+		return nil // CheckIn started the visit with its search attributes
+	}
 	return v.publish(ctx)
 }
 
@@ -94,12 +97,23 @@ func (v *visit) run(ctx workflow.Context) error {
 	}
 	for v.st.State != clinic.VisitEnded {
 		if v.abandonable() {
-			wait := v.st.DisconnectedAt.Add(v.in.AbandonAfter).Sub(workflow.Now(ctx))
-			changed, err := workflow.AwaitWithTimeout(ctx, max(wait, 0), func() bool { return !v.abandonable() || v.shouldContinueAsNew(ctx) })
+			since := v.st.DisconnectedAt
+			wait := since.Add(v.in.AbandonAfter).Sub(workflow.Now(ctx))
+			changed, err := workflow.AwaitWithTimeout(ctx, max(wait, 0), func() bool {
+				// Since revisionArrivalRecorded a departure can move the
+				// deadline while the patient counts as away.
+				moved := v.in.Revision >= revisionArrivalRecorded && !v.st.DisconnectedAt.Equal(since)
+				return !v.abandonable() || moved || v.shouldContinueAsNew(ctx)
+			})
 			if err != nil {
 				return err
 			}
 			if !changed && v.abandonable() {
+				if arrived, err := v.arrivedUnannounced(ctx); err != nil {
+					return err
+				} else if arrived || !v.abandonable() {
+					continue // here, or something happened during the look
+				}
 				v.busy = "end"
 				err := v.finish(ctx, activities.EndParams{VisitID: v.st.VisitID, ActorKind: "system", ActorID: "handoff", Reason: "abandoned", CallID: v.st.CallID})
 				v.busy = ""
@@ -119,6 +133,24 @@ func (v *visit) run(ctx workflow.Context) error {
 	}
 	// Let handlers that are finishing reply before the workflow closes.
 	return workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+}
+
+// arrivedUnannounced asks the visit's row, for a visit that reads its
+// patient's arrival there (revisionArrivalRecorded) and has heard nothing of
+// the patient since check-in, whether the page has opened; if so the
+// patient counts as here from now on.
+func (v *visit) arrivedUnannounced(ctx workflow.Context) (bool, error) {
+	if v.in.Revision < revisionArrivalRecorded || !v.st.AwaitsArrival || v.st.PresenceSeq > 0 {
+		return false, nil
+	}
+	var arrived bool
+	if err := v.dbStep(ctx, a.PatientArrived, v.st.VisitID).Get(ctx, &arrived); err != nil {
+		return false, err
+	}
+	if arrived && v.st.PresenceSeq == 0 { // no departure came in meanwhile
+		v.st.PatientConnected = true
+	}
+	return arrived, nil
 }
 
 func (v *visit) abandonable() bool {
@@ -160,6 +192,12 @@ func (v *visit) setPresence(ctx workflow.Context, s PresenceSignal) {
 		v.st.PresenceSeq = s.Seq
 	}
 	if s.Connected == v.st.PatientConnected {
+		if !s.Connected && s.Seq > 0 && v.in.Revision >= revisionArrivalRecorded {
+			// A departure the visit had not heard the arrival of: the
+			// arrival was recorded in the row, so the patient was here
+			// until now.
+			v.st.DisconnectedAt = workflow.Now(ctx)
+		}
 		return
 	}
 	v.st.PatientConnected = s.Connected
@@ -206,12 +244,28 @@ const (
 	awaitArrival  = 1
 )
 
+// Revisions of the visit's code, carried in its input. Since
+// revisionWithoutMarkers a new visit takes its changes from its revision, not
+// from GetVersion: each marker upserts a search attribute, and that upsert
+// was a visibility write of its own on every check-in (the search
+// attributes are set when CheckIn starts the visit). Since
+// revisionArrivalRecorded the API records the patient's first page in the
+// visit's row instead of signalling it, and the visit reads the row only
+// when it would abandon a patient it has heard nothing of: a signal and a
+// workflow task fewer per check-in (BENCHMARKS.md).
+const (
+	revisionWithoutMarkers  = 1
+	revisionArrivalRecorded = 2
+	// CurrentRevision is what CheckIn starts new visits on.
+	CurrentRevision = revisionArrivalRecorded
+)
+
 var stepRetry = &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second}
 
 // dbStep runs a database step. Business rejections are non-retryable errors;
 // anything else (database down, a worker lost) is retried.
 func (v *visit) dbStep(ctx workflow.Context, fn any, args ...any) workflow.Future {
-	if local(ctx) {
+	if v.local(ctx) {
 		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 			StartToCloseTimeout: 10 * time.Second, ScheduleToCloseTimeout: 2 * time.Minute, RetryPolicy: stepRetry,
 		}), fn, args...)
@@ -231,7 +285,7 @@ func (v *visit) mediaStep(ctx workflow.Context, fn any, args ...any) workflow.Fu
 func (v *visit) mustStep(ctx workflow.Context, fn any, args ...any) workflow.Future {
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	retry := &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second}
-	if local(ctx) {
+	if v.local(ctx) {
 		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 			StartToCloseTimeout: 10 * time.Second, RetryPolicy: retry,
 		}), fn, args...)
@@ -241,8 +295,8 @@ func (v *visit) mustStep(ctx workflow.Context, fn any, args ...any) workflow.Fut
 	}), fn, args...)
 }
 
-func local(ctx workflow.Context) bool {
-	return workflow.GetVersion(ctx, localStepsChange, workflow.DefaultVersion, localSteps) >= localSteps
+func (v *visit) local(ctx workflow.Context) bool {
+	return v.in.Revision >= revisionWithoutMarkers || workflow.GetVersion(ctx, localStepsChange, workflow.DefaultVersion, localSteps) >= localSteps
 }
 
 // conflict refuses an operation the visit's state does not allow now.
@@ -294,6 +348,7 @@ func (v *visit) checkIn(ctx workflow.Context, _ CheckInRequest) (VisitState, err
 	err := v.dbStep(ctx, a.RecordCheckIn, activities.CheckInParams{
 		VisitID: v.in.VisitID, ClinicID: v.in.ClinicID, RoomID: v.in.RoomID,
 		PatientName: v.in.PatientName, TokenHash: v.in.TokenHash, CheckedInAt: v.in.CheckedInAt,
+		ArrivalRecorded: v.in.Revision >= revisionArrivalRecorded,
 	}).Get(ctx, nil)
 	if err != nil {
 		return VisitState{}, err

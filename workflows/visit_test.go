@@ -49,7 +49,7 @@ func (s *visitSuite) SetupTest() {
 
 func input() workflows.VisitInput {
 	return workflows.VisitInput{VisitID: visitID, ClinicID: clinicID, RoomID: leeRoom, PatientName: "Pat Example",
-		TokenHash: "hash", CheckedInAt: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)}
+		TokenHash: "hash", CheckedInAt: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC), Revision: workflows.CurrentRevision}
 }
 
 // outcome collects what one update got back.
@@ -366,11 +366,9 @@ func (s *visitSuite) TestAbandonedWaitingVisitEndsItself() {
 	s.env.OnActivity(a.EndVisit, mock.Anything, mock.MatchedBy(func(p activities.EndParams) bool {
 		return p.Reason == "abandoned" && p.ActorKind == "system"
 	})).Return(nil).Once()
-	s.env.RegisterDelayedCallback(func() { // the page opens
-		s.env.SignalWorkflow(workflows.SignalPresence, workflows.PresenceSignal{Connected: true})
-	}, 30*time.Second)
+	// The page opens at once (recorded in the row) and closes at one minute.
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(workflows.SignalPresence, workflows.PresenceSignal{Connected: false})
+		s.env.SignalWorkflow(workflows.SignalPresence, workflows.PresenceSignal{Connected: false, Seq: 1})
 	}, time.Minute)
 	in := input()
 	in.AbandonAfter = 10 * time.Minute
@@ -385,6 +383,7 @@ func (s *visitSuite) TestAbandonedWaitingVisitEndsItself() {
 // the window, as if the patient had left at check-in.
 func (s *visitSuite) TestUnconnectedCheckInIsAbandoned() {
 	s.checkIn()
+	s.env.OnActivity(a.PatientArrived, mock.Anything, visitID).Return(false, nil).Once()
 	s.env.OnActivity(a.EndVisit, mock.Anything, mock.MatchedBy(func(p activities.EndParams) bool {
 		return p.Reason == "abandoned" && p.ActorKind == "system"
 	})).Return(nil).Once()
@@ -395,6 +394,45 @@ func (s *visitSuite) TestUnconnectedCheckInIsAbandoned() {
 	s.True(s.env.IsWorkflowCompleted())
 	s.NoError(s.env.GetWorkflowError())
 	s.InDelta(10*time.Minute, s.env.Now().Sub(start), float64(time.Minute), "ten minutes after check-in")
+}
+
+// A visit hears nothing when its patient's first page opens: the API
+// records it in the visit's row, and the visit reads the row only when it
+// would abandon the patient. Found there, the patient counts as here; a
+// departure later moves the deadline to ten minutes after it.
+func (s *visitSuite) TestAnArrivalRecordedInTheRowKeepsTheVisit() {
+	s.checkIn()
+	s.env.OnActivity(a.PatientArrived, mock.Anything, visitID).Return(true, nil).Once()
+	s.env.RegisterDelayedCallback(func() {
+		s.True(s.status().PatientConnected, "the row said the page had opened")
+		s.env.SignalWorkflow(workflows.SignalPresence, workflows.PresenceSignal{Connected: false, Seq: 1})
+	}, 20*time.Minute)
+	s.env.OnActivity(a.EndVisit, mock.Anything, mock.MatchedBy(func(p activities.EndParams) bool { return p.Reason == "abandoned" })).Return(nil).Once()
+	in := input()
+	in.AbandonAfter = 10 * time.Minute
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(workflows.Visit, in)
+	s.True(s.env.IsWorkflowCompleted())
+	s.NoError(s.env.GetWorkflowError())
+	s.InDelta(30*time.Minute, s.env.Now().Sub(start), float64(time.Minute), "abandoned ten minutes after the departure")
+	s.env.AssertActivityNumberOfCalls(s.T(), "PatientArrived", 1)
+}
+
+// A departure the visit hears before it has looked at the row moves the
+// deadline: the patient was here until then.
+func (s *visitSuite) TestADepartureBeforeTheDeadlineMovesIt() {
+	s.checkIn()
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(workflows.SignalPresence, workflows.PresenceSignal{Connected: false, Seq: 1})
+	}, 8*time.Minute)
+	s.env.OnActivity(a.EndVisit, mock.Anything, mock.MatchedBy(func(p activities.EndParams) bool { return p.Reason == "abandoned" })).Return(nil).Once()
+	in := input()
+	in.AbandonAfter = 10 * time.Minute
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(workflows.Visit, in)
+	s.True(s.env.IsWorkflowCompleted())
+	s.InDelta(18*time.Minute, s.env.Now().Sub(start), float64(time.Minute), "ten minutes after the departure, not at check-in + 10")
+	s.env.AssertActivityNumberOfCalls(s.T(), "PatientArrived", 0)
 }
 
 // The page's first arrival keeps the visit; one that reaches the visit
