@@ -89,7 +89,7 @@ func startOnPostgres(ctx context.Context, opts Options) (*Server, error) {
 	if err := opts.Postgres.prepare(); err != nil {
 		return nil, err
 	}
-	dc, forceRefresh := devConfig(1)
+	dc, forceRefresh := devConfig(1, opts.CachedWorkflows)
 	store := func(db string) config.DataStore { return config.DataStore{SQL: opts.Postgres.sqlConfig(db)} }
 	cfg, err := serverConfig(opts, config.Persistence{
 		DefaultStore: "default", VisibilityStore: "visibility", NumHistoryShards: 4,

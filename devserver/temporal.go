@@ -47,6 +47,10 @@ type Options struct {
 	Namespace string
 	// CodecEndpoint, when set, is offered to the UI to decode payloads.
 	CodecEndpoint string
+	// CachedWorkflows is how many workflows' state the history service
+	// keeps in memory (0: Temporal's default, 128,000). Beyond it a
+	// workflow's state is read from the database when next needed.
+	CachedWorkflows int
 	// Postgres, when set, is where the server persists instead of
 	// DataDir's SQLite file: a Temporal server as a cluster runs it, in a
 	// process of its own (`handoff temporal-server`).
@@ -113,7 +117,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dc, forceRefresh := devConfig(partitions)
+	dc, forceRefresh := devConfig(partitions, opts.CachedWorkflows)
 	ns, err := sqliteschema.NewNamespaceConfig("active", opts.Namespace, false, workflows.SearchAttributes())
 	if err != nil {
 		return nil, err
@@ -208,8 +212,15 @@ func (s *Server) Stop() {
 // devConfig tunes the one-machine server. It is a memory client so the
 // search-attribute refresh can be switched off once handoff's attributes
 // are registered.
-func devConfig(readPartitions int) (*dynamicconfig.MemoryClient, func()) {
+func devConfig(readPartitions, cachedWorkflows int) (*dynamicconfig.MemoryClient, func()) {
 	c := dynamicconfig.NewMemoryClient()
+	if cachedWorkflows > 0 {
+		// Each cached workflow's mutable state is kilobytes the server holds
+		// for as long as the visit waits; `handoff dev` sizes this cache
+		// like its worker's (--workflow-cache), so a waiting visit beyond
+		// both costs neither (BENCHMARKS.md, memory per waiting visit).
+		c.OverrideSetting(dynamicconfig.HistoryCacheHostLevelMaxSize, cachedWorkflows)
+	}
 	// The transfer queue, which hands a workflow task to matching after an
 	// activity completes, is read at most 20 times a second per shard by
 	// default. With the single shard of a dev server every visit shares that

@@ -31,11 +31,15 @@ type Deps struct {
 	WorkflowCache int
 }
 
-// DefaultWorkflowCache is the SDK's own default. Measured with 10,000
-// visits waiting (BENCHMARKS.md, capacity): a cache of 2,000 saved 30 MiB of
-// 2.1 GiB, while every transfer of an evicted visit replays its history, so
-// the default stays; the flag is there for workers with many more visits.
-const DefaultWorkflowCache = 10000
+// DefaultWorkflowCache is how many visits a worker process keeps in memory
+// by default (the SDK's own default is 10,000). A cached visit holds its
+// workflow's state and two goroutines, ≈120 KiB with what the embedded
+// server caches of it (`handoff dev` sizes the server's cache the same);
+// a visit beyond it is rebuilt from its history (a waiting visit's is a
+// dozen events) when something next happens to it. Measured with 3,000
+// waiting: ≈81 KiB per waiting visit beyond the cache against ≈199 KiB
+// cached, and a transfer's CPU unchanged within the noise (BENCHMARKS.md).
+const DefaultWorkflowCache = 1000
 
 const workflowTaskPollers = 8
 
@@ -56,6 +60,15 @@ func New(c client.Client, d Deps) sdkworker.Worker {
 	return w
 }
 
+// SizeCache sets how many visits the process's workflow cache holds (0:
+// DefaultWorkflowCache). The SDK makes one cache per process, when the first
+// worker of the process starts, and ignores the size from then on: call it
+// before that, also before an embedded Temporal server starts its own
+// workers.
+func SizeCache(n int) {
+	sdkworker.SetStickyWorkflowCacheSize(cmp.Or(n, DefaultWorkflowCache))
+}
+
 // drainTimeout bounds a graceful stop; steps take milliseconds, but a
 // dependency may be slow to answer.
 const drainTimeout = 30 * time.Second
@@ -63,8 +76,7 @@ const drainTimeout = 30 * time.Second
 // Run polls the visit task queue until ctx ends, then stops, letting running
 // activities finish.
 func Run(ctx context.Context, c client.Client, d Deps) error {
-	// The SDK's cache is per process, so it is sized here, before the worker.
-	sdkworker.SetStickyWorkflowCacheSize(cmp.Or(d.WorkflowCache, DefaultWorkflowCache))
+	SizeCache(d.WorkflowCache)
 	w := New(c, d)
 	if err := w.Start(); err != nil {
 		return err

@@ -31,6 +31,7 @@ import (
 	"github.com/handoff-telehealth/handoff/httpx"
 	"github.com/handoff-telehealth/handoff/media"
 	"github.com/handoff-telehealth/handoff/store"
+	"github.com/handoff-telehealth/handoff/worker"
 )
 
 const devSummary = "run all of Handoff in one process: embedded Temporal + UI, API, worker, media, demo data"
@@ -92,6 +93,10 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	if err := checkWorkflowCache(*cache); err != nil {
 		return err
 	}
+	// The SDK's workflow cache is one per process, made by the first worker
+	// that starts: here the embedded server's own, so it is sized before
+	// the server starts (sized later, the setting was ignored).
+	worker.SizeCache(*cache)
 	if err := s.checkMediaURL(); err != nil {
 		return err
 	}
@@ -163,7 +168,7 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		var err error
 		temporal, err = devserver.Start(ctx, devserver.Options{
 			DataDir: dataDir, Host: s.host, Port: s.tPort, UIPort: s.uiPort, Namespace: s.namespace,
-			CodecEndpoint: apiURL + "/codec",
+			CodecEndpoint: apiURL + "/codec", CachedWorkflows: *cache,
 		})
 		if err != nil {
 			return config.Temporal{}, nil, err

@@ -8,7 +8,7 @@ import (
 )
 
 func registerWorkflowCache(fs *config.FlagSet) *int {
-	return fs.Int("workflow-cache", worker.DefaultWorkflowCache, "visits the worker keeps in memory between their tasks; others are rebuilt from their history when next needed")
+	return fs.Int("workflow-cache", worker.DefaultWorkflowCache, "visits the worker keeps in memory between their tasks (in dev, the embedded Temporal server too); others are rebuilt from their history when next needed")
 }
 
 func checkWorkflowCache(n int) error {
