@@ -14,18 +14,22 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	uiserver "github.com/temporalio/ui-server/v2/server"
 	uiconfig "github.com/temporalio/ui-server/v2/server/config"
 	"github.com/temporalio/ui-server/v2/server/server_options"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/server/common/authorization"
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/dynamicconfig"
 	"go.temporal.io/server/common/log"
 	"go.temporal.io/server/common/metrics"
+	"go.temporal.io/server/common/persistence/serialization"
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
@@ -110,9 +114,6 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := forgetPreviousMembers(dbPath); err != nil {
 		return nil, err
 	}
-	if err := trimVisibilityIndexes(dbPath); err != nil {
-		return nil, err
-	}
 	partitions, err := taskPartitions(dbPath)
 	if err != nil {
 		return nil, err
@@ -125,6 +126,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := sqliteschema.CreateNamespaces(sqlCfg, ns); err != nil {
 		return nil, fmt.Errorf("creating namespace %q: %w", opts.Namespace, err)
 	}
+	if err := trimVisibilityIndexes(dbPath, opts.Namespace); err != nil {
+		return nil, err
+	}
 
 	cfg, err := serverConfig(opts, config.Persistence{
 		DefaultStore:     sqliteplugin.PluginName,
@@ -135,6 +139,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The one-machine server's own metrics went to a port nobody was told
+	// of, and recording them was 3.7% of `handoff dev`'s CPU at 50
+	// check-ins/s; Handoff's metrics are served by the API (BENCHMARKS.md).
+	cfg.Global.Metrics = nil
 	return start(ctx, opts, cfg, dc, forceRefresh)
 }
 
@@ -264,41 +272,94 @@ func forgetPreviousMembers(dbPath string) error {
 
 // unusedVisibilityIndexes are the visibility table's indexes on attributes
 // no visit sets and the UI's list does not sort by. Temporal's SQLite schema
-// indexes every predefined and pre-allocated attribute (58 indexes), and
-// every visibility write updated them all and prepared a statement that
-// maintains them: with them gone a visibility write costs about half the
-// CPU (BENCHMARKS.md). Kept: the UI's list (default_idx, execution time,
-// workflow id and type, status), schedules (namespace division), and the
-// keyword and int slots Handoff's search attributes are mapped to. A query
-// on a dropped attribute still answers, by a scan.
+// indexes every predefined attribute and every pre-allocated slot for custom
+// ones (58 indexes), and each visibility write updated them all and
+// prepared a statement that maintains them: a check-in's two visibility
+// writes took 5.3 ms with all of them, 2.0 ms without (BENCHMARKS.md). Kept:
+// the UI's list (default_idx, execution time, workflow id and type,
+// status), schedules (namespace division), and the slots the namespace's
+// custom search attributes are mapped to (customSlotIndexes). A query on an
+// attribute without an index still answers, by a scan.
 var unusedVisibilityIndexes = []string{
 	"by_history_length", "by_history_size_bytes", "by_execution_duration", "by_state_transition_count", "by_task_queue",
 	"by_parent_workflow_id", "by_parent_run_id", "by_root_workflow_id", "by_root_run_id",
 	"by_batcher_user", "by_temporal_scheduled_start_time", "by_temporal_scheduled_by_id", "by_temporal_schedule_paused",
 	"by_temporal_pause_info", "by_temporal_worker_deployment_version", "by_temporal_workflow_versioning_behavior",
 	"by_temporal_worker_deployment",
-	"by_bool_01", "by_bool_02", "by_bool_03", "by_datetime_01", "by_datetime_02", "by_datetime_03",
-	"by_double_01", "by_double_02", "by_double_03",
 	"by_temporal_bool_01", "by_temporal_bool_02", "by_temporal_datetime_01", "by_temporal_datetime_02",
 	"by_temporal_double_01", "by_temporal_double_02", "by_temporal_int_01", "by_temporal_int_02",
 	"by_temporal_keyword_01", "by_temporal_keyword_02", "by_temporal_keyword_03", "by_temporal_keyword_04",
 	"by_temporal_low_cardinality_keyword_01",
 }
 
-// trimVisibilityIndexes drops unusedVisibilityIndexes; at every start, so a
-// data directory from before loses them too.
-func trimVisibilityIndexes(dbPath string) error {
+// customSlotIndexes are the pre-allocated custom attribute columns that
+// have an index, by column: by_keyword_01 indexes Keyword01.
+func customSlotIndexes() map[string]string {
+	slots := map[string]string{}
+	for kind, n := range map[string]int{"Bool": 3, "Datetime": 3, "Double": 3, "Int": 3, "Keyword": 10} {
+		for i := 1; i <= n; i++ {
+			slots[fmt.Sprintf("%s%02d", kind, i)] = fmt.Sprintf("by_%s_%02d", strings.ToLower(kind), i)
+		}
+	}
+	return slots
+}
+
+// trimVisibilityIndexes drops unusedVisibilityIndexes and the indexes of
+// custom slots no attribute of the namespace is mapped to, and makes sure
+// the mapped slots have theirs; at every start, so a data directory from
+// before is trimmed too, and a slot mapped since the last start is indexed.
+func trimVisibilityIndexes(dbPath, namespace string) error {
 	db, err := sql.Open("sqlite", "file:"+dbPath)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	mapped, err := mappedSlots(db, namespace)
+	if err != nil {
+		return err
+	}
+	statements := make([]string, 0, len(unusedVisibilityIndexes)+25)
 	for _, name := range unusedVisibilityIndexes {
-		if _, err := db.Exec(`DROP INDEX IF EXISTS ` + name); err != nil {
-			return fmt.Errorf("dropping visibility index %s in %s: %w", name, dbPath, err)
+		statements = append(statements, `DROP INDEX IF EXISTS `+name)
+	}
+	for column, index := range customSlotIndexes() {
+		if mapped[column] {
+			// As Temporal's schema defines it.
+			statements = append(statements, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %s ON executions_visibility `+
+				`(namespace_id, %s, (COALESCE(close_time, '9999-12-31 23:59:59+00:00')) DESC, start_time DESC, run_id)`, index, column))
+		} else {
+			statements = append(statements, `DROP INDEX IF EXISTS `+index)
+		}
+	}
+	for _, stmt := range statements {
+		if _, err := db.Exec(stmt); err != nil {
+			return fmt.Errorf("trimming the visibility indexes of %s: %s: %w", dbPath, stmt, err)
 		}
 	}
 	return nil
+}
+
+// mappedSlots are the custom attribute columns the namespace's search
+// attributes are stored in.
+func mappedSlots(db *sql.DB, namespace string) (map[string]bool, error) {
+	var data []byte
+	var encoding string
+	if err := db.QueryRow(`SELECT data, data_encoding FROM namespaces WHERE name = ?`, namespace).Scan(&data, &encoding); err != nil {
+		return nil, fmt.Errorf("reading namespace %q: %w", namespace, err)
+	}
+	encodingType, err := enumspb.EncodingTypeFromString(encoding)
+	if err != nil {
+		return nil, fmt.Errorf("reading namespace %q: %w", namespace, err)
+	}
+	detail, err := serialization.NewSerializer().NamespaceDetailFromBlob(&commonpb.DataBlob{Data: data, EncodingType: encodingType})
+	if err != nil {
+		return nil, fmt.Errorf("reading namespace %q: %w", namespace, err)
+	}
+	mapped := map[string]bool{}
+	for column := range detail.GetConfig().GetCustomSearchAttributeAliases() {
+		mapped[column] = true
+	}
+	return mapped, nil
 }
 
 // taskPartitions is how many partitions of each task queue to read: 1,

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
+
+	"github.com/handoff-telehealth/handoff/workflows"
 )
 
 // A data directory from when every task queue had four partitions keeps
@@ -69,16 +71,19 @@ func TestFreePortsAreDistinctFreeAndOutsideTheEphemeralRange(t *testing.T) {
 }
 
 // The dev server's visibility table keeps the indexes the UI's list and
-// Handoff's search attributes (keywords, an int) are found by, and loses
-// those of attributes no visit sets; trimming again, as every start of an
-// existing data directory does, changes nothing.
+// the slots Handoff's search attributes are mapped to are found by, and
+// loses the others; every start trims again, and indexes a slot mapped since.
 func TestVisibilityKeepsOnlyTheIndexesVisitsAreFoundBy(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "temporal.db")
-	require.NoError(t, sqliteschema.SetupSchema(sqliteConfig(path)))
+	cfg := sqliteConfig(path)
+	require.NoError(t, sqliteschema.SetupSchema(cfg))
+	ns, err := sqliteschema.NewNamespaceConfig("active", "default", false, workflows.SearchAttributes())
+	require.NoError(t, err)
+	require.NoError(t, sqliteschema.CreateNamespaces(cfg, ns))
+	db, err := sql.Open("sqlite", "file:"+path)
+	require.NoError(t, err)
+	defer db.Close()
 	indexes := func() map[string]bool {
-		db, err := sql.Open("sqlite", "file:"+path)
-		require.NoError(t, err)
-		defer db.Close()
 		rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'executions_visibility' AND sql IS NOT NULL`)
 		require.NoError(t, err)
 		defer rows.Close()
@@ -91,19 +96,32 @@ func TestVisibilityKeepsOnlyTheIndexesVisitsAreFoundBy(t *testing.T) {
 		return names
 	}
 	before := indexes()
-	for _, name := range unusedVisibilityIndexes {
-		require.True(t, before[name], "the schema has %s", name)
+	require.Len(t, before, 58)
+	mapped := map[string]bool{}
+	for column := range ns.Detail.GetConfig().GetCustomSearchAttributeAliases() {
+		mapped[customSlotIndexes()[column]] = true
 	}
-	for range 2 {
-		require.NoError(t, trimVisibilityIndexes(path))
+	require.Len(t, mapped, len(workflows.SearchAttributes()), "each attribute has an indexed slot")
+
+	for run := range 2 {
+		require.NoError(t, trimVisibilityIndexes(path, "default"))
 		after := indexes()
 		for _, name := range unusedVisibilityIndexes {
 			require.False(t, after[name], "%s is dropped", name)
 		}
-		for _, name := range []string{"default_idx", "by_execution_time", "by_workflow_id", "by_workflow_type", "by_status",
-			"by_temporal_namespace_division", "by_keyword_01", "by_keyword_10", "by_int_01", "by_int_03"} {
+		for _, name := range customSlotIndexes() {
+			require.Equal(t, mapped[name], after[name], "%s is kept only if an attribute is mapped to its slot", name)
+		}
+		for _, name := range []string{"default_idx", "by_execution_time", "by_workflow_id", "by_workflow_type", "by_status", "by_temporal_namespace_division"} {
 			require.True(t, after[name], "%s is kept", name)
 		}
-		require.Len(t, after, len(before)-len(unusedVisibilityIndexes))
+		require.Len(t, after, 6+len(mapped))
+		if run == 0 { // a slot whose index a start before dropped
+			for name := range mapped {
+				_, err := db.Exec(`DROP INDEX ` + name)
+				require.NoError(t, err)
+				break
+			}
+		}
 	}
 }
