@@ -59,17 +59,21 @@ func (h *handlers) patientArrived(visitID string) {
 		if v.open > 1 {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
 		// A visit that reads its patient's first arrival from its row is
 		// not signalled for it (workflows.revisionArrivalRecorded). Unknown
 		// departures (err) signal as a first arrival: the visit ignores an
-		// arrival it knows.
-		q := h.DB.With(ctx).Visits
+		// arrival it knows. The signal has a deadline of its own, so a slow
+		// database cannot leave the arrival neither recorded nor signalled.
+		dbCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		q := h.DB.With(dbCtx).Visits
 		departures, recorded, err := q.Arrival(visitID)
 		if err == nil && recorded && departures == 0 && q.RecordArrival(visitID) == nil {
+			cancel()
 			return
 		}
+		cancel()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
 		h.signalPresence(ctx, visitID, workflows.PresenceSignal{Connected: true, Seq: departures})
 	})
 }

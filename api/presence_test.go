@@ -76,6 +76,18 @@ func TestPatientPagesTellTheVisitOfArrivalsDeparturesAndReturns(t *testing.T) {
 	require.Equal(t, 2, s.presenceSignals(visit), "one departure and one return: nothing for the first page, the second tab or the closed tab")
 }
 
+// A visit started before the API recorded arrivals in the row (its row
+// says so: patient_arrival 0) is still told of the first page by a signal.
+func TestAVisitFromBeforeHearsTheFirstPageBySignal(t *testing.T) {
+	s := newService(t)
+	visit, token := s.checkIn("dr-lee", "Pat Before")
+	require.NoError(t, s.db.Gorm().Exec(`UPDATE visits SET patient_arrival = 0 WHERE id = ?`, visit).Error)
+	s.stream(token, "")
+	require.Eventually(t, func() bool { return s.presence(visit).PatientConnected }, 10*time.Second, 50*time.Millisecond,
+		"the first page is signalled")
+	require.Equal(t, 1, s.presenceSignals(visit))
+}
+
 // A check-in whose page never opens is abandoned after the abandon window,
 // like a patient who left; one whose page is open is not.
 func TestACheckInNobodyOpensIsAbandoned(t *testing.T) {

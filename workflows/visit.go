@@ -109,9 +109,10 @@ func (v *visit) run(ctx workflow.Context) error {
 				return err
 			}
 			if !changed && v.abandonable() {
+				heard := v.st.PresenceSeq
 				if arrived, err := v.arrivedUnannounced(ctx); err != nil {
 					return err
-				} else if arrived || !v.abandonable() {
+				} else if arrived || !v.abandonable() || v.st.PresenceSeq != heard {
 					continue // here, or something happened during the look
 				}
 				v.busy = "end"
@@ -143,8 +144,10 @@ func (v *visit) arrivedUnannounced(ctx workflow.Context) (bool, error) {
 	if v.in.Revision < revisionArrivalRecorded || !v.st.AwaitsArrival || v.st.PresenceSeq > 0 {
 		return false, nil
 	}
+	// Retried until the database answers, like the abandonment it decides:
+	// a visit that gave up here would fail with its patient still waiting.
 	var arrived bool
-	if err := v.dbStep(ctx, a.PatientArrived, v.st.VisitID).Get(ctx, &arrived); err != nil {
+	if err := v.mustStep(ctx, a.PatientArrived, v.st.VisitID).Get(ctx, &arrived); err != nil {
 		return false, err
 	}
 	if arrived && v.st.PresenceSeq == 0 { // no departure came in meanwhile

@@ -418,6 +418,21 @@ func (s *visitSuite) TestAnArrivalRecordedInTheRowKeepsTheVisit() {
 	s.env.AssertActivityNumberOfCalls(s.T(), "PatientArrived", 1)
 }
 
+// A visit started before the arrival was recorded in its row (revision 0)
+// never looks there: unheard of, its patient is abandoned at the deadline.
+func (s *visitSuite) TestARevisionZeroVisitDoesNotReadTheRow() {
+	s.checkIn()
+	s.env.OnActivity(a.EndVisit, mock.Anything, mock.MatchedBy(func(p activities.EndParams) bool { return p.Reason == "abandoned" })).Return(nil).Once()
+	in := input()
+	in.Revision, in.AbandonAfter = 0, 10*time.Minute
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(workflows.Visit, in)
+	s.True(s.env.IsWorkflowCompleted())
+	s.NoError(s.env.GetWorkflowError())
+	s.InDelta(10*time.Minute, s.env.Now().Sub(start), float64(time.Minute))
+	s.env.AssertActivityNumberOfCalls(s.T(), "PatientArrived", 0)
+}
+
 // A departure the visit hears before it has looked at the row moves the
 // deadline: the patient was here until then.
 func (s *visitSuite) TestADepartureBeforeTheDeadlineMovesIt() {
