@@ -379,21 +379,27 @@ func (s *visitSuite) TestAbandonedWaitingVisitEndsItself() {
 	s.GreaterOrEqual(s.env.Now().Sub(start), 11*time.Minute, "not before the patient has been gone 10 minutes")
 }
 
+// abandonedAfter runs the visit, which must end itself as abandoned, and
+// says when it did.
+func (s *visitSuite) abandonedAfter(in workflows.VisitInput) time.Duration {
+	s.env.OnActivity(a.EndVisit, mock.Anything, mock.MatchedBy(func(p activities.EndParams) bool {
+		return p.Reason == "abandoned" && p.ActorKind == "system"
+	})).Return(nil).Once()
+	start := s.env.Now()
+	s.env.ExecuteWorkflow(workflows.Visit, in)
+	s.True(s.env.IsWorkflowCompleted())
+	s.NoError(s.env.GetWorkflowError())
+	return s.env.Now().Sub(start)
+}
+
 // A check-in whose page never says the patient is here is abandoned after
 // the window, as if the patient had left at check-in.
 func (s *visitSuite) TestUnconnectedCheckInIsAbandoned() {
 	s.checkIn()
 	s.env.OnActivity(a.PatientArrived, mock.Anything, visitID).Return(false, nil).Once()
-	s.env.OnActivity(a.EndVisit, mock.Anything, mock.MatchedBy(func(p activities.EndParams) bool {
-		return p.Reason == "abandoned" && p.ActorKind == "system"
-	})).Return(nil).Once()
 	in := input()
 	in.AbandonAfter = 10 * time.Minute
-	start := s.env.Now()
-	s.env.ExecuteWorkflow(workflows.Visit, in)
-	s.True(s.env.IsWorkflowCompleted())
-	s.NoError(s.env.GetWorkflowError())
-	s.InDelta(10*time.Minute, s.env.Now().Sub(start), float64(time.Minute), "ten minutes after check-in")
+	s.InDelta(10*time.Minute, s.abandonedAfter(in), float64(time.Minute), "ten minutes after check-in")
 }
 
 // A visit hears nothing when its patient's first page opens: the API
@@ -407,14 +413,9 @@ func (s *visitSuite) TestAnArrivalRecordedInTheRowKeepsTheVisit() {
 		s.True(s.status().PatientConnected, "the row said the page had opened")
 		s.env.SignalWorkflow(workflows.SignalPresence, workflows.PresenceSignal{Connected: false, Seq: 1})
 	}, 20*time.Minute)
-	s.env.OnActivity(a.EndVisit, mock.Anything, mock.MatchedBy(func(p activities.EndParams) bool { return p.Reason == "abandoned" })).Return(nil).Once()
 	in := input()
 	in.AbandonAfter = 10 * time.Minute
-	start := s.env.Now()
-	s.env.ExecuteWorkflow(workflows.Visit, in)
-	s.True(s.env.IsWorkflowCompleted())
-	s.NoError(s.env.GetWorkflowError())
-	s.InDelta(30*time.Minute, s.env.Now().Sub(start), float64(time.Minute), "abandoned ten minutes after the departure")
+	s.InDelta(30*time.Minute, s.abandonedAfter(in), float64(time.Minute), "abandoned ten minutes after the departure")
 	s.env.AssertActivityNumberOfCalls(s.T(), "PatientArrived", 1)
 }
 
@@ -422,14 +423,9 @@ func (s *visitSuite) TestAnArrivalRecordedInTheRowKeepsTheVisit() {
 // never looks there: unheard of, its patient is abandoned at the deadline.
 func (s *visitSuite) TestARevisionZeroVisitDoesNotReadTheRow() {
 	s.checkIn()
-	s.env.OnActivity(a.EndVisit, mock.Anything, mock.MatchedBy(func(p activities.EndParams) bool { return p.Reason == "abandoned" })).Return(nil).Once()
 	in := input()
 	in.Revision, in.AbandonAfter = 0, 10*time.Minute
-	start := s.env.Now()
-	s.env.ExecuteWorkflow(workflows.Visit, in)
-	s.True(s.env.IsWorkflowCompleted())
-	s.NoError(s.env.GetWorkflowError())
-	s.InDelta(10*time.Minute, s.env.Now().Sub(start), float64(time.Minute))
+	s.InDelta(10*time.Minute, s.abandonedAfter(in), float64(time.Minute))
 	s.env.AssertActivityNumberOfCalls(s.T(), "PatientArrived", 0)
 }
 
@@ -440,13 +436,9 @@ func (s *visitSuite) TestADepartureBeforeTheDeadlineMovesIt() {
 	s.env.RegisterDelayedCallback(func() {
 		s.env.SignalWorkflow(workflows.SignalPresence, workflows.PresenceSignal{Connected: false, Seq: 1})
 	}, 8*time.Minute)
-	s.env.OnActivity(a.EndVisit, mock.Anything, mock.MatchedBy(func(p activities.EndParams) bool { return p.Reason == "abandoned" })).Return(nil).Once()
 	in := input()
 	in.AbandonAfter = 10 * time.Minute
-	start := s.env.Now()
-	s.env.ExecuteWorkflow(workflows.Visit, in)
-	s.True(s.env.IsWorkflowCompleted())
-	s.InDelta(18*time.Minute, s.env.Now().Sub(start), float64(time.Minute), "ten minutes after the departure, not at check-in + 10")
+	s.InDelta(18*time.Minute, s.abandonedAfter(in), float64(time.Minute), "ten minutes after the departure, not at check-in + 10")
 	s.env.AssertActivityNumberOfCalls(s.T(), "PatientArrived", 0)
 }
 
