@@ -59,23 +59,32 @@ func (h *handlers) patientArrived(visitID string) {
 		if v.open > 1 {
 			return
 		}
-		// A visit that reads its patient's first arrival from its row is
-		// not signalled for it (workflows.revisionArrivalRecorded). Unknown
-		// departures (err) signal as a first arrival: the visit ignores an
-		// arrival it knows. The signal has a deadline of its own, so a slow
-		// database cannot leave the arrival neither recorded nor signalled.
-		dbCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		q := h.DB.With(dbCtx).Visits
-		departures, recorded, err := q.Arrival(visitID)
-		if err == nil && recorded && departures == 0 && q.RecordArrival(visitID) == nil {
-			cancel()
+		departures, recorded := h.recordArrival(visitID)
+		if recorded {
 			return
 		}
-		cancel()
+		// Unknown departures signal as a first arrival: the visit ignores
+		// an arrival it knows. The signal has a deadline of its own, so a
+		// slow database cannot leave the arrival neither recorded nor
+		// signalled.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		h.signalPresence(ctx, visitID, workflows.PresenceSignal{Connected: true, Seq: departures})
 	})
+}
+
+// recordArrival records a first arrival in the visit's row, for a visit that
+// reads it there instead of being signalled (workflows.revisionArrivalRecorded)
+// and whose patient has not left before; it returns the departures counted.
+func (h *handlers) recordArrival(visitID string) (departures int, recorded bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	q := h.DB.With(ctx).Visits
+	departures, inRow, err := q.Arrival(visitID)
+	if err != nil || !inRow || departures > 0 {
+		return departures, false
+	}
+	return 0, q.RecordArrival(visitID) == nil
 }
 
 // patientLeft records a patient's page closing; the last one tells the visit.

@@ -64,7 +64,7 @@ func TestPatientPagesTellTheVisitOfArrivalsDeparturesAndReturns(t *testing.T) {
 	require.Eventually(t, func() bool { return s.presence(visit).PresenceSeq == 1 }, 10*time.Second, 50*time.Millisecond,
 		"closing the last page is a departure")
 	require.False(t, s.presence(visit).PatientConnected)
-	departures, err := visits.Departures(visit)
+	departures, _, err := visits.Arrival(visit)
 	require.NoError(t, err)
 	require.Equal(t, 1, departures)
 

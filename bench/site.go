@@ -108,19 +108,11 @@ func (s *Site) Stop() {
 
 // Profile records the process's CPU for d and writes it to path.
 func (s *Site) Profile(ctx context.Context, d time.Duration, path string) error {
-	url := fmt.Sprintf("%sprofile?seconds=%d", s.PprofURL, int(d.Seconds()))
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.pprof(ctx, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())))
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("profile: %s", resp.Status)
-	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -237,21 +229,29 @@ func (s *Site) Runtime(ctx context.Context) (Runtime, error) {
 }
 
 func (s *Site) get(ctx context.Context, what string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", s.PprofURL+what, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.pprof(ctx, what)
 	if err != nil {
 		return "", err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
+	return string(body), err
+}
+
+// pprof asks the process's pprof endpoint for what; a response that is not
+// 200 is an error.
+func (s *Site) pprof(ctx context.Context, what string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", s.PprofURL+what, nil)
 	if err != nil {
-		return "", err
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", what, resp.Status)
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s: %s", what, resp.Status)
 	}
-	return string(body), nil
+	return resp, nil
 }

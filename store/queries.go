@@ -302,17 +302,10 @@ func (q Visits) Ended(id, reason string, at time.Time) error {
 	}).Error
 }
 
-// Departures is how many times the visit's patient has closed their last
-// open page. Zero means the visit has never been told they left.
-func (q Visits) Departures(id string) (int, error) {
-	var n int
-	err := q.c.g.Raw(`SELECT patient_departures FROM visits WHERE id = ?`, id).Scan(&n).Error
-	return n, err
-}
-
-// Arrival is what the API needs when a patient's first page opens: the
-// departures counted, and whether the visit reads the arrival from its row
-// (migration 13) rather than hearing it by a signal.
+// Arrival is what the API needs when a patient's first page opens: how many
+// times the patient has closed their last open page (zero: the visit has
+// never been told they left), and whether the visit reads the arrival from
+// its row (migration 13) rather than hearing it by a signal.
 func (q Visits) Arrival(id string) (departures int, recorded bool, err error) {
 	var row struct {
 		PatientDepartures int

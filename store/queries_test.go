@@ -89,7 +89,7 @@ func TestTheQueriesAnswerWhatTheirNamesSay(t *testing.T) {
 		require.False(t, created, "a second create of the same visit is a no-op")
 
 		// Departures count up from zero.
-		n, err := q.Visits.Departures(v.ID)
+		n, _, err := q.Visits.Arrival(v.ID)
 		require.NoError(t, err)
 		require.Zero(t, n)
 		n, err = q.Visits.CountDeparture(v.ID)

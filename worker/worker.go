@@ -37,7 +37,7 @@ type Deps struct {
 // server caches of it (`handoff dev` sizes the server's cache the same);
 // a visit beyond it is rebuilt from its history (a waiting visit's is a
 // dozen events) when something next happens to it. Measured with 3,000
-// waiting: ≈81 KiB per waiting visit beyond the cache against ≈199 KiB
+// waiting: ≈88 KiB per waiting visit beyond the cache against ≈199 KiB
 // cached, and a transfer's CPU unchanged within the noise (BENCHMARKS.md).
 const DefaultWorkflowCache = 1000
 
