@@ -117,7 +117,15 @@ func (h *handlers) checkInPatient(c *gin.Context, slug string, req checkInReques
 		TokenHash: tokenHash, CheckedInAt: time.Now().UTC(), AbandonAfter: h.AbandonAfter}
 	ctx, cancel := context.WithTimeout(c, 20*time.Second)
 	defer cancel()
-	if _, err := workflows.CheckIn(ctx, h.Temporal, in); err != nil {
+	// The room's events say when the visit has recorded its check-in (the
+	// row and the card's event commit together), in whichever process its
+	// first workflow task ran.
+	events, err := h.DB.Feed().ForRooms(r.ClinicID, []string{r.ID})
+	if err != nil {
+		return nil, err
+	}
+	defer events.Close()
+	if err := workflows.CheckIn(ctx, h.Temporal, in, h.checkInRecorded(events, in.VisitID)); err != nil {
 		return nil, err
 	}
 	view, err := h.patientView(c, in.VisitID)
@@ -125,6 +133,33 @@ func (h *handlers) checkInPatient(c *gin.Context, slug string, req checkInReques
 		return nil, err
 	}
 	return gin.H{"visit": view, "token": token}, nil
+}
+
+// checkInRecorded waits on a room's events for the check-in of visitID,
+// and reads the visit's row when the wait ends without it (events missed
+// by a stream that fell behind, or committed before it subscribed).
+func (h *handlers) checkInRecorded(events *store.Subscription, visitID string) workflows.Recorded {
+	return func(ctx context.Context, wait time.Duration) (bool, error) {
+		timeout := time.NewTimer(wait)
+		defer timeout.Stop()
+		for {
+			select {
+			case e := <-events.C:
+				if e.VisitID != nil && *e.VisitID == visitID && e.Type == clinic.EventCheckedIn {
+					return true, nil
+				}
+				continue
+			case <-ctx.Done():
+			case <-events.Lagged:
+			case <-timeout.C:
+			}
+			_, err := h.DB.With(ctx).Visits.Get(visitID)
+			if errors.Is(err, store.ErrNotFound) {
+				return false, nil
+			}
+			return err == nil, err
+		}
+	}
 }
 
 // patientView is what a patient may see of their visit.

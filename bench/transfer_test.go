@@ -32,8 +32,8 @@ func measure(t testing.TB, n int) (transfer, floor bench.Stats) {
 	where := make([]int, visits)
 	for i := range ids {
 		ids[i] = uuid.NewString()
-		_, err := workflows.CheckIn(ctx, e.Client, workflows.VisitInput{VisitID: ids[i], ClinicID: e.Room("dr-lee").ClinicID,
-			RoomID: rooms[0], PatientName: "Bench Patient", TokenHash: uuid.NewString(), CheckedInAt: time.Now().UTC()})
+		err := workflows.CheckIn(ctx, e.Client, workflows.VisitInput{VisitID: ids[i], ClinicID: e.Room("dr-lee").ClinicID,
+			RoomID: rooms[0], PatientName: "Bench Patient", TokenHash: uuid.NewString(), CheckedInAt: time.Now().UTC()}, workflows.AskVisit(e.Client, ids[i]))
 		require.NoError(t, err)
 	}
 	floorSamples, err := bench.FloorUpdates(ctx, e.Client, floorQueue, n)

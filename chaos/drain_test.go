@@ -51,8 +51,8 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	ctx := context.Background()
 	room := e.Room("dr-lee")
 	id := uuid.NewString()
-	_, err = workflows.CheckIn(ctx, e.Client, workflows.VisitInput{VisitID: id, ClinicID: room.ClinicID, RoomID: room.ID,
-		PatientName: "Pat Drain", TokenHash: uuid.NewString(), CheckedInAt: time.Now().UTC()})
+	err = workflows.CheckIn(ctx, e.Client, workflows.VisitInput{VisitID: id, ClinicID: room.ClinicID, RoomID: room.ID,
+		PatientName: "Pat Drain", TokenHash: uuid.NewString(), CheckedInAt: time.Now().UTC()}, workflows.AskVisit(e.Client, id))
 	require.NoError(t, err)
 	lee := e.User("dr.lee@riverside.example").ID
 	_, err = workflows.Admit(ctx, e.Client, id, uuid.NewString(), workflows.AdmitRequest{ActorID: lee})

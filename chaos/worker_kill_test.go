@@ -96,8 +96,8 @@ func TestWorkerKilledDuringTransfers(t *testing.T) {
 	for i := range ids {
 		ids[i] = uuid.NewString()
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		_, err := workflows.CheckIn(cctx, e.Client, workflows.VisitInput{VisitID: ids[i], ClinicID: rooms[0].ClinicID, RoomID: rooms[0].ID,
-			PatientName: fmt.Sprintf("Chaos Patient %d", i), TokenHash: uuid.NewString(), CheckedInAt: time.Now().UTC()})
+		err := workflows.CheckIn(cctx, e.Client, workflows.VisitInput{VisitID: ids[i], ClinicID: rooms[0].ClinicID, RoomID: rooms[0].ID,
+			PatientName: fmt.Sprintf("Chaos Patient %d", i), TokenHash: uuid.NewString(), CheckedInAt: time.Now().UTC()}, workflows.AskVisit(e.Client, ids[i]))
 		cancel()
 		require.NoError(t, err)
 	}

@@ -47,12 +47,11 @@ func ctxT(t *testing.T) context.Context {
 func checkIn(t *testing.T, e *testenv.Env, slug, name string) string {
 	room := e.Room(slug)
 	id := uuid.NewString()
-	st, err := workflows.CheckIn(ctxT(t), e.Client, workflows.VisitInput{
+	err := workflows.CheckIn(ctxT(t), e.Client, workflows.VisitInput{
 		VisitID: id, ClinicID: room.ClinicID, RoomID: room.ID, PatientName: name,
 		TokenHash: uuid.NewString(), CheckedInAt: time.Now().UTC(),
-	})
+	}, workflows.AskVisit(e.Client, id))
 	require.NoError(t, err)
-	require.True(t, st.CheckedIn)
 	require.Equal(t, store.VisitWaiting, e.Visit(id).State)
 	return id
 }
@@ -159,7 +158,14 @@ func TestACheckInIsFoundWithoutAnUpsert(t *testing.T) {
 		return err == nil && n.GetCount() == 1
 	}, 10*time.Second, 200*time.Millisecond, "visible to `%s`", query)
 	tasks := 0
-	for _, ev := range history(t, e, id).GetEvents() {
+	events := history(t, e, id).GetEvents()
+	// Taken eagerly: the first task started in the start's own write
+	// (0.2 ms after the start event here), not after a trip through
+	// matching (12 ms here without eager start).
+	require.NotNil(t, events[2].GetWorkflowTaskStartedEventAttributes(), "event 3 starts the first workflow task")
+	require.Less(t, events[2].GetEventTime().AsTime().Sub(events[0].GetEventTime().AsTime()), 5*time.Millisecond,
+		"the first task started with the visit")
+	for _, ev := range events {
 		require.Nil(t, ev.GetUpsertWorkflowSearchAttributesEventAttributes(), "event %d upserts search attributes", ev.GetEventId())
 		if m := ev.GetMarkerRecordedEventAttributes(); m != nil {
 			require.NotEqual(t, "Version", m.GetMarkerName(), "event %d is a GetVersion marker", ev.GetEventId())
@@ -169,6 +175,26 @@ func TestACheckInIsFoundWithoutAnUpsert(t *testing.T) {
 		}
 	}
 	require.Equal(t, 1, tasks, "one workflow task")
+}
+
+// A check-in the database refuses after the API looked (the room went
+// away) is reported to CheckIn's caller with the refusal, not waited on
+// until the request's deadline; the visit ends and records nothing.
+func TestARefusedCheckInIsReported(t *testing.T) {
+	e := testenv.Start(t)
+	e.StartWorker(nil)
+	id, begun := uuid.NewString(), time.Now()
+	err := workflows.CheckIn(ctxT(t), e.Client, workflows.VisitInput{
+		VisitID: id, ClinicID: e.Room("dr-lee").ClinicID, RoomID: uuid.NewString(), PatientName: "Pat Nowhere",
+		TokenHash: uuid.NewString(), CheckedInAt: time.Now().UTC(),
+	}, workflows.AskVisit(e.Client, id))
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr)
+	require.Equal(t, string(clinic.NotFound), appErr.Type(), err.Error())
+	require.Less(t, time.Since(begun), 10*time.Second)
+	var n int64
+	require.NoError(t, e.DB.Gorm().Model(&store.Visit{}).Where("id = ?", id).Count(&n).Error)
+	require.Zero(t, n)
 }
 
 func TestTransferDuringAOneToOneCall(t *testing.T) {

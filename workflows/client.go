@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -14,34 +15,84 @@ import (
 	"github.com/handoff-telehealth/handoff/clinic"
 )
 
-// CheckIn starts the visit's workflow if it is not running and checks the
-// patient in, in one round trip (Update-with-Start). Calling it again for the
-// same visit resumes that visit instead of creating another.
-func CheckIn(ctx context.Context, c client.Client, in VisitInput) (VisitState, error) {
+// CheckIn starts the visit's workflow, which records the check-in in its
+// first workflow task, and returns once recorded says the check-in is in
+// the database. The start asks for eager execution: where a worker of the
+// visit task queue runs in this process (`handoff dev`), the server hands
+// it the first workflow task in its reply to the start, with no trip
+// through matching and one write of the visit fewer (BENCHMARKS.md);
+// elsewhere it is an ordinary start. Calling it again for the same visit
+// finds the running visit instead of creating another. A visit that ends
+// without recording its check-in (its room went away meanwhile) returns
+// the reason it ended.
+func CheckIn(ctx context.Context, c client.Client, in VisitInput, recorded Recorded) error {
 	in.Revision = CurrentRevision
-	start := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       VisitWorkflowID(in.VisitID),
 		TaskQueue:                TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		EnableEagerStart:         true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			ClinicIDAttr.ValueSet(in.ClinicID), RoomIDAttr.ValueSet(in.RoomID),
 			VisitStateAttr.ValueSet(string(clinic.VisitWaiting)), TransfersAttr.ValueSet(0),
 		),
 	}, Visit, in)
-	var st VisitState
-	return st, retryTransient(ctx, func() error {
-		h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-			StartWorkflowOperation: start,
-			UpdateOptions: client.UpdateWorkflowOptions{
-				UpdateName: UpdateCheckIn, Args: []any{CheckInRequest{}}, WaitForStage: client.WorkflowUpdateStageCompleted,
-			},
-		})
-		if err != nil {
-			return err
+	if err != nil {
+		return err
+	}
+	nextLook := time.Now().Add(checkInLook)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 250*time.Millisecond) {
+		if ok, err := recorded(ctx, wait); ok {
+			return nil
+		} else if ctx.Err() != nil {
+			return cmp.Or(err, ctx.Err())
 		}
-		return h.Get(ctx, &st)
-	})
+		if time.Now().Before(nextLook) {
+			continue
+		}
+		// Slow: has the visit ended without recording its check-in?
+		nextLook = time.Now().Add(checkInLook)
+		d, err := c.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
+		if err != nil || d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			continue
+		}
+		if ok, _ := recorded(ctx, 0); ok {
+			return nil // recorded, then ended at once
+		}
+		return cmp.Or(run.Get(ctx, nil), errVisitEndedUnrecorded)
+	}
 }
+
+// Recorded waits at most wait for the check-in of a visit CheckIn started to
+// be in the database, and says whether it is.
+type Recorded func(ctx context.Context, wait time.Duration) (bool, error)
+
+// AskVisit is a Recorded for callers without the database (tests, tools):
+// it asks the visit itself, with a query, whether it has checked in.
+func AskVisit(c client.Client, visitID string) Recorded {
+	return func(ctx context.Context, wait time.Duration) (bool, error) {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(wait):
+		}
+		v, err := c.QueryWorkflow(ctx, VisitWorkflowID(visitID), "", QueryStatus)
+		if err != nil {
+			return false, err
+		}
+		var st VisitState
+		err = v.Get(&st)
+		return err == nil && st.CheckedIn, err
+	}
+}
+
+// checkInLook is how long CheckIn waits for a check-in before it asks
+// whether the visit is still running, and again between two askings. A
+// check-in is recorded in milliseconds; this only bounds how long a
+// refused one keeps its patient waiting for the answer.
+const checkInLook = time.Second
+
+var errVisitEndedUnrecorded = errors.New("the visit ended before its check-in was recorded")
 
 // maxUpdateAttempts bounds how often one update is sent again after a
 // transient refusal (the context's deadline bounds it in time).

@@ -95,6 +95,20 @@ func (v *visit) run(ctx workflow.Context) error {
 	if ndeProbe {
 		_ = workflow.Sleep(ctx, time.Second)
 	}
+	if v.in.Revision >= revisionEagerCheckIn {
+		// A check-in update, which this revision's CheckIn no longer sends,
+		// may be recording it already: wait for that one.
+		if err := workflow.Await(ctx, func() bool { return v.busy == "" }); err != nil {
+			return err
+		}
+		// A check-in the room refuses (it went away since the API looked)
+		// ends the visit with the refusal, which CheckIn reports.
+		if !v.st.CheckedIn {
+			if _, err := v.checkIn(ctx, CheckInRequest{}); err != nil {
+				return err
+			}
+		}
+	}
 	for v.st.State != clinic.VisitEnded {
 		if v.abandonable() {
 			since := v.st.DisconnectedAt
@@ -259,8 +273,13 @@ const (
 const (
 	revisionWithoutMarkers  = 1
 	revisionArrivalRecorded = 2
+	// Since revisionEagerCheckIn the visit records its check-in itself, in
+	// its first workflow task, instead of in an update sent with its start:
+	// CheckIn can then ask for eager execution, which an update cannot have
+	// (BENCHMARKS.md).
+	revisionEagerCheckIn = 3
 	// CurrentRevision is what CheckIn starts new visits on.
-	CurrentRevision = revisionArrivalRecorded
+	CurrentRevision = revisionEagerCheckIn
 )
 
 var stepRetry = &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second}

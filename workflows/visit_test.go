@@ -114,6 +114,42 @@ func (s *visitSuite) TestCheckInThenWaits() {
 	s.env.AssertActivityNumberOfCalls(s.T(), "RecordCheckIn", 1)
 }
 
+// A visit of the current revision records its own check-in, in its first
+// workflow task, with no update sent; one of the revision before waits
+// for the update.
+func (s *visitSuite) TestTheVisitChecksItselfIn() {
+	var mid workflows.VisitState
+	s.env.RegisterDelayedCallback(func() { mid = s.status() }, time.Second)
+	s.endAt(2 * time.Second)
+	s.env.ExecuteWorkflow(workflows.Visit, input())
+	s.True(s.env.IsWorkflowCompleted())
+	s.NoError(s.env.GetWorkflowError())
+	s.True(mid.CheckedIn)
+	s.env.AssertActivityNumberOfCalls(s.T(), "RecordCheckIn", 1)
+}
+
+func (s *visitSuite) TestAVisitOfTheRevisionBeforeWaitsForTheCheckInUpdate() {
+	var mid workflows.VisitState
+	s.env.RegisterDelayedCallback(func() { mid = s.status() }, time.Second)
+	s.endAt(2 * time.Second)
+	in := input()
+	in.Revision = 2
+	s.env.ExecuteWorkflow(workflows.Visit, in)
+	s.False(mid.CheckedIn)
+	s.env.AssertActivityNumberOfCalls(s.T(), "RecordCheckIn", 0)
+}
+
+// A check-in the database refuses (the room went away after the API
+// looked) ends the visit with the refusal, for CheckIn to report.
+func (s *visitSuite) TestARefusedCheckInEndsTheVisitWithTheRefusal() {
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterActivity(a)
+	env.OnActivity(a.RecordCheckIn, mock.Anything, mock.Anything).Return(activities.AsApplicationError(clinic.NotFoundError("room")))
+	env.ExecuteWorkflow(workflows.Visit, input())
+	s.True(env.IsWorkflowCompleted())
+	s.Equal(string(clinic.NotFound), errType(env.GetWorkflowError()))
+}
+
 func (s *visitSuite) TestRepeatedCheckInResumesTheSameVisit() {
 	s.checkIn()
 	again := s.at(time.Second, workflows.UpdateCheckIn, "checkin-2", workflows.CheckInRequest{})

@@ -241,8 +241,8 @@ func TestDevRunsTheWholeServiceAndKeepsItsData(t *testing.T) {
 	require.NoError(t, demo.Gorm().Take(&lee, "email = ?", "dr.lee@riverside.example").Error)
 	require.NoError(t, demo.Close())
 	visitID := uuid.NewString()
-	_, err = workflows.CheckIn(ctx, vc, workflows.VisitInput{VisitID: visitID, ClinicID: leeRoom.ClinicID, RoomID: leeRoom.ID,
-		PatientName: "Pat Dev", TokenHash: uuid.NewString(), CheckedInAt: time.Now().UTC()})
+	err = workflows.CheckIn(ctx, vc, workflows.VisitInput{VisitID: visitID, ClinicID: leeRoom.ClinicID, RoomID: leeRoom.ID,
+		PatientName: "Pat Dev", TokenHash: uuid.NewString(), CheckedInAt: time.Now().UTC()}, workflows.AskVisit(vc, visitID))
 	require.NoError(t, err)
 	res, err := workflows.Transfer(ctx, vc, visitID, uuid.NewString(), workflows.TransferRequest{ActorID: lee.ID, TargetRoomID: patelRoom.ID})
 	require.NoError(t, err)

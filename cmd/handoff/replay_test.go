@@ -58,8 +58,8 @@ func TestReplayFetchesAHistoryFromTheServer(t *testing.T) {
 	room := e.Room("dr-lee")
 	id := uuid.NewString()
 	ctx := context.Background()
-	_, err := workflows.CheckIn(ctx, e.Client, workflows.VisitInput{VisitID: id, ClinicID: room.ClinicID, RoomID: room.ID,
-		PatientName: "Pat Server", TokenHash: uuid.NewString(), CheckedInAt: time.Now().UTC()})
+	err := workflows.CheckIn(ctx, e.Client, workflows.VisitInput{VisitID: id, ClinicID: room.ClinicID, RoomID: room.ID,
+		PatientName: "Pat Server", TokenHash: uuid.NewString(), CheckedInAt: time.Now().UTC()}, workflows.AskVisit(e.Client, id))
 	require.NoError(t, err)
 	_, err = workflows.Transfer(ctx, e.Client, id, uuid.NewString(), workflows.TransferRequest{
 		ActorID: e.User("dr.lee@riverside.example").ID, TargetRoomID: e.Room("dr-patel").ID})
