@@ -209,7 +209,7 @@ func (q Visits) ByTokenHash(hash string) (Visit, error) {
 // first: its waiting room and its calls.
 func (q Visits) InRoom(roomID string) ([]Visit, error) {
 	var out []Visit
-	return out, q.c.g.Where("room_id = ? AND state <> ?", roomID, VisitEnded).Order("checked_in_at, id").Find(&out).Error
+	return out, q.c.g.Where("room_id = ? AND "+notEnded, roomID).Order("checked_in_at, id").Find(&out).Error
 }
 
 // InCall is a visit in call callID (the first by id), if any.
