@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,9 +53,6 @@ type devSettings struct {
 	// The built-in node's network: none of it is needed on one machine.
 	network nodeNetwork
 }
-
-// devGCPercent is the collector's target of `handoff dev` (see runDev).
-const devGCPercent = 150
 
 func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	started := time.Now()
@@ -101,14 +97,6 @@ func runDev(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	// that starts: here the embedded server's own, so it is sized before
 	// the server starts (sized later, the setting was ignored).
 	worker.SizeCache(*cache)
-	// One process runs everything here, and the collector was a third of
-	// its CPU at the check-in ceiling. At 150 (the runtime's default: 100)
-	// a check-in cost 20.0 ms of CPU instead of 22.1 and a waiting visit
-	// 85.7 KiB instead of 74.8; at 200, 20.0 ms and 125.6 KiB
-	// (BENCHMARKS.md). GOGC in the environment still decides.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(devGCPercent)
-	}
 	if err := s.checkMediaURL(); err != nil {
 		return err
 	}
