@@ -7,7 +7,8 @@ func (q Clinics) SetWaitAlert(id string, minutes int) error {
 	return q.c.g.Model(&Clinic{}).Where("id = ?", id).Update("wait_alert_minutes", minutes).Error
 }
 
-// notEnded is the predicate of the partial index visits_waiting_by_room,
+// notEnded is the predicate of the partial indexes visits_waiting_by_room
+// and visits_in_line,
 // written out in the queries that should use it: a database uses a partial
 // index only for a query whose WHERE clause contains (SQLite) or provably
 // implies (PostgreSQL) the predicate, and neither can see that through a
