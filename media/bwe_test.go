@@ -266,8 +266,12 @@ func TestAShortLinkKeepsTheSharedScreenBeforeTheCamera(t *testing.T) {
 	camera := st.Received["D/video"] - before.Received["D/video"]
 	t.Logf("on 240 kbit/s over 10 s: %d screen packets, %d camera packets, longest audio gap %.0f ms", screen, camera, st.MaxAudioGapMs["D"])
 	// (The estimate swings on a link this full, and with it the screen: it
-	// arrives 50–90 % of the time here. The camera gets nothing.)
+	// arrives 50–90 % of the time here. On an idle machine the camera gets
+	// 0–12 packets; in a CI run on a busy machine the estimate stayed high
+	// long enough for 124 camera packets beside 282 of the screen. A node
+	// that did not put the screen first would share the link about evenly
+	// between the two, or favour the camera: either fails the bound.)
 	require.Greater(t, screen, 150, "the screen keeps coming (50 packets a second sent)")
-	require.Less(t, camera, screen/4, "the camera gives way to the screen")
+	require.Less(t, camera, screen/2, "the camera gives way to the screen")
 	require.LessOrEqual(t, st.MaxAudioGapMs["D"], 200.0, "and the sound goes on: %+v", st)
 }
