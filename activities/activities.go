@@ -123,10 +123,14 @@ func (a *Activities) RecordCheckIn(ctx context.Context, p CheckInParams) error {
 			return err
 		}
 		now := a.now()
-		created, err := q.Visits.Create(store.Visit{
+		// The card is made from the row as written, not read back; the time
+		// to the microsecond, as both databases keep it.
+		v := store.Visit{
 			ID: p.VisitID, ClinicID: p.ClinicID, RoomID: p.RoomID, State: store.VisitWaiting,
-			PatientName: store.Sealed(p.PatientName), TokenHash: p.TokenHash, CheckedInAt: p.CheckedInAt.UTC(), UpdatedAt: now,
-		})
+			PatientName: store.Sealed(p.PatientName), TokenHash: p.TokenHash,
+			CheckedInAt: p.CheckedInAt.UTC().Truncate(time.Microsecond), UpdatedAt: now,
+		}
+		created, err := q.Visits.Create(v)
 		if err != nil || !created {
 			return err // not created: an earlier attempt did it all
 		}
@@ -134,10 +138,6 @@ func (a *Activities) RecordCheckIn(ctx context.Context, p CheckInParams) error {
 			if err := q.Visits.ExpectArrival(p.VisitID); err != nil {
 				return err
 			}
-		}
-		v, err := q.Visits.Get(p.VisitID)
-		if err != nil {
-			return err
 		}
 		w := a.writer(q, p.ClinicID, p.VisitID, now)
 		return w.all(

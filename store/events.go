@@ -18,10 +18,9 @@ func (db *DB) BeginEvents(tx *gorm.DB) error {
 	if db.Dialect != Postgres {
 		return nil // SQLite has one writer at a time already
 	}
-	if err := tx.Exec(`SELECT pg_advisory_xact_lock(7283462)`).Error; err != nil {
-		return err
-	}
-	return tx.Exec(`SELECT pg_notify(?, '')`, EventsChannel).Error
+	// One statement, one round trip: the NOTIFY is sent at commit wherever
+	// in the transaction it is asked for.
+	return tx.Exec(`SELECT pg_advisory_xact_lock(7283462), pg_notify(?, '')`, EventsChannel).Error
 }
 
 // EventsCommitted wakes this process's live-event streams: after a commit
