@@ -506,6 +506,9 @@ func sqliteConfig(path string) *config.SQL {
 			"journal_mode": "wal",
 			"synchronous":  "normal",
 			"busy_timeout": "10000",
+			// Statement journals in small in-memory chunks, not a 64 KiB
+			// chunk mapped and unmapped per statement (store.Open says more).
+			"temp_store": "memory",
 		},
 	}
 }

@@ -62,8 +62,12 @@ func ParseDSN(dsn string) (Dialect, string, error) {
 			return "", "", errors.New("sqlite DSN names no file: use sqlite:PATH")
 		}
 		// Foreign keys are off by default in SQLite; WAL lets readers run beside
-		// the writer; busy_timeout turns lock contention into waiting, not errors.
-		return SQLite, "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)", nil
+		// the writer; busy_timeout turns lock contention into waiting, not
+		// errors. temp_store(memory) keeps each statement's journal in small
+		// chunks: otherwise every insert after the first in a transaction took
+		// a 64 KiB chunk, which the pure-Go allocator maps and unmaps with a
+		// system call each (BENCHMARKS.md).
+		return SQLite, "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=temp_store(memory)", nil
 	default:
 		return "", "", fmt.Errorf("database DSN %q is neither postgres://… nor sqlite:PATH", Redact(dsn))
 	}

@@ -266,3 +266,16 @@ func TestRemotePostgresNeedsTLS(t *testing.T) {
 		require.Equal(t, want, got, dsn)
 	}
 }
+
+// SQLite connections run with the settings the service relies on: foreign
+// keys enforced, WAL (readers beside the writer), NORMAL syncs, and
+// statement journals in memory (temp_store 2), which saved five mmap and
+// munmap calls per two-insert transaction (BENCHMARKS.md).
+func TestSQLiteConnectionSettings(t *testing.T) {
+	db := testdb.Open(t, testdb.SQLiteDSN(t))
+	for pragma, want := range map[string]string{"foreign_keys": "1", "journal_mode": "wal", "synchronous": "1", "temp_store": "2"} {
+		var got string
+		require.NoError(t, db.Gorm().Raw("PRAGMA "+pragma).Scan(&got).Error)
+		require.Equal(t, want, got, "PRAGMA %s", pragma)
+	}
+}
