@@ -67,6 +67,21 @@ func TestOneToOneCallBothWays(t *testing.T) {
 	patient.NoErrors(t)
 }
 
+// A camera whose stream opens with packets that name no video codec
+// (payload type 0, which pion reads as audio/PCMU) is still seen: the
+// provider's page once never saw a patient whose camera did so, every
+// answer it gave failing on a track of that codec.
+func TestACameraWhoseFirstPacketsNameNoVideoCodecIsSeen(t *testing.T) {
+	n := newNode(t)
+	doctor := n.connect(t, "user:lee", 'D')
+	patient := mediatest.DialWith(t, n.url, n.sfu.Tokens().Mint("visit:1", "", time.Minute), "visit:1", 'P', mediatest.Options{StrayVideoPackets: 3})
+	admit(t, n, "call-1", doctor, patient)
+	doctor.ReceivesFrom(t, patient)
+	require.Positive(t, doctor.Count('P', "video"), "the provider sees the patient")
+	doctor.NoErrors(t)
+	patient.NoErrors(t)
+}
+
 func TestWaitingPatientGetsAndGivesNothing(t *testing.T) {
 	n := newNode(t)
 	doctor, other, waiting := n.connect(t, "user:lee", 'D'), n.connect(t, "visit:1", 'P'), n.connect(t, "visit:2", 'W')

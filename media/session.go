@@ -332,6 +332,10 @@ func (sess *session) localCandidate(c webrtc.ICECandidateInit) {
 // publish takes in one of the participant's tracks: its microphone, or a
 // layer of its camera (which layer, the m-line it came on says).
 func (sess *session) publish(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+	codec, ok := mediaCodec(remote)
+	if !ok {
+		return // the track ended before it carried media
+	}
 	index, screen := 0, receiver == sess.screenRecv
 	if screen {
 		index = layerFull // one layer, sent full size
@@ -351,7 +355,7 @@ func (sess *session) publish(remote *webrtc.TrackRemote, receiver *webrtc.RTPRec
 		}
 	}
 	if t == nil {
-		t = &publishedTrack{owner: sess, kind: remote.Kind(), screen: screen, codec: remote.Codec().RTPCodecCapability}
+		t = &publishedTrack{owner: sess, kind: remote.Kind(), screen: screen, codec: codec}
 		t.live.Store(s.bound(sess.id) != "")
 		sess.published = append(sess.published, t)
 	}

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -167,6 +168,39 @@ func (l *layer) requestInterval() time.Duration {
 		}
 	}
 	return keyframeInterval
+}
+
+// mediaCodecWithin bounds how many packets mediaCodec reads past while it
+// waits for one that names a codec of the track's kind.
+const mediaCodecWithin = 1000
+
+// mediaCodec is the codec of remote's media: that of the first packet whose
+// payload type names a codec of the track's kind. pion takes a track's codec
+// from the packet that opened it, which can name none: a camera's first
+// packet, under load, once had payload type 0, which pion reads as
+// audio/PCMU on a video m-line. Published with that codec, the camera could
+// be bound by no subscriber (each of the provider's answers failed "codec is
+// not supported by remote", and the provider's page reconnected for good
+// without ever seeing the patient). Packets read past are dropped: they
+// carry none of the track's media. Reports false if the track ends first.
+func mediaCodec(remote *webrtc.TrackRemote) (webrtc.RTPCodecCapability, bool) {
+	buf := make([]byte, 1500)
+	for range mediaCodecWithin {
+		if c := remote.Codec().RTPCodecCapability; isMediaCodec(c.MimeType, remote.Kind()) {
+			return c, true
+		}
+		if _, _, err := remote.Read(buf); err != nil {
+			return webrtc.RTPCodecCapability{}, false
+		}
+	}
+	return webrtc.RTPCodecCapability{}, false
+}
+
+// isMediaCodec tells whether mime names a codec that carries media of
+// kind (not a retransmission format).
+func isMediaCodec(mime string, kind webrtc.RTPCodecType) bool {
+	kindPrefix, _, ok := strings.Cut(strings.ToLower(mime), "/")
+	return ok && kindPrefix == kind.String() && !strings.EqualFold(mime, webrtc.MimeTypeRTX)
 }
 
 // forward copies the layer's packets to the source's down-tracks while the

@@ -7,11 +7,28 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { chromium } from 'playwright-core';
 
+// freePort finds a port free on 127.0.0.1 now, below Linux's ephemeral
+// range (32768-60999): the kernel picks the local ports of outgoing
+// connections and of ":0" listeners from there, and one of handoff dev's own
+// connections took a port handed out from there before handoff dev bound it
+// ("bind: address already in use", 2 runs in 30 under load). A cursor from
+// a random start never hands out the same port twice in one test file, as
+// devserver.FreePorts does for the Go tests.
+const LOW_PORT_START = 20000, LOW_PORT_END = 32768;
+let portCursor = 0;
 async function freePort() {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
-  });
+  if (!portCursor) portCursor = LOW_PORT_START + Math.floor(Math.random() * (LOW_PORT_END - LOW_PORT_START));
+  for (let tries = 0; tries < LOW_PORT_END - LOW_PORT_START; tries++) {
+    const port = portCursor;
+    portCursor = portCursor + 1 === LOW_PORT_END ? LOW_PORT_START : portCursor + 1;
+    const free = await new Promise((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port on 127.0.0.1 between ${LOW_PORT_START} and ${LOW_PORT_END}`);
 }
 
 // mediaNode runs `handoff media` as its own process, which the test can
@@ -139,6 +156,7 @@ export async function startSite({ externalMedia = false, netns = null, devArgs =
       await context.grantPermissions(permissions);
       const page = await context.newPage();
       page.on('pageerror', (e) => console.error(`[${name}] page error:`, e.message));
+      if (process.env.HANDOFF_E2E_LOG) page.on('console', (m) => console.error(`[${name}] ${m.type()}: ${m.text()}`));
       page.shot = async (step) => page.screenshot({ path: join(artifacts, `${String(++shot).padStart(2, '0')}-${name}-${step}.png`), fullPage: true });
       return page;
     },

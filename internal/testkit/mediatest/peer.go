@@ -120,6 +120,10 @@ type Options struct {
 	// default interceptors). Without it the node's estimate of this
 	// peer's downlink never moves.
 	Feedback bool
+	// StrayVideoPackets goes before the camera's first packet: that many
+	// packets without media, with payload type 0, which pion reads as
+	// audio/PCMU. Chrome's camera once opened its stream so, under load.
+	StrayVideoPackets int
 }
 
 // Layers is what a simulcast peer sends per 20 ms on each layer: packets
@@ -163,6 +167,16 @@ func DialWith(t testing.TB, url, sessionToken, id string, tag byte, opts Options
 		require.NoError(t, webrtc.ConfigureRTCPReports(&ir))
 		require.NoError(t, webrtc.ConfigureSimulcastExtensionHeaders(&m))
 		require.NoError(t, webrtc.ConfigureTWCCSender(&m, &ir))
+		apiOpts = append(apiOpts, webrtc.WithMediaEngine(&m), webrtc.WithInterceptorRegistry(&ir))
+	}
+	if opts.StrayVideoPackets > 0 {
+		if opts.Feedback {
+			t.Fatal("mediatest: StrayVideoPackets does not go with Feedback")
+		}
+		var m webrtc.MediaEngine
+		require.NoError(t, m.RegisterDefaultCodecs())
+		var ir interceptor.Registry
+		ir.Add(strayPackets(opts.StrayVideoPackets))
 		apiOpts = append(apiOpts, webrtc.WithMediaEngine(&m), webrtc.WithInterceptorRegistry(&ir))
 	}
 	pc, err := webrtc.NewAPI(apiOpts...).NewPeerConnection(cfg)
@@ -677,4 +691,36 @@ func (p *Peer) SequenceGaps() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.gaps
+}
+
+// strayPackets is an interceptor factory: each video stream it binds sends,
+// before its first packet, that many packets without media and with
+// payload type 0 (Options.StrayVideoPackets).
+type strayPackets int
+
+func (n strayPackets) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &strayInterceptor{n: int(n)}, nil
+}
+
+type strayInterceptor struct {
+	interceptor.NoOp
+	n int
+}
+
+func (s *strayInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	if !strings.HasPrefix(strings.ToLower(info.MimeType), "video/") {
+		return w
+	}
+	var first sync.Once
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		first.Do(func() {
+			for i := range s.n {
+				stray := h.Clone()
+				stray.PayloadType, stray.Marker = 0, false
+				stray.SequenceNumber = h.SequenceNumber - uint16(s.n-i)
+				_, _ = w.Write(&stray, nil, a)
+			}
+		})
+		return w.Write(h, payload, a)
+	})
 }
