@@ -551,6 +551,30 @@ func TestLoginIsRateLimited(t *testing.T) {
 	require.Equal(t, 3, codes[http.StatusTooManyRequests])
 }
 
+// Check-ins from one address come in bursts of 10 at the default rate, and
+// a higher rate allows one second's worth at once (a clinic's kiosk, a test
+// or a benchmark from one address); bad ones count too, and change nothing.
+func TestCheckInIsRateLimited(t *testing.T) {
+	e := testenv.Start(t)
+	noConsent := map[string]any{"name": "Pat Hurry", "consent": false}
+	codes := func(s *service, n int) map[int]int {
+		out := map[int]int{}
+		for i := 0; i < n; i++ {
+			out[s.do("POST", "/checkin/dr-lee", "", noConsent).Status]++
+		}
+		return out
+	}
+	byDefault := codes(startAPI(t, e, func(d *api.Deps) { d.CheckInRate = 0 }), 14)
+	require.LessOrEqual(t, byDefault[http.StatusBadRequest], 11, "%v", byDefault)
+	require.GreaterOrEqual(t, byDefault[http.StatusTooManyRequests], 3, "%v", byDefault)
+
+	fast := codes(startAPI(t, e, func(d *api.Deps) { d.CheckInRate = 40 }), 40)
+	require.Equal(t, map[int]int{http.StatusBadRequest: 40}, fast, "one second's worth at once")
+	var visits int64
+	require.NoError(t, e.DB.Gorm().Model(&store.Visit{}).Count(&visits).Error)
+	require.Zero(t, visits)
+}
+
 func TestTransferToARoomWithNobodyOnline(t *testing.T) {
 	s := newService(t)
 	leeTok := s.login(lee)

@@ -109,7 +109,8 @@ func NewRouter(d Deps) *gin.Engine {
 	v1.POST("/auth/forgot", byAddress, h.forgotPassword)
 	v1.POST("/auth/reset", byAddress, h.resetPassword)
 	v1.GET("/checkin/:slug", h.publicRoom)
-	v1.POST("/checkin/:slug", rateLimit(orDefault(d.CheckInRate, 2), 10), h.checkIn)
+	checkInRate := orDefault(d.CheckInRate, 2)
+	v1.POST("/checkin/:slug", rateLimit(checkInRate, max(10, int(checkInRate))), h.checkIn)
 
 	// A clinic from nothing (when sign-up is open), and joining one by an
 	// invitation's link.

@@ -400,7 +400,7 @@ func (s *apiSettings) register(fs *config.FlagSet, dev bool) {
 	// Behind a proxy every request comes from its address: raise these there
 	// (and for load tests), or the limit is shared by all patients.
 	fs.Float64Var(&s.loginRate, "login-rate", 1, "sign-ins per second allowed from one client address (bursts of 5)")
-	fs.Float64Var(&s.checkInRate, "checkin-rate", 2, "check-ins per second allowed from one client address (bursts of 10)")
+	fs.Float64Var(&s.checkInRate, "checkin-rate", 2, "check-ins per second allowed from one client address (bursts of 10, or of one second's worth when that is more)")
 }
 
 func (s apiSettings) check() error {
