@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -13,8 +14,18 @@ import (
 )
 
 // floorCalls is how many 2-party calls BenchmarkMediaVsFloor runs on each
-// forwarder (HANDOFF_BENCH=short: fewer).
-var floorCalls = 30
+// forwarder (HANDOFF_BENCH=short: fewer; HANDOFF_BENCH_CALLS: that many, for
+// a machine whose cores the peers of 30 simulcast calls overload, which the
+// node's allocator then reads as weak links).
+var floorCalls = callsFromEnv(30)
+
+// callsFromEnv is HANDOFF_BENCH_CALLS when it is a positive number, else def.
+func callsFromEnv(def int) int {
+	if n, err := strconv.Atoi(os.Getenv("HANDOFF_BENCH_CALLS")); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
 
 // benchShort is HANDOFF_BENCH=short: a quick run, e.g. to check the
 // harness, whose figures are rougher.
