@@ -19,12 +19,19 @@ import (
 // node's allocator then reads as weak links).
 var floorCalls = callsFromEnv(30)
 
-// callsFromEnv is HANDOFF_BENCH_CALLS when it is a positive number, else def.
+// callsFromEnv is HANDOFF_BENCH_CALLS, or def when it is unset; any other
+// value than a positive number stops the run rather than measure 30 calls
+// under a label that says otherwise.
 func callsFromEnv(def int) int {
-	if n, err := strconv.Atoi(os.Getenv("HANDOFF_BENCH_CALLS")); err == nil && n > 0 {
-		return n
+	v := os.Getenv("HANDOFF_BENCH_CALLS")
+	if v == "" {
+		return def
 	}
-	return def
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		panic(fmt.Sprintf("HANDOFF_BENCH_CALLS=%q: want a positive number of calls", v))
+	}
+	return n
 }
 
 // benchShort is HANDOFF_BENCH=short: a quick run, e.g. to check the
