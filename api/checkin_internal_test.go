@@ -19,7 +19,7 @@ import (
 // visit's row at once when its stream fell behind, and otherwise reads the
 // row at most every checkInRowEvery, however short the waits CheckIn asks
 // for: at every wait it cost a query each, five per check-in when the
-// workers were busy.
+// workers were busy. Nor does a short wait wake the process by itself.
 func TestACheckInWaitReadsTheRowOnlyWhenItMustAsk(t *testing.T) {
 	db := testdb.Open(t, testdb.SQLiteDSN(t))
 	ctx := context.Background()
@@ -59,12 +59,14 @@ func TestACheckInWaitReadsTheRowOnlyWhenItMustAsk(t *testing.T) {
 		checkIn(id) // written, but its event is lost
 		before, start := reads.Load(), time.Now()
 		var ok bool
-		for i := 0; i < 200 && !ok; i++ {
+		calls := 0
+		for ; calls < 200 && !ok; calls++ {
 			ok, err = recorded(ctx, 5*time.Millisecond)
 			require.NoError(t, err)
 		}
 		took := time.Since(start)
 		require.True(t, ok, "the row is read in the end")
+		require.Equal(t, 1, calls, "a short wait lasts until the row is read: the process is not woken every 5 ms for nothing")
 		require.GreaterOrEqual(t, took, checkInRowEvery-10*time.Millisecond, "not before checkInRowEvery")
 		require.Less(t, took, 2*checkInRowEvery)
 		require.EqualValues(t, 1, reads.Load()-before, "one read in %s of 5 ms waits", took)

@@ -158,7 +158,9 @@ const checkInRowEvery = 250 * time.Millisecond
 
 // checkInRecorded waits on a room's events for the check-in of visitID,
 // and reads the visit's row when the stream fell behind, when asked to
-// look without waiting, and every checkInRowEvery otherwise.
+// look without waiting, and every checkInRowEvery otherwise. It returns at
+// the event or a read of the row, so a wait shorter than checkInRowEvery
+// lasts until the next read.
 func (h *handlers) checkInRecorded(events *store.Subscription, visitID string) workflows.Recorded {
 	lastRead := time.Now()
 	return func(ctx context.Context, wait time.Duration) (bool, error) {
@@ -174,8 +176,13 @@ func (h *handlers) checkInRecorded(events *store.Subscription, visitID string) w
 			case <-ctx.Done():
 			case <-events.Lagged:
 			case <-timeout.C:
-				if wait > 0 && time.Since(lastRead) < checkInRowEvery {
-					return false, nil
+				// CheckIn's first waits are short (they suit a Recorded that
+				// polls); the event wakes this one, so a short wait runs on
+				// to the next read of the row rather than waking the process
+				// once per wait for nothing.
+				if left := checkInRowEvery - time.Since(lastRead); wait > 0 && left > 0 {
+					timeout.Reset(left)
+					continue
 				}
 			}
 			lastRead = time.Now()

@@ -63,8 +63,10 @@ func CheckIn(ctx context.Context, c client.Client, in VisitInput, recorded Recor
 	}
 }
 
-// Recorded waits at most wait for the check-in of a visit CheckIn started to
-// be in the database, and says whether it is.
+// Recorded waits for the check-in of a visit CheckIn started to be in the
+// database, and says whether it is: at most wait when it polls, until its
+// next look when an event would wake it sooner (CheckIn asks again either
+// way).
 type Recorded func(ctx context.Context, wait time.Duration) (bool, error)
 
 // AskVisit is a Recorded for callers without the database (tests, tools):
