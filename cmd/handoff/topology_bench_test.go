@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,7 +85,9 @@ func (r loadRun) cpuPer(role string) float64 { return 1000 * r.cpu[role] / float
 
 // closedLoop runs op from workers goroutines for d, round-robin over the
 // apis, and measures.
-func (top *topology) closedLoop(workers int, d time.Duration, op func(api, worker, i int) bool) loadRun {
+func (top *topology) closedLoop(label string, workers int, d time.Duration, op func(api, worker, i int) bool) loadRun {
+	stopPerf := top.perfRecord(label, d)
+	defer stopPerf()
 	before := top.cpuByRole()
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -115,6 +118,36 @@ func (top *topology) closedLoop(workers int, d time.Duration, op func(api, worke
 	return run
 }
 
+// perfRecord samples the api and worker processes' call stacks with perf
+// for d, into $HANDOFF_BENCH_PERF/<label>-<role>.perf, when that variable
+// names a directory (read them with `perf report -i FILE`); the returned
+// function waits for perf to finish writing.
+func (top *topology) perfRecord(label string, d time.Duration) func() {
+	dir := os.Getenv("HANDOFF_BENCH_PERF")
+	if dir == "" {
+		return func() {}
+	}
+	var runs []*exec.Cmd
+	for role, ps := range map[string][]*process{"api": top.apis, "worker": top.workers} {
+		var pids []string
+		for _, p := range ps {
+			pids = append(pids, strconv.Itoa(p.cmd.Process.Pid))
+		}
+		out := filepath.Join(dir, label+"-"+role+".perf")
+		cmd := exec.Command("perf", "record", "-g", "-F", "499", "-o", out, "-p", strings.Join(pids, ","), "--", "sleep", strconv.Itoa(int(d.Seconds())))
+		if err := cmd.Start(); err != nil {
+			top.cluster.t.Logf("perf record: %v", err)
+			continue
+		}
+		runs = append(runs, cmd)
+	}
+	return func() {
+		for _, cmd := range runs {
+			_ = cmd.Wait()
+		}
+	}
+}
+
 // BenchmarkTopologyScaling measures check-ins and waiting-room transfers
 // per second, closed loop with 8 clients for 10 s each, and the CPU each
 // process of the production topology spends per operation, with one api
@@ -133,7 +166,7 @@ func BenchmarkTopologyScaling(b *testing.B) {
 			c.checkIn(i%n, "dr-lee", "Warm Up")
 		}
 		visits := make([][]string, clients)
-		checkIns := top.closedLoop(clients, window, func(api, w, i int) bool {
+		checkIns := top.closedLoop(fmt.Sprintf("%dx%d-checkins", n, n), clients, window, func(api, w, i int) bool {
 			r := c.do(api, "POST", "/checkin/dr-lee", "", map[string]any{"name": fmt.Sprintf("Load %d-%d", w, i), "consent": true})
 			if r.status != http.StatusCreated {
 				return false
@@ -146,7 +179,7 @@ func BenchmarkTopologyScaling(b *testing.B) {
 		for w := range where {
 			where[w] = map[string]bool{}
 		}
-		transfers := top.closedLoop(clients, window, func(api, w, i int) bool {
+		transfers := top.closedLoop(fmt.Sprintf("%dx%d-transfers", n, n), clients, window, func(api, w, i int) bool {
 			if len(visits[w]) == 0 {
 				return false
 			}

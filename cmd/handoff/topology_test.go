@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/handoff-telehealth/handoff/devserver"
 	"github.com/handoff-telehealth/handoff/internal/testkit/mediatest"
@@ -68,8 +70,13 @@ type cluster struct {
 }
 
 func (c *cluster) start(name, bin string, args ...string) *process {
+	return c.startWith(nil, name, bin, args...)
+}
+
+// startWith starts a process with env added to the cluster's.
+func (c *cluster) startWith(env []string, name, bin string, args ...string) *process {
 	p := &process{name: name, cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), c.env...)
+	p.cmd.Env = append(append(os.Environ(), c.env...), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	require.NoError(c.t, p.cmd.Start(), name)
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
@@ -284,14 +291,14 @@ func startTopology(t testing.TB, nAPI, nWorkers int, capacities []int) *topology
 	next := 7
 	for i := range nWorkers {
 		port := next + i
-		w := c.start(fmt.Sprintf("worker-%d", i), prod, "worker", "--listen", addr(port), "--media-registry")
+		w := c.startWith(composeRuntimeEnv(t, "worker"), fmt.Sprintf("worker-%d", i), prod, "worker", "--listen", addr(port), "--media-registry")
 		ready(t, w, "http://"+addr(port)+"/readyz", 30*time.Second)
 		top.workers = append(top.workers, w)
 	}
 	next += nWorkers
 	for i := range nAPI {
 		port := [2]int{next + 2*i, next + 2*i + 1}
-		a := c.start(fmt.Sprintf("api-%d", i), prod, "api", "--listen", addr(port[0]), "--internal-listen", addr(port[1]), "--media-registry",
+		a := c.startWith(composeRuntimeEnv(t, "api"), fmt.Sprintf("api-%d", i), prod, "api", "--listen", addr(port[0]), "--internal-listen", addr(port[1]), "--media-registry",
 			"--checkin-rate", "10000", "--login-rate", "100")
 		ready(t, a, "http://"+addr(port[1])+"/readyz", 30*time.Second)
 		top.apis = append(top.apis, a)
@@ -301,6 +308,27 @@ func startTopology(t testing.TB, nAPI, nWorkers int, capacities []int) *topology
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = top.db.Close() })
 	return top
+}
+
+// composeRuntimeEnv is the Go runtime's settings (GOMAXPROCS, GOGC,
+// GOMEMLIMIT) docker-compose.yml gives service, so the topology runs its
+// processes as a deployment does.
+func composeRuntimeEnv(t testing.TB, service string) []string {
+	raw, err := os.ReadFile("../../docker-compose.yml")
+	require.NoError(t, err)
+	var compose struct {
+		Services map[string]struct {
+			Environment map[string]any `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &compose))
+	var env []string
+	for _, k := range []string{"GOMAXPROCS", "GOGC", "GOMEMLIMIT"} {
+		if v, ok := compose.Services[service].Environment[k]; ok {
+			env = append(env, fmt.Sprintf("%s=%v", k, v))
+		}
+	}
+	return env
 }
 
 // The production topology as separate processes: a Temporal server on
@@ -313,6 +341,13 @@ func TestTheProductionTopology(t *testing.T) {
 	top := startTopology(t, 2, 2, []int{4, 100})
 	client, apis, workers, temporal, db := top.client, top.apis, top.workers, top.temporal, top.db
 	nodeA, nodeB := top.nodes[0], top.nodes[1]
+	// The api and worker processes run with the runtime settings the
+	// compose file gives them (one scheduler thread each).
+	for _, p := range append(slices.Clone(apis), workers...) {
+		environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.cmd.Process.Pid))
+		require.NoError(t, err)
+		require.Contains(t, strings.Split(string(environ), "\x00"), "GOMAXPROCS=1", p.name)
+	}
 	q := db.With(context.Background())
 	callNode := func(callID string) string {
 		call, err := q.Calls.Get(callID)
