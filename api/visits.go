@@ -131,7 +131,7 @@ func (h *handlers) checkInPatient(c *gin.Context, slug string, req checkInReques
 		return nil, err
 	}
 	q := h.DB.With(c)
-	v, err := q.Visits.Get(in.VisitID)
+	v, err := q.Visits.ForPatient(in.VisitID)
 	if err != nil {
 		return nil, err
 	}
@@ -141,11 +141,7 @@ func (h *handlers) checkInPatient(c *gin.Context, slug string, req checkInReques
 			return nil, err
 		}
 	}
-	view, err := patientViewOf(q, v, r, cl)
-	if err != nil {
-		return nil, err
-	}
-	return gin.H{"visit": view, "token": token}, nil
+	return gin.H{"visit": patientViewOf(v, r, cl), "token": token}, nil
 }
 
 // checkInRowEvery is how often a check-in's wait reads the visit's row
@@ -198,7 +194,7 @@ func (h *handlers) checkInRecorded(events *store.Subscription, visitID string) w
 // patientView is what a patient may see of their visit.
 func (h *handlers) patientView(c *gin.Context, visitID string) (gin.H, error) {
 	q := h.DB.With(c)
-	v, err := q.Visits.Get(visitID)
+	v, err := q.Visits.ForPatient(visitID)
 	if err != nil {
 		return nil, err
 	}
@@ -210,16 +206,13 @@ func (h *handlers) patientView(c *gin.Context, visitID string) (gin.H, error) {
 	if err != nil {
 		return nil, err
 	}
-	return patientViewOf(q, v, r, cl)
+	return patientViewOf(v, r, cl), nil
 }
 
 // patientViewOf is patientView of visit v, waiting in or called from room r
 // of clinic cl.
-func patientViewOf(q store.Queries, v store.Visit, r store.Room, cl store.Clinic) (gin.H, error) {
-	name, err := q.Rooms.DisplayName(r)
-	if err != nil {
-		return nil, err
-	}
+func patientViewOf(v store.PatientVisit, r store.Room, cl store.Clinic) gin.H {
+	name := clinic.DisplayName(r.Kind, r.Name, v.OwnerName)
 	view := gin.H{"id": v.ID, "state": v.State, "checkedInAt": v.CheckedInAt, "waitingFor": name, "chatOpen": cl.PatientChat,
 		"room": gin.H{"id": r.ID, "displayName": name, "kind": r.Kind}}
 	if v.CallID != nil {
@@ -229,13 +222,9 @@ func patientViewOf(q store.Queries, v store.Visit, r store.Room, cl store.Clinic
 		view["message"] = clinic.TransferredMessage(name)
 	}
 	if v.State == store.VisitWaiting {
-		ahead, err := q.Visits.WaitingAhead(v)
-		if err != nil {
-			return nil, err
-		}
-		view["position"] = ahead + 1 // in line, by check-in time
+		view["position"] = v.Ahead + 1 // in line, by check-in time
 	}
-	return view, nil
+	return view
 }
 
 // visitForProvider loads the path's visit in a room the provider acts for.

@@ -21,8 +21,10 @@ func TestRoomQueriesUseTheIndexOfLiveVisits(t *testing.T) {
 	plans := db.Plans(t, func(q store.Queries) {
 		_, _ = q.Visits.WaitingAhead(v)
 		_, _ = q.Visits.InRoom("r")
+		_, _ = q.Visits.ForPatient("v")
 	})
-	require.Len(t, plans, 2)
+	require.Len(t, plans, 3)
 	require.Contains(t, plans[0], "USING COVERING INDEX visits_in_line", "a place in line counted from index entries alone")
 	require.Contains(t, plans[1], "USING INDEX visits_waiting_by_room")
+	require.Contains(t, plans[2], "USING COVERING INDEX visits_in_line", "a patient's view counts its place in line from index entries alone")
 }

@@ -128,6 +128,54 @@ func TestTheQueriesAnswerWhatTheirNamesSay(t *testing.T) {
 	})
 }
 
+// A patient's view of their visit is one read: the visit, its place in
+// line among the waiting patients of its room (by check-in time, then id),
+// and the name of its room's owner, the one a personal room goes by.
+func TestAPatientsViewOfTheirVisitIsOneRead(t *testing.T) {
+	testdb.Engines(t, func(t *testing.T, dsn string) {
+		db, q, c, rooms := demo(t, dsn, "Riverside Family Health")
+		lee, reception := rooms["dr-lee"], rooms["riverside-reception"]
+		require.NotNil(t, lee.OwnerID)
+		var owner store.User
+		require.NoError(t, db.Gorm().Take(&owner, "id = ?", *lee.OwnerID).Error)
+		at := time.Now().UTC().Truncate(time.Microsecond)
+		visit := func(room store.Room, checkedIn time.Time, id string) string {
+			created, err := q.Visits.Create(store.Visit{ID: id, ClinicID: c.ID, RoomID: room.ID, State: store.VisitWaiting,
+				PatientName: store.Sealed("Pat " + id[:4]), TokenHash: uuid.NewString(), CheckedInAt: checkedIn, UpdatedAt: at})
+			require.NoError(t, err)
+			require.True(t, created)
+			return id
+		}
+		gone := visit(lee, at.Add(-3*time.Second), uuid.NewString())
+		require.NoError(t, q.Visits.Ended(gone, clinic.EndLeft, at)) // ended: not in line
+		visit(reception, at.Add(-2*time.Second), uuid.NewString())   // another room's line
+		first := visit(lee, at.Add(-time.Second), uuid.NewString())
+		// Two at the same instant: the smaller id is ahead.
+		tiedA, tiedB := visit(lee, at, "aaaaaaaa-0000-0000-0000-000000000000"), visit(lee, at, "bbbbbbbb-0000-0000-0000-000000000000")
+		for id, ahead := range map[string]int64{first: 0, tiedA: 1, tiedB: 2} {
+			pv, err := q.Visits.ForPatient(id)
+			require.NoError(t, err)
+			require.Equal(t, id, pv.ID)
+			require.Equal(t, ahead, pv.Ahead, "patients ahead of %s", id)
+			require.Equal(t, owner.DisplayName, pv.OwnerName)
+			require.Equal(t, store.Sealed("Pat "+id[:4]), pv.PatientName, "the sealed name reads back")
+			v, err := q.Visits.Get(id)
+			require.NoError(t, err)
+			require.Equal(t, v, pv.Visit, "the same row as Get")
+			n, err := q.Visits.WaitingAhead(v)
+			require.NoError(t, err)
+			require.EqualValues(t, n, pv.Ahead, "the same count as WaitingAhead")
+		}
+		shared := visit(reception, at, uuid.NewString())
+		pv, err := q.Visits.ForPatient(shared)
+		require.NoError(t, err)
+		require.Equal(t, int64(1), pv.Ahead)
+		require.Empty(t, pv.OwnerName, "a shared room has no owner")
+		_, err = q.Visits.ForPatient(uuid.NewString())
+		require.ErrorIs(t, err, store.ErrNotFound)
+	})
+}
+
 // An outbox write outside a transaction is refused: an event must commit
 // with the change it announces, or not at all.
 func TestEventsAreWrittenOnlyInsideATransaction(t *testing.T) {
