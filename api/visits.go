@@ -82,14 +82,13 @@ func (h *handlers) roomBySlug(c *gin.Context, slug string) (store.Room, store.Cl
 		return store.Room{}, store.Clinic{}, errNotFound("room")
 	}
 	q := h.DB.With(c)
-	r, err := q.Rooms.BySlug(slug)
+	r, cl, err := q.Rooms.BySlugWithClinic(slug)
 	if errors.Is(err, store.ErrNotFound) { // a room's earlier link still leads to it
-		r, err = q.Rooms.ByOldSlug(slug, time.Now().UTC())
+		if r, err = q.Rooms.ByOldSlug(slug, time.Now().UTC()); err != nil {
+			return r, cl, errNotFound("room")
+		}
+		cl, err = q.Clinics.Get(r.ClinicID)
 	}
-	if err != nil {
-		return r, store.Clinic{}, errNotFound("room")
-	}
-	cl, err := q.Clinics.Get(r.ClinicID)
 	if err != nil {
 		return r, cl, err
 	}

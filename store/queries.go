@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -124,6 +125,37 @@ func (q Rooms) LiveInClinic(id, clinicID string) (Room, error) {
 // ByOldSlug).
 func (q Rooms) BySlug(slug string) (Room, error) {
 	return take[Room](q.c, "slug = ? AND deleted_at IS NULL", slug)
+}
+
+// BySlugWithClinic is BySlug with the room's clinic, in one read (a
+// check-in needs both, and each read is a round trip).
+func (q Rooms) BySlugWithClinic(slug string) (Room, Clinic, error) {
+	var row struct {
+		Room   `gorm:"embedded"`
+		Clinic Clinic `gorm:"embedded;embeddedPrefix:clinic__"`
+	}
+	cols, err := prefixedColumns(q.c.g, &Clinic{}, "clinics", "clinic__")
+	if err != nil {
+		return Room{}, Clinic{}, err
+	}
+	err = q.c.g.Model(&Room{}).Select("rooms.*, "+cols).Joins("JOIN clinics ON clinics.id = rooms.clinic_id").
+		Where("rooms.slug = ? AND rooms.deleted_at IS NULL", slug).Take(&row).Error
+	return row.Room, row.Clinic, err
+}
+
+// prefixedColumns lists every column of model's table as "table.col AS
+// <prefix>col", for a struct that embeds the model with that prefix: the
+// list follows the model, so a column added to it is read too.
+func prefixedColumns(g *gorm.DB, model any, table, prefix string) (string, error) {
+	stmt := &gorm.Statement{DB: g}
+	if err := stmt.Parse(model); err != nil {
+		return "", err
+	}
+	cols := make([]string, 0, len(stmt.Schema.DBNames))
+	for _, c := range stmt.Schema.DBNames {
+		cols = append(cols, table+"."+c+" AS "+prefix+c)
+	}
+	return strings.Join(cols, ", "), nil
 }
 
 // OfClinic lists a clinic's rooms, deleted ones too (old cards name them).

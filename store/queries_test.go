@@ -176,6 +176,37 @@ func TestAPatientsViewOfTheirVisitIsOneRead(t *testing.T) {
 	})
 }
 
+// A room found by its link comes with its clinic in one read, every
+// column of both as their own reads give them.
+func TestARoomByItsLinkComesWithItsClinic(t *testing.T) {
+	testdb.Engines(t, func(t *testing.T, dsn string) {
+		db, q, c, rooms := demo(t, dsn, "Riverside Family Health")
+		require.NoError(t, db.Gorm().Model(&store.Clinic{}).Where("id = ?", c.ID).Updates(map[string]any{"wait_alert_minutes": 7, "require_mfa": true}).Error)
+		for _, slug := range []string{"dr-lee", "riverside-reception"} {
+			r, cl, err := q.Rooms.BySlugWithClinic(slug)
+			require.NoError(t, err)
+			alone, err := q.Rooms.BySlug(slug)
+			require.NoError(t, err)
+			require.Equal(t, alone, r)
+			clinicAlone, err := q.Clinics.Get(c.ID)
+			require.NoError(t, err)
+			require.Equal(t, clinicAlone, cl)
+			// No column left at its zero value (a column the read missed).
+			require.Equal(t, 7, cl.WaitAlertMinutes)
+			require.True(t, cl.RequireMFA)
+			require.True(t, cl.PatientChat)
+			require.NotEmpty(t, cl.Plan)
+			require.NotEmpty(t, cl.Name)
+			require.False(t, cl.CreatedAt.IsZero())
+		}
+		require.NoError(t, db.Gorm().Model(&store.Room{}).Where("id = ?", rooms["dr-lee"].ID).Update("deleted_at", time.Now().UTC()).Error)
+		_, _, err := q.Rooms.BySlugWithClinic("dr-lee")
+		require.ErrorIs(t, err, store.ErrNotFound, "an archived room's link finds nothing")
+		_, _, err = q.Rooms.BySlugWithClinic("no-such-room")
+		require.ErrorIs(t, err, store.ErrNotFound)
+	})
+}
+
 // An outbox write outside a transaction is refused: an event must commit
 // with the change it announces, or not at all.
 func TestEventsAreWrittenOnlyInsideATransaction(t *testing.T) {
