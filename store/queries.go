@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -134,13 +135,24 @@ func (q Rooms) BySlugWithClinic(slug string) (Room, Clinic, error) {
 		Room   `gorm:"embedded"`
 		Clinic Clinic `gorm:"embedded;embeddedPrefix:clinic__"`
 	}
-	cols, err := prefixedColumns(q.c.g, &Clinic{}, "clinics", "clinic__")
+	clinicColumns.once.Do(func() {
+		clinicColumns.cols, clinicColumns.err = prefixedColumns(q.c.g, &Clinic{}, "clinics", "clinic__")
+	})
+	cols, err := clinicColumns.cols, clinicColumns.err
 	if err != nil {
 		return Room{}, Clinic{}, err
 	}
 	err = q.c.g.Model(&Room{}).Select("rooms.*, "+cols).Joins("JOIN clinics ON clinics.id = rooms.clinic_id").
 		Where("rooms.slug = ? AND rooms.deleted_at IS NULL", slug).Take(&row).Error
 	return row.Room, row.Clinic, err
+}
+
+// clinicColumns is BySlugWithClinic's list of the clinic's columns, built
+// once: the model does not change while the process runs.
+var clinicColumns struct {
+	once sync.Once
+	cols string
+	err  error
 }
 
 // prefixedColumns lists every column of model's table as "table.col AS

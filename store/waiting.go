@@ -17,21 +17,13 @@ func (q Clinics) SetWaitAlert(id string, minutes int) error {
 // (BENCHMARKS.md).
 const notEnded = "state <> '" + string(VisitEnded) + "'"
 
-// WaitingAhead counts the patients waiting in roomID who checked in before
-// visit v: v's place in line is this plus one.
-func (q Visits) WaitingAhead(v Visit) (int, error) {
-	var n int64
-	err := q.c.g.Model(&Visit{}).Where("room_id = ? AND "+notEnded+" AND state = ? AND (checked_in_at < ? OR (checked_in_at = ? AND id < ?))",
-		v.RoomID, VisitWaiting, v.CheckedInAt, v.CheckedInAt, v.ID).Count(&n).Error
-	return int(n), err
-}
-
 // PatientVisit is a visit with what its patient's page shows beside it,
 // read in one query: its place in line and its room's owner.
 type PatientVisit struct {
 	Visit `gorm:"embedded"`
 	// Ahead counts the patients waiting in its room who checked in before
-	// it (WaitingAhead), whatever its own state.
+	// it (by check-in time, then id), whatever its own state: its place in
+	// line is this plus one.
 	Ahead int64
 	// OwnerName is the display name of its room's owner ("" for a room
 	// without one), for clinic.DisplayName.
