@@ -130,14 +130,12 @@ func (a *Activities) RecordCheckIn(ctx context.Context, p CheckInParams) error {
 			PatientName: store.Sealed(p.PatientName), TokenHash: p.TokenHash,
 			CheckedInAt: p.CheckedInAt.UTC().Truncate(time.Microsecond), UpdatedAt: now,
 		}
+		if p.ArrivalRecorded {
+			v.ArrivalInRow = store.ArrivalExpected
+		}
 		created, err := q.Visits.Create(v)
 		if err != nil || !created {
 			return err // not created: an earlier attempt did it all
-		}
-		if p.ArrivalRecorded {
-			if err := q.Visits.ExpectArrival(p.VisitID); err != nil {
-				return err
-			}
 		}
 		w := a.writer(q, p.ClinicID, p.VisitID, now)
 		return w.all(

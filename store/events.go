@@ -1,27 +1,12 @@
 package store
 
-import (
-	"sync"
-
-	"gorm.io/gorm"
-)
+import "sync"
 
 // EventsChannel is the PostgreSQL NOTIFY channel that wakes every API
-// process when events are committed.
+// process when events are committed. On PostgreSQL every insert into the
+// outbox asks for a NOTIFY on it at commit, and takes the lock that makes
+// event ids commit in order (migration 15).
 const EventsChannel = "handoff_events"
-
-// BeginEvents is called in a transaction before it writes events. On
-// PostgreSQL it serializes event-writing transactions, so that ids commit in
-// the order they are handed out and a reader that has seen id N never later
-// finds a smaller id appear; and it asks for a NOTIFY at commit.
-func (db *DB) BeginEvents(tx *gorm.DB) error {
-	if db.Dialect != Postgres {
-		return nil // SQLite has one writer at a time already
-	}
-	// One statement, one round trip: the NOTIFY is sent at commit wherever
-	// in the transaction it is asked for.
-	return tx.Exec(`SELECT pg_advisory_xact_lock(7283462), pg_notify(?, '')`, EventsChannel).Error
-}
 
 // EventsCommitted wakes this process's live-event streams: after a commit
 // here that wrote events, or on a NOTIFY for one in another process.

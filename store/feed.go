@@ -24,7 +24,7 @@ const subscriptionBuffer = 16
 //
 // A stream that cannot keep up loses nothing: when its buffer is full it is
 // marked lagged and reads what it missed from the outbox by id, which works
-// because event ids commit in order (BeginEvents).
+// because event ids commit in order (migration 15).
 type Feed struct {
 	db *DB
 

@@ -507,6 +507,31 @@ var migrations = []migration{
 		// index entries only, not each visit's row (BENCHMARKS.md).
 		both: []string{`CREATE INDEX visits_in_line ON visits (room_id, state, checked_in_at, id) WHERE state <> 'ended'`},
 	},
+	{
+		version: 15,
+		name:    "events numbered in commit order by the database",
+		// Event ids must commit in the order they are handed out, so that
+		// a reader that has seen id N never later finds a smaller id
+		// appear (Feed). An event-writing transaction takes a lock before
+		// its first event's id and holds it to its commit; the lock and
+		// the NOTIFY that wakes other processes' streams used to be a
+		// statement of their own, a round trip in every step that wrote
+		// events. The trigger takes both inside the insert, and hands out
+		// the id only once the lock is held (the column default, taken
+		// before the trigger runs, is discarded). On SQLite one writer at
+		// a time orders the ids already.
+		postgres: []string{
+			`CREATE FUNCTION events_in_commit_order() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				PERFORM pg_advisory_xact_lock(7283462);
+				PERFORM pg_notify('handoff_events', '');
+				NEW.id := nextval(pg_get_serial_sequence('events', 'id'));
+				RETURN NEW;
+			END $$`,
+			`CREATE TRIGGER events_in_commit_order BEFORE INSERT ON events
+				FOR EACH ROW EXECUTE FUNCTION events_in_commit_order()`,
+		},
+	},
 }
 
 // LatestVersion is the schema version this build expects.

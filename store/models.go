@@ -212,7 +212,20 @@ type Visit struct {
 	// PurgedAt: the retention period ran out and the patient's data was
 	// removed; the row keeps its ids and times.
 	PurgedAt *time.Time
+	// ArrivalInRow, at creation: the visit reads its patient's first page
+	// from its row (ArrivalExpected; see Visits.Arrival). Written with the
+	// row, so a check-in is one statement fewer; never read back into this
+	// struct (Arrival and Arrived read the column).
+	ArrivalInRow ArrivalStage `gorm:"column:patient_arrival;<-:create;->:false"`
 }
+
+// ArrivalStage is how a visit learns that its patient's page has opened: 0,
+// by a signal (visits from before migration 13); ArrivalExpected, from its
+// row, not yet; 2, from its row, arrived.
+type ArrivalStage int16
+
+// ArrivalExpected: the patient's first page will be recorded in the row.
+const ArrivalExpected ArrivalStage = 1
 
 // Call is a video call on one media node.
 type Call struct {

@@ -359,12 +359,6 @@ func (q Visits) Arrival(id string) (departures int, recorded bool, err error) {
 	return row.PatientDepartures, row.PatientArrival > 0, err
 }
 
-// ExpectArrival makes the visit one whose patient's first page is recorded
-// in its row.
-func (q Visits) ExpectArrival(id string) error {
-	return q.c.g.Exec(`UPDATE visits SET patient_arrival = 1 WHERE id = ? AND patient_arrival = 0`, id).Error
-}
-
 // RecordArrival records that the patient's page has opened, for a visit that
 // reads it from its row.
 func (q Visits) RecordArrival(id string) error {
@@ -492,17 +486,13 @@ func (q Outbox) ToRoom(clinicID, visitID, roomID, typ string, payload any, at ti
 }
 
 // append writes e with its payload as JSON. Events are written only in a
-// transaction (DB.InTx), which BeginEvents orders with the other writers.
+// transaction (DB.InTx): the database orders its events' ids with the other
+// writers' (migration 15), and its commit wakes the streams.
 func (q Outbox) append(e Event, payload any) error {
 	if q.c.tx == nil {
 		return errors.New("store: events are written in a transaction (DB.InTx)")
 	}
-	if !q.c.tx.wroteEvents {
-		if err := q.c.db.BeginEvents(q.c.g); err != nil {
-			return err
-		}
-		q.c.tx.wroteEvents = true
-	}
+	q.c.tx.wroteEvents = true
 	body, err := json.Marshal(payload)
 	if err != nil {
 		return err

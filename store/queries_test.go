@@ -88,10 +88,32 @@ func TestTheQueriesAnswerWhatTheirNamesSay(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, created, "a second create of the same visit is a no-op")
 
-		// Departures count up from zero.
-		n, _, err := q.Visits.Arrival(v.ID)
+		// Departures count up from zero; this visit hears of its patient's
+		// page by a signal.
+		n, inRow, err := q.Visits.Arrival(v.ID)
 		require.NoError(t, err)
 		require.Zero(t, n)
+		require.False(t, inRow)
+
+		// A visit created to read its patient's arrival from its row does
+		// so from its first statement on.
+		expecting := store.Visit{ID: uuid.NewString(), ClinicID: c.ID, RoomID: room.ID, State: store.VisitWaiting, PatientName: "Pia", TokenHash: uuid.NewString(), CheckedInAt: now, UpdatedAt: now, ArrivalInRow: store.ArrivalExpected}
+		created, err = q.Visits.Create(expecting)
+		require.NoError(t, err)
+		require.True(t, created)
+		_, inRow, err = q.Visits.Arrival(expecting.ID)
+		require.NoError(t, err)
+		require.True(t, inRow)
+		arrived, err := q.Visits.Arrived(expecting.ID)
+		require.NoError(t, err)
+		require.False(t, arrived)
+		require.NoError(t, q.Visits.RecordArrival(expecting.ID))
+		arrived, err = q.Visits.Arrived(expecting.ID)
+		require.NoError(t, err)
+		require.True(t, arrived)
+		readBack, err := q.Visits.Get(expecting.ID)
+		require.NoError(t, err)
+		require.Equal(t, "Pia", string(readBack.PatientName))
 		n, err = q.Visits.CountDeparture(v.ID)
 		require.NoError(t, err)
 		require.Equal(t, 1, n)
@@ -371,4 +393,68 @@ func TestMigration11KeepsTheTrailAndTheConversations(t *testing.T) {
 		require.ErrorContains(t, g.Exec(`DELETE FROM audit_events WHERE clinic_id = ?`, c).Error, "append-only")
 		require.Error(t, g.Exec(`INSERT INTO audit_events (clinic_id, at, actor_kind, actor_id, action) VALUES (?, ?, 'nobody', 'g', 'x')`, c, now).Error)
 	})
+}
+
+// Event ids commit in the order they are handed out (the feed relies on
+// it), and the commit of an event wakes the streams of other processes. On
+// PostgreSQL the database does both for every insert into the outbox
+// (migration 15): a transaction writing events waits for an earlier one
+// still open, and a process listening hears of the commit.
+func TestEventsCommitInOrderAndWakeOtherProcesses(t *testing.T) {
+	dsn := testdb.PostgresDSN(t)
+	db, _, c, rooms := demo(t, dsn, "Riverside Family Health")
+	other := testdb.Open(t, dsn) // another process's handle on the same database
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go func() { _ = other.ListenForEvents(ctx) }()
+	woken, stop := other.WatchEvents()
+	defer stop()
+	select { // the listener says it listens by waking once
+	case <-woken:
+	case <-ctx.Done():
+		t.Fatal("the other process never listened")
+	}
+
+	room := rooms["dr-lee"].ID
+	write := func(q store.Queries) error {
+		return q.Outbox.ToRoom(c.ID, "", room, "visit.waiting", map[string]string{}, time.Now().UTC())
+	}
+	firstWrote, releaseFirst := make(chan struct{}), make(chan struct{})
+	firstDone := make(chan error, 1)
+	go func() {
+		firstDone <- db.InTx(ctx, func(q store.Queries) error {
+			if err := write(q); err != nil {
+				return err
+			}
+			close(firstWrote)
+			<-releaseFirst
+			return nil
+		})
+	}()
+	<-firstWrote
+	secondDone := make(chan error, 1)
+	go func() { secondDone <- db.InTx(ctx, write) }()
+	select {
+	case err := <-secondDone:
+		t.Fatalf("a second transaction wrote its event while the first was open (%v): its id could commit first", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	select {
+	case <-woken:
+		t.Fatal("the other process was woken before any event committed")
+	default:
+	}
+	close(releaseFirst)
+	require.NoError(t, <-firstDone)
+	require.NoError(t, <-secondDone)
+
+	select {
+	case <-woken:
+	case <-ctx.Done():
+		t.Fatal("the other process never heard of the commit")
+	}
+	events, err := db.With(ctx).Outbox.ForRooms(c.ID, []string{room}, 0, 1000)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(events), 2)
+	require.Less(t, events[len(events)-2].ID, events[len(events)-1].ID)
 }

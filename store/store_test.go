@@ -26,7 +26,7 @@ func TestMigrateIsVersionedAndRepeatable(t *testing.T) {
 
 		applied, err := db.Migrate(ctx)
 		require.NoError(t, err)
-		require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}, applied)
+		require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, applied)
 
 		applied, err = db.Migrate(ctx)
 		require.NoError(t, err)
