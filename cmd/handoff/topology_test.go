@@ -310,7 +310,7 @@ func startTopology(t testing.TB, nAPI, nWorkers int, capacities []int) *topology
 	return top
 }
 
-// composeRuntimeEnv is the Go runtime's settings (GOMAXPROCS, GOGC,
+// composeRuntimeEnv is the Go runtime's settings (GOMAXPROCS, GODEBUG, GOGC,
 // GOMEMLIMIT) docker-compose.yml gives service, so the topology runs its
 // processes as a deployment does.
 func composeRuntimeEnv(t testing.TB, service string) []string {
@@ -323,7 +323,7 @@ func composeRuntimeEnv(t testing.TB, service string) []string {
 	}
 	require.NoError(t, yaml.Unmarshal(raw, &compose))
 	var env []string
-	for _, k := range []string{"GOMAXPROCS", "GOGC", "GOMEMLIMIT"} {
+	for _, k := range []string{"GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG"} {
 		if v, ok := compose.Services[service].Environment[k]; ok {
 			env = append(env, fmt.Sprintf("%s=%v", k, v))
 		}
@@ -342,11 +342,13 @@ func TestTheProductionTopology(t *testing.T) {
 	client, apis, workers, temporal, db := top.client, top.apis, top.workers, top.temporal, top.db
 	nodeA, nodeB := top.nodes[0], top.nodes[1]
 	// The api and worker processes run with the runtime settings the
-	// compose file gives them (one scheduler thread each).
+	// compose file gives them (one scheduler thread each, sysmon kept from
+	// deep sleep).
 	for _, p := range append(slices.Clone(apis), workers...) {
 		environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.cmd.Process.Pid))
 		require.NoError(t, err)
 		require.Contains(t, strings.Split(string(environ), "\x00"), "GOMAXPROCS=1", p.name)
+		require.Contains(t, strings.Split(string(environ), "\x00"), "GODEBUG=schedtrace=3600000", p.name)
 	}
 	q := db.With(context.Background())
 	callNode := func(callID string) string {
