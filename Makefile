@@ -3,9 +3,15 @@ GO ?= go
 
 .PHONY: dev test go-test e2e build delayline build-production vet bench bench-short fuzz chaos
 
+# The Go runtime settings the service runs with (docker-compose.yml gives the
+# api and worker the same): the scheduler trace's side effect, one line on
+# stderr an hour, keeps sysmon from deep sleep and its 20 µs polling after
+# each wake (README, "Deploying").
+RUNTIME_ENV = GODEBUG=schedtrace=3600000
+
 ## dev: run all of Handoff in one process (embedded Temporal + UI, API, worker, media, demo data)
 dev:
-	$(GO) run ./cmd/handoff dev
+	$(RUNTIME_ENV) $(GO) run ./cmd/handoff dev
 
 ## test: the whole test suite: Go (needs PostgreSQL at 127.0.0.1:5432, or HANDOFF_TEST_POSTGRES)
 ## and the browser suite (needs Debian's chromium and Node.js; .ci/run installs what is missing)
@@ -46,14 +52,14 @@ build-production:
 
 ## bench: every figure of BENCHMARKS.md, each beside its floor (about 30 minutes; profiles in artifacts/bench)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 120m -v ./bench/
+	$(RUNTIME_ENV) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 120m -v ./bench/
 	$(GO) test -run '^$$' -bench 'BenchmarkConnectTime|BenchmarkTimeToAdapt' -benchtime 1x -v ./media/
 	$(GO) test -run '^$$' -bench 'BenchmarkTopologyScaling|BenchmarkCrossNodeTransfer' -benchtime 1x -v ./cmd/handoff/
 	$(MAKE) build web/e2e/node_modules/.installed && cd web/e2e && HANDOFF_BIN=$(CURDIR)/bin/handoff node connect-time.bench.mjs
 
 ## bench-short: the same figures from fewer samples, heavier ones on SQLite only (under 10 minutes)
 bench-short:
-	HANDOFF_BENCH=short $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m -v ./bench/
+	$(RUNTIME_ENV) HANDOFF_BENCH=short $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m -v ./bench/
 	$(GO) test -run '^$$' -bench 'BenchmarkConnectTime|BenchmarkTimeToAdapt' -benchtime 1x -v ./media/
 	$(GO) test -run '^$$' -bench 'BenchmarkTopologyScaling|BenchmarkCrossNodeTransfer' -benchtime 1x -v ./cmd/handoff/
 	$(MAKE) build web/e2e/node_modules/.installed && cd web/e2e && HANDOFF_BIN=$(CURDIR)/bin/handoff HANDOFF_BENCH=short node connect-time.bench.mjs
