@@ -118,10 +118,6 @@ func (a *Activities) writer(q store.Queries, clinicID, visitID string, now time.
 // RecordCheckIn writes the visit's projection row, its event and audit row.
 func (a *Activities) RecordCheckIn(ctx context.Context, p CheckInParams) error {
 	return a.tx(ctx, func(q store.Queries) error {
-		room, err := q.Rooms.LiveInClinic(p.RoomID, p.ClinicID)
-		if _, err := found(room, err, "room"); err != nil {
-			return err
-		}
 		now := a.now()
 		// The card is made from the row as written, not read back; the time
 		// to the microsecond, as both databases keep it.
@@ -133,8 +129,10 @@ func (a *Activities) RecordCheckIn(ctx context.Context, p CheckInParams) error {
 		if p.ArrivalRecorded {
 			v.ArrivalInRow = store.ArrivalExpected
 		}
-		created, err := q.Visits.Create(v)
-		if err != nil || !created {
+		// The room is checked in the insert: it may have gone since the
+		// API looked.
+		created, err := q.Visits.CreateInLiveRoom(v)
+		if _, err := found(v, err, "room"); err != nil || !created {
 			return err // not created: an earlier attempt did it all
 		}
 		w := a.writer(q, p.ClinicID, p.VisitID, now)

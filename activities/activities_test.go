@@ -355,3 +355,46 @@ func TestAdmitAfterTheMediaNodeRestarted(t *testing.T) {
 	require.True(t, live)
 	require.ElementsMatch(t, []string{clinic.ProviderParticipant(lee.ID), clinic.PatientParticipant(second)}, members)
 }
+
+// A check-in is written only into a live room of its clinic: the room is
+// checked in the visit's insert, and a refused check-in writes nothing. An
+// attempt repeated after its visit was written is done, even if the room
+// has gone since.
+func TestACheckInIsWrittenOnlyIntoALiveRoomOfItsClinic(t *testing.T) {
+	testdb.Engines(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		w := newWorld(t, dsn)
+		lee := w.rooms["dr-lee"]
+		var elsewhere store.Room
+		for _, r := range w.rooms {
+			if r.ClinicID != lee.ClinicID {
+				elsewhere = r
+				break
+			}
+		}
+		require.NotEmpty(t, elsewhere.ID)
+		attempt := func(id, roomID string) error {
+			return w.acts.RecordCheckIn(ctx, activities.CheckInParams{VisitID: id, ClinicID: lee.ClinicID, RoomID: roomID,
+				PatientName: "Pat Example", TokenHash: uuid.NewString(), CheckedInAt: time.Now().UTC(), ArrivalRecorded: true})
+		}
+		refused := func(roomID string) {
+			t.Helper()
+			id := uuid.NewString()
+			require.Equal(t, string(clinic.NotFound), errType(attempt(id, roomID)))
+			var n int64
+			require.NoError(t, w.db.Gorm().Model(&store.Visit{}).Where("id = ?", id).Count(&n).Error)
+			require.Zero(t, n, "no visit row")
+			require.Empty(t, w.events(id))
+			require.Empty(t, w.audit(id))
+		}
+		refused(elsewhere.ID) // another clinic's room
+
+		id := uuid.NewString()
+		require.NoError(t, attempt(id, lee.ID))
+		require.Equal(t, store.VisitWaiting, w.visit(id).State)
+		require.NoError(t, w.db.Gorm().Model(&store.Room{}).Where("id = ?", lee.ID).Update("deleted_at", time.Now().UTC()).Error)
+		require.NoError(t, attempt(id, lee.ID), "the same check-in again, after its room went away")
+		require.Equal(t, []string{"visit.checked_in"}, w.audit(id))
+		refused(lee.ID) // a new check-in into the deleted room
+	})
+}
