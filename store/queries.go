@@ -137,10 +137,7 @@ func (q Rooms) BySlugWithClinic(slug string) (Room, Clinic, error) {
 		Room   `gorm:"embedded"`
 		Clinic Clinic `gorm:"embedded;embeddedPrefix:clinic__"`
 	}
-	clinicColumns.once.Do(func() {
-		clinicColumns.cols, clinicColumns.err = prefixedColumns(q.c.g, &Clinic{}, "clinics", "clinic__")
-	})
-	cols, err := clinicColumns.cols, clinicColumns.err
+	cols, err := clinicColumns.get(func() (string, error) { return prefixedColumns(q.c.g, &Clinic{}, "clinics", "clinic__") })
 	if err != nil {
 		return Room{}, Clinic{}, err
 	}
@@ -149,24 +146,41 @@ func (q Rooms) BySlugWithClinic(slug string) (Room, Clinic, error) {
 	return row.Room, row.Clinic, err
 }
 
-// clinicColumns is BySlugWithClinic's list of the clinic's columns, built
-// once: the model does not change while the process runs.
-var clinicColumns struct {
-	once sync.Once
-	cols string
-	err  error
+// clinicColumns is BySlugWithClinic's list of the clinic's columns.
+var clinicColumns builtOnce[string]
+
+// builtOnce holds what is built from a model once per process: the model
+// does not change while the process runs.
+type builtOnce[T any] struct {
+	once  sync.Once
+	value T
+	err   error
+}
+
+func (b *builtOnce[T]) get(build func() (T, error)) (T, error) {
+	b.once.Do(func() { b.value, b.err = build() })
+	return b.value, b.err
+}
+
+// modelSchema is gorm's description of model's table.
+func modelSchema(g *gorm.DB, model any) (*schema.Schema, error) {
+	stmt := &gorm.Statement{DB: g}
+	if err := stmt.Parse(model); err != nil {
+		return nil, err
+	}
+	return stmt.Schema, nil
 }
 
 // prefixedColumns lists every column of model's table as "table.col AS
 // <prefix>col", for a struct that embeds the model with that prefix: the
 // list follows the model, so a column added to it is read too.
 func prefixedColumns(g *gorm.DB, model any, table, prefix string) (string, error) {
-	stmt := &gorm.Statement{DB: g}
-	if err := stmt.Parse(model); err != nil {
+	sch, err := modelSchema(g, model)
+	if err != nil {
 		return "", err
 	}
-	cols := make([]string, 0, len(stmt.Schema.DBNames))
-	for _, c := range stmt.Schema.DBNames {
+	cols := make([]string, 0, len(sch.DBNames))
+	for _, c := range sch.DBNames {
 		cols = append(cols, table+"."+c+" AS "+prefix+c)
 	}
 	return strings.Join(cols, ", "), nil
@@ -307,11 +321,10 @@ func (q Visits) Create(v Visit) (bool, error) {
 // room first. Unlike Create it takes every column's value as given (a zero
 // UpdatedAt is written as zero).
 func (q Visits) CreateInLiveRoom(v Visit) (bool, error) {
-	visitInsert.once.Do(func() { visitInsert.cols, visitInsert.err = creatableColumns(q.c.g, &Visit{}) })
-	if visitInsert.err != nil {
-		return false, visitInsert.err
+	cols, err := visitColumns.get(func() ([]*schema.Field, error) { return creatableColumns(q.c.g, &Visit{}) })
+	if err != nil {
+		return false, err
 	}
-	cols := visitInsert.cols
 	args := make([]any, 0, len(cols)+2)
 	row := reflect.ValueOf(&v).Elem()
 	for _, f := range cols {
@@ -336,22 +349,18 @@ func (q Visits) CreateInLiveRoom(v Visit) (bool, error) {
 	return false, nil
 }
 
-// visitInsert is CreateInLiveRoom's list of the visit's columns, built once.
-var visitInsert struct {
-	once sync.Once
-	cols []*schema.Field
-	err  error
-}
+// visitColumns is CreateInLiveRoom's list of the visit's columns.
+var visitColumns builtOnce[[]*schema.Field]
 
 // creatableColumns lists the fields of model written when a row is created:
 // the list follows the model, so a column added to it is written too.
 func creatableColumns(g *gorm.DB, model any) ([]*schema.Field, error) {
-	stmt := &gorm.Statement{DB: g}
-	if err := stmt.Parse(model); err != nil {
+	sch, err := modelSchema(g, model)
+	if err != nil {
 		return nil, err
 	}
 	var out []*schema.Field
-	for _, f := range stmt.Schema.Fields {
+	for _, f := range sch.Fields {
 		if f.DBName != "" && f.Creatable {
 			out = append(out, f)
 		}
