@@ -107,6 +107,9 @@ type estimators = byConnection[cc.BandwidthEstimator]
 type downlink struct {
 	est  cc.BandwidthEstimator
 	pace *pacer
+	// name is its participant's, for the trace: a call's downlinks trace
+	// side by side.
+	name string
 
 	mu       sync.Mutex
 	last     int       // the estimator's last target
@@ -136,8 +139,8 @@ type downlink struct {
 	nextProbe time.Time
 }
 
-func newDownlink(est cc.BandwidthEstimator, pace *pacer) *downlink {
-	dl := &downlink{est: est, pace: pace, last: initialEstimate, probeWait: probeFirstWait, nextProbe: time.Now().Add(time.Second)}
+func newDownlink(name string, est cc.BandwidthEstimator, pace *pacer) *downlink {
+	dl := &downlink{name: name, est: est, pace: pace, last: initialEstimate, probeWait: probeFirstWait, nextProbe: time.Now().Add(time.Second)}
 	if est != nil {
 		est.OnTargetBitrateChange(dl.targetChanged)
 	}
@@ -153,11 +156,11 @@ func (dl *downlink) targetChanged(bitrate int) {
 		backsOff = backingOff(st)
 		loss, _ := st["averageLoss"].(float64)
 		lossy = loss > probeMaxLoss
-		trace("target %d: loss %.3f usage %v state %v", bitrate, st["averageLoss"], st["usage"], st["state"])
+		dl.trace("target %d: loss %.3f usage %v state %v", bitrate, st["averageLoss"], st["usage"], st["state"])
 	}
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
-	trace("target %d (was %d)", bitrate, dl.last)
+	dl.trace("target %d (was %d)", bitrate, dl.last)
 	switch {
 	case !backsOff:
 		// GCC also lowers its target while it increases: never above 1.5×
@@ -184,7 +187,7 @@ func (dl *downlink) targetChanged(bitrate int) {
 		// estimate it fell from) counts as carried until the link shows
 		// loss (observeLoss) or a drop while it is used. No layer goes up
 		// for upHold.
-		trace("drop on a trickle: %d spent, keeps it", dl.spent)
+		dl.trace("drop on a trickle: %d spent, keeps it", dl.spent)
 		dl.lastDrop = time.Now()
 		dl.carried = max(dl.carried, min(dl.last, 2*dl.spent))
 	case float64(bitrate) < dropFactor*float64(dl.last):
@@ -257,14 +260,14 @@ func (dl *downlink) settleProbe(now time.Time, m *Metrics) {
 		return
 	}
 	if dl.probeDrop || dl.probeLoss > probeMaxLoss {
-		trace("probe %d failed: drop=%v loss=%.3f", dl.probeRate, dl.probeDrop, dl.probeLoss)
+		dl.trace("probe %d failed: drop=%v loss=%.3f", dl.probeRate, dl.probeDrop, dl.probeLoss)
 		m.ProbesFailed.Add(1)
 		dl.carried = max(dl.carried, dl.preProbe)
 		dl.probeQuiet = now.Add(probeAftermath)
 		dl.probeWait = min(2*dl.probeWait, probeMaxWait)
 		dl.nextProbe = now.Add(dl.probeWait)
 	} else {
-		trace("probe %d ok", dl.probeRate)
+		dl.trace("probe %d ok", dl.probeRate)
 		m.ProbesSucceeded.Add(1)
 		dl.probed = max(dl.probed, dl.probeRate)
 		dl.probeWait = probeFirstWait
@@ -323,7 +326,7 @@ func (dl *downlink) cutShortIfOverloaded(now time.Time) bool {
 	if dl.probeRate == 0 {
 		return false
 	}
-	trace("probe %d failed early: overuse", dl.probeRate)
+	dl.trace("probe %d failed early: overuse", dl.probeRate)
 	dl.probeDrop, dl.congestedOnce = true, true
 	if now.Before(dl.probeEnd) {
 		dl.probeEnd = now
@@ -341,7 +344,7 @@ func (dl *downlink) startProbe(now time.Time, rate, spending int) bool {
 	if dl.probeRate != 0 || now.Before(dl.nextProbe) || now.Sub(dl.lastDrop) < upHold {
 		return false
 	}
-	trace("probe start %d", rate)
+	dl.trace("probe start %d", rate)
 	dl.probeEnd, dl.probeRate, dl.probeLoss, dl.probeDrop, dl.probeFrom = now.Add(probeLength), rate, 0, false, dl.last
 	dl.preProbe = spending
 	return true
@@ -555,7 +558,7 @@ func (s *SFU) allocateLocked(sess *session, now time.Time) {
 			est = dl.est.GetTargetBitrate()
 		}
 		dl.mu.Lock()
-		trace("alloc est=%d carried=%d probed=%d avail=%d budget=%d choice=%v fits=%v cur=%v tgt=%v steady=%v paused=%v probe=%d loss=%.3f rates=%v screens=%d spend=%d",
+		dl.trace("alloc est=%d carried=%d probed=%d avail=%d budget=%d choice=%v fits=%v cur=%v tgt=%v steady=%v paused=%v probe=%d loss=%.3f rates=%v screens=%d spend=%d",
 			est, dl.carried, dl.probed, available, budget, choice, fits, cur, tgt, steady, sess.videoPaused, dl.probeRate, dl.probeLoss, rates, screenCost, spend)
 		dl.mu.Unlock()
 	}
@@ -764,8 +767,8 @@ func (s *SFU) padProbes(now time.Time) {
 // (with HANDOFF_NETLAB_LOG=1, a lab node's stderr reaches the test log).
 var traceOn = os.Getenv("HANDOFF_MEDIA_TRACE") != ""
 
-func trace(format string, args ...any) {
+func (dl *downlink) trace(format string, args ...any) {
 	if traceOn {
-		fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
+		fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000 ")+dl.name+" "+format+"\n", args...)
 	}
 }

@@ -240,7 +240,7 @@ func (s *SFU) open(id string, ws *websocket.Conn) (*session, error) {
 		old.close()
 	}
 
-	sess.downlink = newDownlink(s.estimators.take(pc.ID()), s.pacers.take(pc.ID()))
+	sess.downlink = newDownlink(sess.id, s.estimators.take(pc.ID()), s.pacers.take(pc.ID()))
 	// One audio m-line, then one per camera layer: full, half, quarter,
 	// then one for a shared screen. A page that sends one video sends it on
 	// the first (the full layer).

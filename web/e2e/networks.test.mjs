@@ -20,7 +20,7 @@ before(async () => {
   net.far = net.host('far', '198.18.6');
   await net.delayDownlink(net.far, 80);
   net.dropUDP(net.clinic);
-  site = await startSite({ netns: { ns: server, host: '198.18.1.1' }, devArgs: ['--ice-udp-port', '7882', '--ice-tcp-port', '7881'] });
+  site = await startSite({ netns: { ns: server, host: '198.18.1.1' }, devArgs: ['--ice-udp-port', '7882', '--ice-tcp-port', '7881'], trace: true });
 });
 after(async () => { await site?.stop(); net?.remove(); });
 // Each test's pages close after it: on two cores an earlier call left
@@ -161,11 +161,15 @@ test('a patient whose link falls to 300 kbit/s with 80 ms of delay gets a smalle
     return w >= 640;
   }, null, { timeout: 10000 }).catch(() => {});
   const fullWidth = await frameWidth(patient);
+  // The media node's allocator trace of the patient's downlink, for a
+  // failure: its estimate, probes and layer choices.
+  const participant = await patient.evaluate(() => window.handoff.media.last?.participant);
+  const traced = () => `\nthe node's trace of ${participant}:\n${site.logTail(participant)}`;
   try {
     net.limitDownlink(net.far, 300);
     const limited = Date.now();
     await patient.waitForFunction(() => ['half', 'quarter'].includes(window.handoff.media.link?.layer), null, { timeout: 5000 })
-      .catch(async () => { throw new Error(`no lower layer within 5 s of the link falling to 300 kbit/s: ${JSON.stringify(await patient.evaluate(() => window.handoff.media.link))}`); });
+      .catch(async () => { throw new Error(`no lower layer within 5 s of the link falling to 300 kbit/s: ${JSON.stringify(await patient.evaluate(() => window.handoff.media.link))}${traced()}`); });
     const switched = Date.now() - limited;
     await patient.waitForFunction(async (full) => {
       let w = 0;
@@ -194,8 +198,8 @@ test('a patient whose link falls to 300 kbit/s with 80 ms of delay gets a smalle
     });
     console.log(`300 kbit/s, 80 ms: lower layer ${switched} ms after the limit, narrower frames (${fullWidth} → ${await frameWidth(patient)}) at ${smaller} ms; over 30 s the longest audio gap seen was ${Math.round(audio.maxGap)} ms (${audio.samples} samples; layers ${audio.layers.join(', ')}; paused ${Math.round(100 * audio.pausedShare)} % of the time)`);
     assert.ok(audio.maxGap > 0, `no audio arrival times were read: ${JSON.stringify(audio)}`);
-    assert.ok(audio.maxGap <= 200, `the sound broke off for ${Math.round(audio.maxGap)} ms on the 300 kbit/s link`);
-    assert.ok(!audio.layers.includes('full'), `the full size came back on a 300 kbit/s link: ${audio.layers}`);
+    assert.ok(audio.maxGap <= 200, `the sound broke off for ${Math.round(audio.maxGap)} ms on the 300 kbit/s link${traced()}`);
+    assert.ok(!audio.layers.includes('full'), `the full size came back on a 300 kbit/s link: ${audio.layers}${traced()}`);
     await hears(patient, 'the patient on the slow link');
     assert.equal(await patient.locator('#remote video[data-screen]').count(), 0, 'the patient is shown a shared screen though nobody shares');
   } finally {

@@ -21,7 +21,13 @@ const heartbeat = () => new Promise((r) => setTimeout(r, 2500)); // a node's nex
 
 async function reconnected(page, label) {
   await page.waitForFunction(() => window.handoff.media && window.handoff.media.reconnects >= 1 && !window.handoff.media.reconnecting,
-    null, { timeout: 30000 }).catch(() => { throw new Error(`${label} did not reconnect`); });
+    null, { timeout: 30000 }).catch(async () => {
+    const media = await page.evaluate(() => {
+      const m = window.handoff.media;
+      return m && { reconnects: m.reconnects, reconnecting: m.reconnecting, attempts: m.attempts, moves: m.moves, inCall: m.inCall, node: m.last && m.last.url };
+    }).catch((e) => e.message);
+    throw new Error(`${label} did not reconnect: ${JSON.stringify(media)}; its console:\n${page.recent.join('\n')}`);
+  });
 }
 
 test('admitted and transferred into calls on another node: the patient page follows without a reload', async () => {

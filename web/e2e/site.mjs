@@ -84,7 +84,11 @@ function postgresDB() {
 // drainTimeout }] runs no built-in media node: dev keeps its app database
 // in PostgreSQL and places calls on these `handoff media --db` processes
 // (site.nodes[id]), as a cluster does.
-export async function startSite({ externalMedia = false, netns = null, devArgs = [], nodes = null } = {}) {
+//
+// trace: true turns on the built-in media node's allocator trace
+// (HANDOFF_MEDIA_TRACE) and keeps dev's last stderr lines for
+// site.logTail, for a media test's failure message.
+export async function startSite({ externalMedia = false, netns = null, devArgs = [], nodes = null, trace = false } = {}) {
   const bin = process.env.HANDOFF_BIN || new URL('../../bin/handoff', import.meta.url).pathname;
   if (!existsSync(bin)) throw new Error(`no handoff binary at ${bin}: run make build`);
   const [api, media, temporal, ui, internal] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
@@ -99,10 +103,22 @@ export async function startSite({ externalMedia = false, netns = null, devArgs =
   }
   if (netns) devCmd.push('--host', netns.host);
   const [cmd, ...cmdArgs] = netns ? ['ip', 'netns', 'exec', netns.ns, ...devCmd] : devCmd;
+  if (trace) env.HANDOFF_MEDIA_TRACE = '1';
   const proc = spawn(cmd, cmdArgs, {
     env,
-    stdio: ['ignore', 'pipe', process.env.HANDOFF_E2E_LOG ? 'inherit' : 'ignore'],
+    stdio: ['ignore', 'pipe', trace ? 'pipe' : process.env.HANDOFF_E2E_LOG ? 'inherit' : 'ignore'],
   });
+  const logLines = [];
+  if (trace) {
+    let partial = '';
+    proc.stderr.on('data', (d) => {
+      const lines = (partial + d).split('\n');
+      partial = lines.pop();
+      logLines.push(...lines);
+      if (logLines.length > 4000) logLines.splice(0, logLines.length - 4000);
+      if (process.env.HANDOFF_E2E_LOG) process.stderr.write(lines.map((l) => l + '\n').join(''));
+    });
+  }
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('handoff dev did not start in 2 minutes')), 120000);
     let out = '';
@@ -140,6 +156,8 @@ export async function startSite({ externalMedia = false, netns = null, devArgs =
     mediaPort: media,
     media: node,
     nodes: registered,
+    // logTail is dev's last n stderr lines that contain text (trace: true).
+    logTail(text, n = 60) { return logLines.filter((l) => l.includes(text)).slice(-n).join('\n'); },
     // person opens a window for name; options.browserArgs gives it its own
     // browser with those flags, options.permissions what it grants.
     async person(name, { browserArgs, permissions = ['camera', 'microphone'], netns: ns, locale } = {}) {
@@ -156,7 +174,15 @@ export async function startSite({ externalMedia = false, netns = null, devArgs =
       await context.grantPermissions(permissions);
       const page = await context.newPage();
       page.on('pageerror', (e) => console.error(`[${name}] page error:`, e.message));
-      if (process.env.HANDOFF_E2E_LOG) page.on('console', (m) => console.error(`[${name}] ${m.type()}: ${m.text()}`));
+      // The page's last console lines, for a failure's message: a media
+      // reconnect that keeps failing says why only there.
+      page.recent = [];
+      page.on('console', (m) => {
+        const line = `${new Date().toISOString().slice(11, 23)} ${m.type()}: ${m.text()}`;
+        page.recent.push(line);
+        if (page.recent.length > 40) page.recent.shift();
+        if (process.env.HANDOFF_E2E_LOG) console.error(`[${name}] ${line}`);
+      });
       page.shot = async (step) => page.screenshot({ path: join(artifacts, `${String(++shot).padStart(2, '0')}-${name}-${step}.png`), fullPage: true });
       return page;
     },
