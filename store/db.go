@@ -20,7 +20,6 @@ import (
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
-	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
 )
 
 // Dialect names the SQL engine behind a DSN.
@@ -129,21 +128,18 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			return nil, fmt.Errorf("cannot create the SQLite database: %w", err)
 		}
 		_ = f.Close()
-		// GORM's SQLite dialect over modernc's pure-Go driver: the same driver the
-		// embedded Temporal server registers, so both share one registration.
-		dialector = sqlite.New(sqlite.Config{DriverName: "sqlite", DSN: driverDSN})
+		// GORM's SQLite dialect over modernc's pure-Go driver (the one the
+		// embedded Temporal server uses), with each connection keeping the
+		// statements it prepared (sqlitestmts.go).
+		dialector = sqlite.New(sqlite.Config{DriverName: sqliteDriverName, DSN: driverDSN})
 	}
 	gdb, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 logger.Discard, // queries carry patient data; never log them
 		SkipDefaultTransaction: true,
 		NowFunc:                func() time.Time { return time.Now().UTC() },
 		TranslateError:         true,
-		// SQLite parses and plans every statement it is given; keeping the
-		// prepared ones spares that on each call (PostgreSQL's driver keeps
-		// its own). Bounded, since some statements are built per call.
-		PrepareStmt:        dialect == SQLite,
-		PrepareStmtMaxSize: 500,
-		PrepareStmtTTL:     time.Hour,
+		// No GORM statement cache: SQLite's connections keep their own
+		// (sqlitestmts.go), PostgreSQL's driver too.
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot connect to %s database %s: %w", dialect, Redact(dsn), err)
