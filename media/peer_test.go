@@ -230,6 +230,12 @@ func TestNoLeaksOverAttachDetachCycles(t *testing.T) {
 	doctor.NoErrors(t)
 }
 
+// Everyone in a call of eight hears and sees the seven others. The limit
+// is 30 s, not ReceivesFrom's 10: the eight peers and the node share one
+// test process, and each of the 56 down-tracks waits for its publisher's
+// next keyframe; on an idle 2-core machine all of them flowed after 0.9 to
+// 7.8 s, and with another process keeping one core busy one peer of four
+// runs still lacked video from some after 10 s (as once in CI).
 func TestGroupOfEight(t *testing.T) {
 	n := newNode(t)
 	var peers []*mediatest.Peer
@@ -244,7 +250,7 @@ func TestGroupOfEight(t *testing.T) {
 				others = append(others, o)
 			}
 		}
-		p.ReceivesFrom(t, others...)
+		p.ReceivesFromWithin(t, 30*time.Second, others...)
 		p.NoErrors(t)
 	}
 }

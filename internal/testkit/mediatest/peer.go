@@ -594,6 +594,12 @@ func (p *Peer) Close() {
 // ReceivesFrom waits until p gets audio and video from each of the others.
 func (p *Peer) ReceivesFrom(t *testing.T, others ...*Peer) {
 	t.Helper()
+	p.ReceivesFromWithin(t, 10*time.Second, others...)
+}
+
+// ReceivesFromWithin is ReceivesFrom with its own time limit.
+func (p *Peer) ReceivesFromWithin(t *testing.T, limit time.Duration, others ...*Peer) {
+	t.Helper()
 	receives := func() bool {
 		for _, o := range others {
 			if p.Count(o.Tag, "audio") < 5 || p.Count(o.Tag, "video") < 2 {
@@ -602,9 +608,9 @@ func (p *Peer) ReceivesFrom(t *testing.T, others ...*Peer) {
 		}
 		return true
 	}
-	for deadline := time.Now().Add(10 * time.Second); !receives(); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(limit); !receives(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s should receive from %d others within 10s (%s)", p.ID, len(others), p.state())
+			t.Fatalf("%s should receive from %d others within %s (%s)", p.ID, len(others), limit, p.state())
 		}
 	}
 }
