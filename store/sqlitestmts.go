@@ -43,7 +43,12 @@ func (d cachingDriver) Open(name string) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cachingConn{Conn: c, byQuery: map[string]*list.Element{}, lru: list.New()}, nil
+	bc, ok := c.(sqliteConn)
+	if !ok {
+		_ = c.Close()
+		return nil, errors.New("store: the SQLite driver's connection lacks an interface database/sql uses")
+	}
+	return &cachingConn{sqliteConn: bc, byQuery: map[string]*list.Element{}, lru: list.New()}, nil
 }
 
 // The interfaces of modernc's connection that database/sql uses, all of
@@ -65,23 +70,15 @@ type sqliteConn interface {
 // inside a loop over the same query's rows) is not shared: that run gets a
 // statement of its own, closed after it.
 type cachingConn struct {
-	driver.Conn
-	byQuery map[string]*list.Element // of *cachedStmt
-	lru     *list.List               // most recently used first
+	sqliteConn                          // modernc's, for all the cache does not change
+	byQuery    map[string]*list.Element // of *cachedStmt
+	lru        *list.List               // most recently used first
 }
 
 type cachedStmt struct {
 	query string
 	stmt  driver.Stmt
 	busy  bool // its rows are open
-}
-
-func (c *cachingConn) base() (sqliteConn, error) {
-	bc, ok := c.Conn.(sqliteConn)
-	if !ok {
-		return nil, errors.New("store: the SQLite driver's connection lacks an interface database/sql uses")
-	}
-	return bc, nil
 }
 
 // cached is query's statement, prepared now if the cache has none or its
@@ -94,11 +91,7 @@ func (c *cachingConn) cached(ctx context.Context, query string) (cs *cachedStmt,
 			return cs, false, nil
 		}
 	}
-	bc, err := c.base()
-	if err != nil {
-		return nil, false, err
-	}
-	st, err := bc.PrepareContext(ctx, query)
+	st, err := c.sqliteConn.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, false, err
 	}
@@ -222,45 +215,7 @@ func (r *cachedRows) ColumnTypeScanType(i int) reflect.Type {
 	return reflect.TypeFor[any]()
 }
 
-// The rest is modernc's connection as it is.
-
-func (c *cachingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	bc, err := c.base()
-	if err != nil {
-		return nil, err
-	}
-	return bc.PrepareContext(ctx, query)
-}
-
-func (c *cachingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	bc, err := c.base()
-	if err != nil {
-		return nil, err
-	}
-	return bc.BeginTx(ctx, opts)
-}
-
-func (c *cachingConn) Ping(ctx context.Context) error {
-	bc, err := c.base()
-	if err != nil {
-		return err
-	}
-	return bc.Ping(ctx)
-}
-
-func (c *cachingConn) ResetSession(ctx context.Context) error {
-	bc, err := c.base()
-	if err != nil {
-		return err
-	}
-	return bc.ResetSession(ctx)
-}
-
-func (c *cachingConn) IsValid() bool {
-	bc, err := c.base()
-	return err == nil && bc.IsValid()
-}
-
+// Close closes the cached statements, then the connection.
 func (c *cachingConn) Close() error {
 	for e := c.lru.Front(); e != nil; e = e.Next() {
 		if cs := e.Value.(*cachedStmt); !cs.busy {
@@ -268,5 +223,5 @@ func (c *cachingConn) Close() error {
 		}
 	}
 	c.byQuery, c.lru = map[string]*list.Element{}, list.New()
-	return c.Conn.Close()
+	return c.sqliteConn.Close()
 }
